@@ -1,0 +1,221 @@
+"""CPU drivers: ``prange`` loops that run the per-pixel kernels of :mod:`stn_numba._kernels`.
+
+Every driver parallelises over ``N × rows`` (``N × D × H`` in 3-D), so one large
+image still uses every core. The arrays are contiguous and already validated by
+:mod:`stn_numba.functional`; ``fused=True`` takes the sampling points from ``theta``
+(warp_affine), otherwise from ``grid`` (the unused one is an empty placeholder).
+
+Backward, race-free and deterministic:
+
+* the grid/θ gradient is a gather per output pixel (no shared writes); θ's is
+  summed per output row into ``rowacc`` and then reduced in a fixed order;
+* the input gradient is a scatter. Each task owns a band of input rows
+  (``scatter_*``) and walks the output pixels of its sample in raster order, adding
+  only the taps that land in its band. Every input element therefore receives its
+  contributions in the same order whatever the number of bands, so the result is
+  bit-identical for any thread count, and the bands can follow the thread count.
+"""
+
+from numba import prange
+
+from ._kernels import (
+    accumulate_theta_2d,
+    accumulate_theta_3d,
+    grad_point_2d,
+    grad_point_3d,
+    grid_point_2d,
+    grid_point_3d,
+    sample_2d,
+    sample_3d,
+    scatter_2d,
+    scatter_3d,
+)
+from ._jit import driver
+
+# ----------------------------------------------------------------------------
+# affine_grid
+# ----------------------------------------------------------------------------
+
+
+@driver
+def affine_grid_2d(theta, grid, align_corners):
+    N, Ho, Wo = grid.shape[0], grid.shape[1], grid.shape[2]
+    for job in prange(N * Ho):
+        n = job // Ho
+        h = job - n * Ho
+        for w in range(Wo):
+            gx, gy = grid_point_2d(grid, theta, True, n, h, w, Ho, Wo, align_corners)
+            grid[n, h, w, 0] = gx
+            grid[n, h, w, 1] = gy
+
+
+@driver
+def affine_grid_3d(theta, grid, align_corners):
+    N, Do, Ho, Wo = grid.shape[0], grid.shape[1], grid.shape[2], grid.shape[3]
+    for job in prange(N * Do * Ho):
+        n = job // (Do * Ho)
+        r = job - n * (Do * Ho)
+        d = r // Ho
+        h = r - d * Ho
+        for w in range(Wo):
+            gx, gy, gz = grid_point_3d(grid, theta, True, n, d, h, w, Do, Ho, Wo, align_corners)
+            grid[n, d, h, w, 0] = gx
+            grid[n, d, h, w, 1] = gy
+            grid[n, d, h, w, 2] = gz
+
+
+@driver
+def affine_grid_backward_2d(ggrid, rowacc, align_corners):
+    """rowacc[n * Ho + h] = Σ_w ggrid[n, h, w] ⊗ (x_w, y_h, 1), flattened to 6 values."""
+    N, Ho, Wo = ggrid.shape[0], ggrid.shape[1], ggrid.shape[2]
+    for job in prange(N * Ho):
+        n = job // Ho
+        h = job - n * Ho
+        for k in range(6):
+            rowacc[job, k] = 0.0
+        for w in range(Wo):
+            accumulate_theta_2d(rowacc, job, ggrid[n, h, w, 0], ggrid[n, h, w, 1], w, h, Wo, Ho, align_corners)
+
+
+@driver
+def affine_grid_backward_3d(ggrid, rowacc, align_corners):
+    N, Do, Ho, Wo = ggrid.shape[0], ggrid.shape[1], ggrid.shape[2], ggrid.shape[3]
+    for job in prange(N * Do * Ho):
+        n = job // (Do * Ho)
+        r = job - n * (Do * Ho)
+        d = r // Ho
+        h = r - d * Ho
+        for k in range(12):
+            rowacc[job, k] = 0.0
+        for w in range(Wo):
+            accumulate_theta_3d(
+                rowacc, job, ggrid[n, d, h, w, 0], ggrid[n, d, h, w, 1], ggrid[n, d, h, w, 2],
+                w, h, d, Wo, Ho, Do, align_corners,
+            )  # fmt: skip
+
+
+# ----------------------------------------------------------------------------
+# grid_sample / warp_affine forward
+# ----------------------------------------------------------------------------
+
+
+@driver
+def sample_2d_cpu(inp, grid, theta, fused, out, mode, padding_mode, align_corners):
+    N, Ho, Wo = out.shape[0], out.shape[2], out.shape[3]
+    for job in prange(N * Ho):
+        n = job // Ho
+        h = job - n * Ho
+        for w in range(Wo):
+            gx, gy = grid_point_2d(grid, theta, fused, n, h, w, Ho, Wo, align_corners)
+            sample_2d(inp, out, n, h, w, gx, gy, mode, padding_mode, align_corners)
+
+
+@driver
+def sample_3d_cpu(inp, grid, theta, fused, out, mode, padding_mode, align_corners):
+    N, Do, Ho, Wo = out.shape[0], out.shape[2], out.shape[3], out.shape[4]
+    for job in prange(N * Do * Ho):
+        n = job // (Do * Ho)
+        r = job - n * (Do * Ho)
+        d = r // Ho
+        h = r - d * Ho
+        for w in range(Wo):
+            gx, gy, gz = grid_point_3d(grid, theta, fused, n, d, h, w, Do, Ho, Wo, align_corners)
+            sample_3d(inp, out, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners)
+
+
+# ----------------------------------------------------------------------------
+# Backward: grid / θ gradient (gather, one task per output row)
+# ----------------------------------------------------------------------------
+
+
+@driver
+def grad_points_2d_cpu(
+    inp, gout, grid, theta, fused, ggrid, rowacc, mode, padding_mode, align_corners
+):
+    """Grid gradient into ``ggrid`` (grid path) or θ row sums into ``rowacc`` (fused)."""
+    N, Ho, Wo = gout.shape[0], gout.shape[2], gout.shape[3]
+    for job in prange(N * Ho):
+        n = job // Ho
+        h = job - n * Ho
+        if fused:
+            for k in range(6):
+                rowacc[job, k] = 0.0
+        for w in range(Wo):
+            gx, gy = grid_point_2d(grid, theta, fused, n, h, w, Ho, Wo, align_corners)
+            ggx, ggy = grad_point_2d(
+                inp, gout, n, h, w, gx, gy, mode, padding_mode, align_corners
+            )
+            if fused:
+                accumulate_theta_2d(rowacc, job, ggx, ggy, w, h, Wo, Ho, align_corners)
+            else:
+                ggrid[n, h, w, 0] = ggx
+                ggrid[n, h, w, 1] = ggy
+
+
+@driver
+def grad_points_3d_cpu(
+    inp, gout, grid, theta, fused, ggrid, rowacc, mode, padding_mode, align_corners
+):
+    N, Do, Ho, Wo = gout.shape[0], gout.shape[2], gout.shape[3], gout.shape[4]
+    for job in prange(N * Do * Ho):
+        n = job // (Do * Ho)
+        r = job - n * (Do * Ho)
+        d = r // Ho
+        h = r - d * Ho
+        if fused:
+            for k in range(12):
+                rowacc[job, k] = 0.0
+        for w in range(Wo):
+            gx, gy, gz = grid_point_3d(grid, theta, fused, n, d, h, w, Do, Ho, Wo, align_corners)
+            ggx, ggy, ggz = grad_point_3d(
+                inp, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners
+            )
+            if fused:
+                accumulate_theta_3d(rowacc, job, ggx, ggy, ggz, w, h, d, Wo, Ho, Do, align_corners)
+            else:
+                ggrid[n, d, h, w, 0] = ggx
+                ggrid[n, d, h, w, 1] = ggy
+                ggrid[n, d, h, w, 2] = ggz
+
+
+# ----------------------------------------------------------------------------
+# Backward: input gradient (banded scatter, deterministic)
+# ----------------------------------------------------------------------------
+
+
+@driver
+def scatter_2d_cpu(gout, grid, theta, fused, gin, bands, mode, padding_mode, align_corners):
+    """gin (zeroed) += the input gradient; task (n, k) owns input rows of band k."""
+    N, Hin = gin.shape[0], gin.shape[2]
+    Ho, Wo = gout.shape[2], gout.shape[3]
+    for job in prange(N * bands):
+        n = job // bands
+        k = job - n * bands
+        r0 = (k * Hin) // bands
+        r1 = ((k + 1) * Hin) // bands
+        for h in range(Ho):
+            for w in range(Wo):
+                gx, gy = grid_point_2d(grid, theta, fused, n, h, w, Ho, Wo, align_corners)
+                scatter_2d(gin, gout, n, h, w, gx, gy, mode, padding_mode, align_corners, r0, r1)
+
+
+@driver
+def scatter_3d_cpu(gout, grid, theta, fused, gin, bands, mode, padding_mode, align_corners):
+    """gin (zeroed) += the input gradient; task (n, k) owns input depth slices of band k."""
+    N, Din = gin.shape[0], gin.shape[2]
+    Do, Ho, Wo = gout.shape[2], gout.shape[3], gout.shape[4]
+    for job in prange(N * bands):
+        n = job // bands
+        k = job - n * bands
+        s0 = (k * Din) // bands
+        s1 = ((k + 1) * Din) // bands
+        for d in range(Do):
+            for h in range(Ho):
+                for w in range(Wo):
+                    gx, gy, gz = grid_point_3d(
+                        grid, theta, fused, n, d, h, w, Do, Ho, Wo, align_corners
+                    )
+                    scatter_3d(
+                        gin, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners,
+                        s0, s1,
+                    )  # fmt: skip

@@ -1,0 +1,32 @@
+"""Every JIT option of the package, in one place.
+
+* ``cache=True``: compiled machine code is kept on disk, so a new process does not
+  pay for compilation again.
+* ``fastmath=False``: gradients and the PyTorch parity need IEEE arithmetic
+  (no reassociation, no flush-to-zero, NaN checks that work).
+* ``error_model="numpy"``: a division by zero yields inf/NaN instead of raising
+  from inside a kernel; the coordinate code guards non-finite values itself.
+* ``boundscheck=False``: every index is bounds-checked by the math in
+  :mod:`stn_numba._coords` before it is used.
+
+Nothing is compiled at import time: the decorators are lazy, and each
+specialisation (float32/float64, 2-D/3-D) compiles on first use.
+"""
+
+import numba
+
+JIT_OPTIONS = {
+    "cache": True,
+    "fastmath": False,
+    "error_model": "numpy",
+    "boundscheck": False,
+    "nogil": True,
+}
+
+#: Scalar and per-pixel functions. They use only ``math`` and scalar/array
+#: indexing, so the CUDA kernels can call them too (Numba compiles an ``njit``
+#: function for the device when a CUDA kernel calls it).
+kernel = numba.njit(**JIT_OPTIONS)
+
+#: CPU drivers: the ``prange`` loops over pixels that call the kernels.
+driver = numba.njit(parallel=True, **JIT_OPTIONS)

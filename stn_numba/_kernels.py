@@ -1,0 +1,481 @@
+"""Per-pixel kernels: one output pixel's sample, coordinate gradient and input-gradient scatter.
+
+Each function handles one output pixel ``(n, h, w)`` (or ``(n, d, h, w)``) and all
+of its channels, for every interpolation mode; the padding, unnormalising and
+weights come from :mod:`stn_numba._coords`. The CPU drivers in
+:mod:`stn_numba._cpu` call them from ``prange`` loops; the CUDA kernels call
+the same functions, one thread per output pixel.
+
+Layout: input ``(N, C, H, W)`` / ``(N, C, D, H, W)``, contiguous; ``(gx, gy[, gz])``
+are the normalised grid values of the pixel, already read from the grid or
+computed from θ (:func:`grid_point_2d`).
+
+Where each mode's math lives:
+
+* bilinear / trilinear: ``_bilinear_*``/``_trilinear_*`` below;
+* nearest: ``_nearest_*`` below;
+* bicubic (2-D only): ``_bicubic_*`` below;
+* padding and unnormalising (all modes): :mod:`stn_numba._coords`.
+"""
+
+from ._coords import (
+    base_coord,
+    cubic_weight_grads,
+    cubic_weights,
+    floor_index,
+    inside,
+    nearest_index,
+    source_index,
+    tap_index,
+    unnormalize,
+)
+from ._jit import kernel
+from ._modes import BICUBIC, NEAREST
+
+# ----------------------------------------------------------------------------
+# Where an output pixel reads from: the grid, or θ applied to the base grid.
+# ----------------------------------------------------------------------------
+
+
+@kernel
+def grid_point_2d(grid, theta, fused, n, h, w, Ho, Wo, align_corners):
+    """Normalised source point (gx, gy) of output pixel (n, h, w), as float64."""
+    if fused:
+        xb = base_coord(w, Wo, align_corners)
+        yb = base_coord(h, Ho, align_corners)
+        gx = theta[n, 0, 0] * xb + theta[n, 0, 1] * yb + theta[n, 0, 2]
+        gy = theta[n, 1, 0] * xb + theta[n, 1, 1] * yb + theta[n, 1, 2]
+        return float(gx), float(gy)
+    return float(grid[n, h, w, 0]), float(grid[n, h, w, 1])
+
+
+@kernel
+def grid_point_3d(grid, theta, fused, n, d, h, w, Do, Ho, Wo, align_corners):
+    """Normalised source point (gx, gy, gz) of output voxel (n, d, h, w), as float64."""
+    if fused:
+        xb = base_coord(w, Wo, align_corners)
+        yb = base_coord(h, Ho, align_corners)
+        zb = base_coord(d, Do, align_corners)
+        gx = theta[n, 0, 0] * xb + theta[n, 0, 1] * yb + theta[n, 0, 2] * zb + theta[n, 0, 3]
+        gy = theta[n, 1, 0] * xb + theta[n, 1, 1] * yb + theta[n, 1, 2] * zb + theta[n, 1, 3]
+        gz = theta[n, 2, 0] * xb + theta[n, 2, 1] * yb + theta[n, 2, 2] * zb + theta[n, 2, 3]
+        return float(gx), float(gy), float(gz)
+    return float(grid[n, d, h, w, 0]), float(grid[n, d, h, w, 1]), float(grid[n, d, h, w, 2])
+
+
+# ----------------------------------------------------------------------------
+# 2-D helpers
+# ----------------------------------------------------------------------------
+
+
+@kernel
+def _value_2d(inp, n, c, y, x):
+    """input[n, c, y, x], or 0 when (y, x) is outside (index -1 means outside too)."""
+    if inside(y, inp.shape[2]) and inside(x, inp.shape[3]):
+        return float(inp[n, c, y, x])
+    return 0.0
+
+
+@kernel
+def _cubic_taps(g, size, padding_mode, align_corners):
+    """Bicubic along one axis: 4 tap indices (-1 = outside), weights, weight grads, d/dg."""
+    i, scale, _ = unnormalize(g, size, align_corners)
+    i0, t = floor_index(i)
+    fi = float(i0)
+    ia = tap_index(fi - 1.0, size, padding_mode, align_corners)
+    ib = tap_index(fi, size, padding_mode, align_corners)
+    ic = tap_index(fi + 1.0, size, padding_mode, align_corners)
+    id_ = tap_index(fi + 2.0, size, padding_mode, align_corners)
+    return (ia, ib, ic, id_), cubic_weights(t), cubic_weight_grads(t), scale
+
+
+@kernel
+def _cubic_row(inp, n, c, y, xs, wx):
+    """Σ_i wx[i] · input[n, c, y, xs[i]] over the 4 taps of one row."""
+    if y < 0:
+        return 0.0
+    return (
+        wx[0] * _value_2d(inp, n, c, y, xs[0])
+        + wx[1] * _value_2d(inp, n, c, y, xs[1])
+        + wx[2] * _value_2d(inp, n, c, y, xs[2])
+        + wx[3] * _value_2d(inp, n, c, y, xs[3])
+    )
+
+
+# ----------------------------------------------------------------------------
+# 2-D forward
+# ----------------------------------------------------------------------------
+
+
+@kernel
+def sample_2d(inp, out, n, h, w, gx, gy, mode, padding_mode, align_corners):
+    """out[n, :, h, w] = input sampled at grid point (gx, gy)."""
+    C = inp.shape[1]
+    H = inp.shape[2]
+    W = inp.shape[3]
+    if mode == BICUBIC:
+        if gx != gx or gy != gy:
+            for c in range(C):
+                out[n, c, h, w] = 0.0
+            return
+        xs, wx, _, _ = _cubic_taps(gx, W, padding_mode, align_corners)
+        ys, wy, _, _ = _cubic_taps(gy, H, padding_mode, align_corners)
+        for c in range(C):
+            out[n, c, h, w] = (
+                wy[0] * _cubic_row(inp, n, c, ys[0], xs, wx)
+                + wy[1] * _cubic_row(inp, n, c, ys[1], xs, wx)
+                + wy[2] * _cubic_row(inp, n, c, ys[2], xs, wx)
+                + wy[3] * _cubic_row(inp, n, c, ys[3], xs, wx)
+            )
+        return
+    ix, _, okx = source_index(gx, W, padding_mode, align_corners)
+    iy, _, oky = source_index(gy, H, padding_mode, align_corners)
+    if not (okx and oky):
+        for c in range(C):
+            out[n, c, h, w] = 0.0
+        return
+    if mode == NEAREST:
+        xi = nearest_index(ix)
+        yi = nearest_index(iy)
+        if inside(xi, W) and inside(yi, H):
+            for c in range(C):
+                out[n, c, h, w] = inp[n, c, yi, xi]
+        else:
+            for c in range(C):
+                out[n, c, h, w] = 0.0
+        return
+    # bilinear
+    x0, tx = floor_index(ix)
+    y0, ty = floor_index(iy)
+    x1 = x0 + 1
+    y1 = y0 + 1
+    w00 = (1.0 - tx) * (1.0 - ty)
+    w01 = tx * (1.0 - ty)
+    w10 = (1.0 - tx) * ty
+    w11 = tx * ty
+    in_x0 = inside(x0, W)
+    in_x1 = inside(x1, W)
+    in_y0 = inside(y0, H)
+    in_y1 = inside(y1, H)
+    for c in range(C):
+        v = 0.0
+        if in_y0:
+            if in_x0:
+                v += inp[n, c, y0, x0] * w00
+            if in_x1:
+                v += inp[n, c, y0, x1] * w01
+        if in_y1:
+            if in_x0:
+                v += inp[n, c, y1, x0] * w10
+            if in_x1:
+                v += inp[n, c, y1, x1] * w11
+        out[n, c, h, w] = v
+
+
+# ----------------------------------------------------------------------------
+# 2-D backward: d loss / d (gx, gy) of one pixel (gather, race-free)
+# ----------------------------------------------------------------------------
+
+
+@kernel
+def grad_point_2d(inp, gout, n, h, w, gx, gy, mode, padding_mode, align_corners):
+    """(dL/dgx, dL/dgy) of output pixel (n, h, w), summed over channels."""
+    C = inp.shape[1]
+    H = inp.shape[2]
+    W = inp.shape[3]
+    if mode == NEAREST or gx != gx or gy != gy:
+        return 0.0, 0.0
+    if mode == BICUBIC:
+        xs, wx, dwx, sx = _cubic_taps(gx, W, padding_mode, align_corners)
+        ys, wy, dwy, sy = _cubic_taps(gy, H, padding_mode, align_corners)
+        gix = 0.0
+        giy = 0.0
+        for c in range(C):
+            g = float(gout[n, c, h, w])
+            r0 = _cubic_row(inp, n, c, ys[0], xs, wx)
+            r1 = _cubic_row(inp, n, c, ys[1], xs, wx)
+            r2 = _cubic_row(inp, n, c, ys[2], xs, wx)
+            r3 = _cubic_row(inp, n, c, ys[3], xs, wx)
+            d0 = _cubic_row(inp, n, c, ys[0], xs, dwx)
+            d1 = _cubic_row(inp, n, c, ys[1], xs, dwx)
+            d2 = _cubic_row(inp, n, c, ys[2], xs, dwx)
+            d3 = _cubic_row(inp, n, c, ys[3], xs, dwx)
+            gix += g * (wy[0] * d0 + wy[1] * d1 + wy[2] * d2 + wy[3] * d3)
+            giy += g * (dwy[0] * r0 + dwy[1] * r1 + dwy[2] * r2 + dwy[3] * r3)
+        return sx * gix, sy * giy
+    # bilinear
+    ix, dx, _ = source_index(gx, W, padding_mode, align_corners)
+    iy, dy, _ = source_index(gy, H, padding_mode, align_corners)
+    x0, tx = floor_index(ix)
+    y0, ty = floor_index(iy)
+    x1 = x0 + 1
+    y1 = y0 + 1
+    gix = 0.0
+    giy = 0.0
+    for c in range(C):
+        g = float(gout[n, c, h, w])
+        v00 = _value_2d(inp, n, c, y0, x0)
+        v01 = _value_2d(inp, n, c, y0, x1)
+        v10 = _value_2d(inp, n, c, y1, x0)
+        v11 = _value_2d(inp, n, c, y1, x1)
+        gix += g * ((v01 - v00) * (1.0 - ty) + (v11 - v10) * ty)
+        giy += g * ((v10 - v00) * (1.0 - tx) + (v11 - v01) * tx)
+    return dx * gix, dy * giy
+
+
+# ----------------------------------------------------------------------------
+# 2-D backward: scatter of one pixel's gradient into the input rows [r0, r1)
+# ----------------------------------------------------------------------------
+
+
+@kernel
+def _add_2d(gin, n, c, y, x, r0, r1, v):
+    if y >= r0 and y < r1 and inside(x, gin.shape[3]):
+        gin[n, c, y, x] += v
+
+
+@kernel
+def scatter_2d(gin, gout, n, h, w, gx, gy, mode, padding_mode, align_corners, r0, r1):
+    """grad_input[n, :, r0:r1, :] += this output pixel's share of grad_output[n, :, h, w].
+
+    Only the input rows in [r0, r1) are written: the CPU driver gives each task
+    its own band of rows, so the scatter is race-free, and every input element
+    receives its contributions in output raster order whatever the bands are —
+    the result is bit-identical for any number of threads.
+    """
+    C = gin.shape[1]
+    H = gin.shape[2]
+    W = gin.shape[3]
+    if gx != gx or gy != gy:
+        return
+    if mode == BICUBIC:
+        ys, wy, _, _ = _cubic_taps(gy, H, padding_mode, align_corners)
+        hit = False
+        for j in range(4):
+            if ys[j] >= r0 and ys[j] < r1:
+                hit = True
+        if not hit:
+            return
+        xs, wx, _, _ = _cubic_taps(gx, W, padding_mode, align_corners)
+        for c in range(C):
+            g = float(gout[n, c, h, w])
+            for j in range(4):
+                for i in range(4):
+                    _add_2d(gin, n, c, ys[j], xs[i], r0, r1, g * wy[j] * wx[i])
+        return
+    iy, _, oky = source_index(gy, H, padding_mode, align_corners)
+    if not oky:
+        return
+    if mode == NEAREST:
+        yi = nearest_index(iy)
+        if yi < r0 or yi >= r1:
+            return
+        ix, _, okx = source_index(gx, W, padding_mode, align_corners)
+        if not okx:
+            return
+        xi = nearest_index(ix)
+        if inside(xi, W):
+            for c in range(C):
+                gin[n, c, yi, xi] += gout[n, c, h, w]
+        return
+    # bilinear
+    y0, ty = floor_index(iy)
+    y1 = y0 + 1
+    if y1 < r0 or y0 >= r1:
+        return
+    ix, _, okx = source_index(gx, W, padding_mode, align_corners)
+    if not okx:
+        return
+    x0, tx = floor_index(ix)
+    x1 = x0 + 1
+    w00 = (1.0 - tx) * (1.0 - ty)
+    w01 = tx * (1.0 - ty)
+    w10 = (1.0 - tx) * ty
+    w11 = tx * ty
+    for c in range(C):
+        g = float(gout[n, c, h, w])
+        _add_2d(gin, n, c, y0, x0, r0, r1, w00 * g)
+        _add_2d(gin, n, c, y0, x1, r0, r1, w01 * g)
+        _add_2d(gin, n, c, y1, x0, r0, r1, w10 * g)
+        _add_2d(gin, n, c, y1, x1, r0, r1, w11 * g)
+
+
+# ----------------------------------------------------------------------------
+# 3-D (trilinear and nearest)
+# ----------------------------------------------------------------------------
+
+
+@kernel
+def _value_3d(inp, n, c, z, y, x):
+    if inside(z, inp.shape[2]) and inside(y, inp.shape[3]) and inside(x, inp.shape[4]):
+        return float(inp[n, c, z, y, x])
+    return 0.0
+
+
+@kernel
+def _lerp_weight(t, bit):
+    """Weight of corner ``bit`` (0: floor, 1: floor + 1) for fraction t."""
+    return t if bit == 1 else 1.0 - t
+
+
+@kernel
+def sample_3d(inp, out, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners):
+    """out[n, :, d, h, w] = input sampled at grid point (gx, gy, gz)."""
+    C = inp.shape[1]
+    D = inp.shape[2]
+    H = inp.shape[3]
+    W = inp.shape[4]
+    ix, _, okx = source_index(gx, W, padding_mode, align_corners)
+    iy, _, oky = source_index(gy, H, padding_mode, align_corners)
+    iz, _, okz = source_index(gz, D, padding_mode, align_corners)
+    if not (okx and oky and okz):
+        for c in range(C):
+            out[n, c, d, h, w] = 0.0
+        return
+    if mode == NEAREST:
+        xi = nearest_index(ix)
+        yi = nearest_index(iy)
+        zi = nearest_index(iz)
+        for c in range(C):
+            out[n, c, d, h, w] = _value_3d(inp, n, c, zi, yi, xi)
+        return
+    x0, tx = floor_index(ix)
+    y0, ty = floor_index(iy)
+    z0, tz = floor_index(iz)
+    for c in range(C):
+        v = 0.0
+        for bz in range(2):
+            for by in range(2):
+                for bx in range(2):
+                    wgt = _lerp_weight(tz, bz) * _lerp_weight(ty, by) * _lerp_weight(tx, bx)
+                    v += _value_3d(inp, n, c, z0 + bz, y0 + by, x0 + bx) * wgt
+        out[n, c, d, h, w] = v
+
+
+@kernel
+def grad_point_3d(inp, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners):
+    """(dL/dgx, dL/dgy, dL/dgz) of output voxel (n, d, h, w), summed over channels."""
+    C = inp.shape[1]
+    D = inp.shape[2]
+    H = inp.shape[3]
+    W = inp.shape[4]
+    ix, dx, okx = source_index(gx, W, padding_mode, align_corners)
+    iy, dy, oky = source_index(gy, H, padding_mode, align_corners)
+    iz, dz, okz = source_index(gz, D, padding_mode, align_corners)
+    if mode == NEAREST or not (okx and oky and okz):
+        return 0.0, 0.0, 0.0
+    x0, tx = floor_index(ix)
+    y0, ty = floor_index(iy)
+    z0, tz = floor_index(iz)
+    gix = 0.0
+    giy = 0.0
+    giz = 0.0
+    for c in range(C):
+        g = float(gout[n, c, d, h, w])
+        for bz in range(2):
+            for by in range(2):
+                for bx in range(2):
+                    v = g * _value_3d(inp, n, c, z0 + bz, y0 + by, x0 + bx)
+                    wx = _lerp_weight(tx, bx)
+                    wy = _lerp_weight(ty, by)
+                    wz = _lerp_weight(tz, bz)
+                    sx = 1.0 if bx == 1 else -1.0
+                    sy = 1.0 if by == 1 else -1.0
+                    sz = 1.0 if bz == 1 else -1.0
+                    gix += v * sx * wy * wz
+                    giy += v * wx * sy * wz
+                    giz += v * wx * wy * sz
+    return dx * gix, dy * giy, dz * giz
+
+
+@kernel
+def scatter_3d(gin, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners, s0, s1):
+    """grad_input[n, :, s0:s1] += this output voxel's share; see :func:`scatter_2d`."""
+    C = gin.shape[1]
+    D = gin.shape[2]
+    H = gin.shape[3]
+    W = gin.shape[4]
+    iz, _, okz = source_index(gz, D, padding_mode, align_corners)
+    if not okz:
+        return
+    if mode == NEAREST:
+        zi = nearest_index(iz)
+        if zi < s0 or zi >= s1:
+            return
+        ix, _, okx = source_index(gx, W, padding_mode, align_corners)
+        iy, _, oky = source_index(gy, H, padding_mode, align_corners)
+        if not (okx and oky):
+            return
+        xi = nearest_index(ix)
+        yi = nearest_index(iy)
+        if inside(xi, W) and inside(yi, H):
+            for c in range(C):
+                gin[n, c, zi, yi, xi] += gout[n, c, d, h, w]
+        return
+    z0, tz = floor_index(iz)
+    if z0 + 1 < s0 or z0 >= s1:
+        return
+    ix, _, okx = source_index(gx, W, padding_mode, align_corners)
+    iy, _, oky = source_index(gy, H, padding_mode, align_corners)
+    if not (okx and oky):
+        return
+    x0, tx = floor_index(ix)
+    y0, ty = floor_index(iy)
+    for c in range(C):
+        g = float(gout[n, c, d, h, w])
+        for bz in range(2):
+            zi = z0 + bz
+            if zi < s0 or zi >= s1:
+                continue
+            for by in range(2):
+                yi = y0 + by
+                if not inside(yi, H):
+                    continue
+                for bx in range(2):
+                    xi = x0 + bx
+                    if inside(xi, W):
+                        wgt = _lerp_weight(tz, bz) * _lerp_weight(ty, by) * _lerp_weight(tx, bx)
+                        gin[n, c, zi, yi, xi] += wgt * g
+
+
+# ----------------------------------------------------------------------------
+# θ gradient: one output pixel's grid gradient times its base-grid point
+# ----------------------------------------------------------------------------
+
+
+@kernel
+def accumulate_theta_2d(acc, row, ggx, ggy, w, h, Wo, Ho, align_corners):
+    """acc[row, :6] += (ggx, ggy) ⊗ (x_w, y_h, 1), θ's layout flattened."""
+    xb = base_coord(w, Wo, align_corners)
+    yb = base_coord(h, Ho, align_corners)
+    ggx = float(ggx)
+    ggy = float(ggy)
+    acc[row, 0] += ggx * xb
+    acc[row, 1] += ggx * yb
+    acc[row, 2] += ggx
+    acc[row, 3] += ggy * xb
+    acc[row, 4] += ggy * yb
+    acc[row, 5] += ggy
+
+
+@kernel
+def accumulate_theta_3d(acc, row, ggx, ggy, ggz, w, h, d, Wo, Ho, Do, align_corners):
+    """acc[row, :12] += (ggx, ggy, ggz) ⊗ (x_w, y_h, z_d, 1), θ's layout flattened."""
+    xb = base_coord(w, Wo, align_corners)
+    yb = base_coord(h, Ho, align_corners)
+    zb = base_coord(d, Do, align_corners)
+    ggx = float(ggx)
+    ggy = float(ggy)
+    ggz = float(ggz)
+    acc[row, 0] += ggx * xb
+    acc[row, 1] += ggx * yb
+    acc[row, 2] += ggx * zb
+    acc[row, 3] += ggx
+    acc[row, 4] += ggy * xb
+    acc[row, 5] += ggy * yb
+    acc[row, 6] += ggy * zb
+    acc[row, 7] += ggy
+    acc[row, 8] += ggz * xb
+    acc[row, 9] += ggz * yb
+    acc[row, 10] += ggz * zb
+    acc[row, 11] += ggz

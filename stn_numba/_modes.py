@@ -1,0 +1,47 @@
+"""Interpolation and padding modes: the one table that turns their names into codes."""
+
+# Interpolation codes (used inside the kernels).
+BILINEAR = 0  # trilinear on 3-D input
+NEAREST = 1
+BICUBIC = 2
+
+# Padding codes.
+ZEROS = 0
+BORDER = 1
+REFLECTION = 2
+
+INTERPOLATION_MODES = {"bilinear": BILINEAR, "nearest": NEAREST, "bicubic": BICUBIC}
+PADDING_MODES = {"zeros": ZEROS, "border": BORDER, "reflection": REFLECTION}
+
+
+def _lookup(table, value, name):
+    if not isinstance(value, str):
+        raise TypeError(
+            f"{name} must be a str, one of {sorted(table)}; got {type(value).__name__} {value!r}"
+        )
+    try:
+        return table[value]
+    except KeyError:
+        import difflib
+
+        close = difflib.get_close_matches(value, list(table), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(
+            f"{name} must be one of {', '.join(repr(k) for k in table)}; got {value!r}{hint}"
+        ) from None
+
+
+def mode_code(mode, spatial_dims):
+    """Return the kernel code of interpolation ``mode`` for ``spatial_dims`` (2 or 3)."""
+    code = _lookup(INTERPOLATION_MODES, mode, "mode")
+    if code == BICUBIC and spatial_dims == 3:
+        raise ValueError(
+            "mode='bicubic' is defined for 4-D (N, C, H, W) input only; "
+            "for 5-D input use 'bilinear' (trilinear) or 'nearest'"
+        )
+    return code
+
+
+def padding_code(padding_mode):
+    """Return the kernel code of ``padding_mode``."""
+    return _lookup(PADDING_MODES, padding_mode, "padding_mode")

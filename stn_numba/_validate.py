@@ -1,0 +1,160 @@
+"""Checks at the public boundary. Kernels never validate: what reaches them is
+contiguous, native-endian float32/float64 of the right shapes."""
+
+import operator
+
+import numpy as np
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def describe(x):
+    """Short description of a value for error messages."""
+    if isinstance(x, np.ndarray):
+        return f"array of shape {x.shape} and dtype {x.dtype}"
+    return f"{type(x).__name__} {x!r}"[:200]
+
+
+def as_float_array(x, name):
+    """Return ``x`` as a C-contiguous, native-endian float32/float64 ndarray (no copy if it is one).
+
+    The caller's array is never modified: a copy is made whenever the layout needs changing.
+    """
+    if hasattr(x, "__cuda_array_interface__") and not isinstance(x, np.ndarray):
+        raise TypeError(
+            f"{name} is a GPU array ({type(x).__name__}); the CPU backend needs a NumPy array "
+            "(the CUDA backend is not available in this version: copy it to the host first)"
+        )
+    if not isinstance(x, np.ndarray):
+        try:
+            x = np.asarray(x)
+        except Exception as exc:  # pragma: no cover - exotic objects
+            raise TypeError(f"{name} must be a NumPy array; got {describe(x)}") from exc
+    dt = x.dtype
+    if dt.kind != "f" or dt.itemsize not in (4, 8):
+        hint = " (convert with .astype(np.float32))" if dt.kind in "fiub" else ""
+        raise TypeError(f"{name} must have dtype float32 or float64; got {dt}{hint}")
+    if not dt.isnative:
+        dt = dt.newbyteorder("=")
+    return np.ascontiguousarray(x, dtype=dt)
+
+
+def same_dtype(ref_name, ref, **others):
+    """All arrays must share ``ref``'s dtype."""
+    for name, arr in others.items():
+        if arr.dtype != ref.dtype:
+            raise TypeError(
+                f"{name} has dtype {arr.dtype} but {ref_name} has dtype {ref.dtype}; "
+                f"all array arguments must share one dtype (use {name}.astype({ref_name}.dtype))"
+            )
+
+
+def check_ndim(x, name, allowed, what):
+    if x.ndim not in allowed:
+        want = " or ".join(str(a) for a in allowed)
+        raise ValueError(f"{name} must be {want}-D {what}; got shape {x.shape} ({x.ndim}-D)")
+
+
+def check_bool(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool; got {describe(value)}")
+    return bool(value)
+
+
+def as_int_tuple(value, name, length, minimum):
+    """``value`` as a tuple of ``length`` Python ints, each >= ``minimum``."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
+        raise TypeError(f"{name} must be a sequence of {length} ints; got {describe(value)}")
+    if len(value) != length:
+        raise ValueError(f"{name} must have {length} entries; got {len(value)}: {tuple(value)!r}")
+    out = []
+    for v in value:
+        if isinstance(v, (bool, np.bool_)):
+            raise TypeError(f"{name} must contain ints; got {tuple(value)!r}")
+        try:
+            out.append(operator.index(v))
+        except TypeError:
+            raise TypeError(f"{name} must contain ints; got {tuple(value)!r}") from None
+    for v in out:
+        if v < minimum:
+            raise ValueError(f"{name} entries must be >= {minimum}; got {tuple(out)!r}")
+    return tuple(out)
+
+
+def check_size(size, name, theta_n, spatial_dims):
+    """Validate affine_grid's full ``size`` (N, C, H, W) / (N, C, D, H, W) against θ."""
+    if isinstance(size, (str, bytes)) or not hasattr(size, "__len__"):
+        raise TypeError(f"{name} must be a sequence of ints; got {describe(size)}")
+    length = spatial_dims + 2
+    size = as_int_tuple(size, name, length, 0)
+    if min(size[2:]) < 1:
+        raise ValueError(f"{name}'s spatial entries must be >= 1; got {size!r}")
+    if size[0] != theta_n:
+        raise ValueError(f"{name}[0] (batch) must equal theta.shape[0] = {theta_n}; got {size!r}")
+    return size
+
+
+def check_theta(theta, name="theta"):
+    """θ must be (N, 2, 3) or (N, 3, 4); returns the number of spatial dims."""
+    if theta.ndim != 3 or theta.shape[1:] not in ((2, 3), (3, 4)):
+        raise ValueError(
+            f"{name} must have shape (N, 2, 3) for 2-D or (N, 3, 4) for 3-D; got {theta.shape}"
+        )
+    return theta.shape[1]
+
+
+def check_input(x, name="input"):
+    """(N, C, H, W) or (N, C, D, H, W) with non-empty spatial axes; returns spatial dims."""
+    check_ndim(x, name, (4, 5), "(N, C, H, W) or (N, C, D, H, W)")
+    if min(x.shape[2:]) < 1:
+        raise ValueError(f"{name}'s spatial axes must be non-empty; got shape {x.shape}")
+    return x.ndim - 2
+
+
+def check_batch(n, name, arr, ref_name):
+    if arr.shape[0] != n:
+        raise ValueError(
+            f"{name}.shape[0] (batch) must equal {ref_name}.shape[0] = {n}; got {arr.shape}"
+        )
+
+
+def check_shape(x, name, expected):
+    if tuple(x.shape) != tuple(expected):
+        raise ValueError(f"{name} must have shape {tuple(expected)}; got {tuple(x.shape)}")
+
+
+def check_out(out, shape, dtype, args):
+    """A preallocated ``out``: ndarray, C-contiguous, writeable, right shape and dtype,
+    sharing no memory with any argument."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a NumPy array or None; got {describe(out)}")
+    if out.shape != tuple(shape) or out.dtype != dtype:
+        raise ValueError(
+            f"out must have shape {tuple(shape)} and dtype {dtype}; "
+            f"got shape {out.shape} and dtype {out.dtype}"
+        )
+    if not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError("out must be a C-contiguous, writeable array")
+    for name, a in args.items():
+        if isinstance(a, np.ndarray) and np.may_share_memory(out, a):
+            raise ValueError(f"out must not overlap {name}")
+    return out
+
+
+def check_device(device, arrays):
+    """Resolve ``device``; this version runs on the CPU only."""
+    if device is None:
+        gpu = [n for n, a in arrays.items() if hasattr(a, "__cuda_array_interface__")]
+        if gpu and not all(isinstance(arrays[n], np.ndarray) for n in gpu):
+            raise TypeError(
+                f"{gpu[0]} is a GPU array, but the CUDA backend is not available in this "
+                "version; pass NumPy arrays"
+            )
+        return "cpu"
+    if device == "cpu":
+        return "cpu"
+    if device == "cuda":
+        raise NotImplementedError(
+            "device='cuda' is not available in this version of stn_numba; use device='cpu'"
+        )
+    raise ValueError(f"device must be None, 'cpu' or 'cuda'; got {describe(device)}")
