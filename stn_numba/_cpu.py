@@ -18,8 +18,10 @@ Backward, race-free and deterministic:
 
 from numba import prange
 
+from ._coords import base_coord
 from ._kernels import (
     accumulate_theta_2d,
+    row_span,
     accumulate_theta_3d,
     grad_point_2d,
     grad_point_3d,
@@ -184,7 +186,9 @@ def grad_points_3d_cpu(
 
 
 @driver
-def scatter_2d_cpu(gout, grid, theta, fused, gin, bands, mode, padding_mode, align_corners):
+def scatter_2d_cpu(
+    gout, grid, theta, fused, gin, spans, bands, mode, padding_mode, align_corners
+):
     """gin (zeroed) += the input gradient; task (n, k) owns input rows of band k."""
     N, Hin = gin.shape[0], gin.shape[2]
     Ho, Wo = gout.shape[2], gout.shape[3]
@@ -194,13 +198,17 @@ def scatter_2d_cpu(gout, grid, theta, fused, gin, bands, mode, padding_mode, ali
         r0 = (k * Hin) // bands
         r1 = ((k + 1) * Hin) // bands
         for h in range(Ho):
+            if spans[n * Ho + h, 1] < r0 or spans[n * Ho + h, 0] >= r1:
+                continue  # every tap of this output row misses the band
             for w in range(Wo):
                 gx, gy = grid_point_2d(grid, theta, fused, n, h, w, Ho, Wo, align_corners)
                 scatter_2d(gin, gout, n, h, w, gx, gy, mode, padding_mode, align_corners, r0, r1)
 
 
 @driver
-def scatter_3d_cpu(gout, grid, theta, fused, gin, bands, mode, padding_mode, align_corners):
+def scatter_3d_cpu(
+    gout, grid, theta, fused, gin, spans, bands, mode, padding_mode, align_corners
+):
     """gin (zeroed) += the input gradient; task (n, k) owns input depth slices of band k."""
     N, Din = gin.shape[0], gin.shape[2]
     Do, Ho, Wo = gout.shape[2], gout.shape[3], gout.shape[4]
@@ -211,6 +219,9 @@ def scatter_3d_cpu(gout, grid, theta, fused, gin, bands, mode, padding_mode, ali
         s1 = ((k + 1) * Din) // bands
         for d in range(Do):
             for h in range(Ho):
+                row = (n * Do + d) * Ho + h
+                if spans[row, 1] < s0 or spans[row, 0] >= s1:
+                    continue  # every tap of this output row misses the band
                 for w in range(Wo):
                     gx, gy, gz = grid_point_3d(
                         grid, theta, fused, n, d, h, w, Do, Ho, Wo, align_corners
@@ -219,3 +230,39 @@ def scatter_3d_cpu(gout, grid, theta, fused, gin, bands, mode, padding_mode, ali
                         gin, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners,
                         s0, s1,
                     )  # fmt: skip
+
+
+@driver
+def row_spans_2d(grid, theta, fused, spans, Ho, Wo, Hin, padding_mode, align_corners):
+    """spans[n * Ho + h] = input rows [lo, hi] that output row (n, h) can touch."""
+    rows = spans.shape[0]
+    flat = grid.reshape((-1, Wo, 2)) if not fused else grid.reshape((0, Wo, 2))
+    for job in prange(rows):
+        n = job // Ho
+        h = job - n * Ho
+        fixed = 0.0
+        if fused:
+            fixed = theta[n, 1, 1] * base_coord(h, Ho, align_corners) + theta[n, 1, 2]
+        lo, hi = row_span(flat, theta, fused, n, job, 1, fixed, Wo, Hin, padding_mode, align_corners)
+        spans[job, 0] = lo
+        spans[job, 1] = hi
+
+
+@driver
+def row_spans_3d(grid, theta, fused, spans, Do, Ho, Wo, Din, padding_mode, align_corners):
+    """spans[(n * Do + d) * Ho + h] = input slices [lo, hi] that output row (n, d, h) can touch."""
+    rows = spans.shape[0]
+    flat = grid.reshape((-1, Wo, 3)) if not fused else grid.reshape((0, Wo, 3))
+    for job in prange(rows):
+        n = job // (Do * Ho)
+        r = job - n * (Do * Ho)
+        d = r // Ho
+        h = r - d * Ho
+        fixed = 0.0
+        if fused:
+            zb = base_coord(d, Do, align_corners)
+            yb = base_coord(h, Ho, align_corners)
+            fixed = theta[n, 2, 1] * yb + theta[n, 2, 2] * zb + theta[n, 2, 3]
+        lo, hi = row_span(flat, theta, fused, n, job, 2, fixed, Wo, Din, padding_mode, align_corners)
+        spans[job, 0] = lo
+        spans[job, 1] = hi

@@ -18,7 +18,10 @@ Where each mode's math lives:
 * padding and unnormalising (all modes): :mod:`stn_numba._coords`.
 """
 
+import math
+
 from ._coords import (
+    BIG,
     base_coord,
     cubic_weight_grads,
     cubic_weights,
@@ -30,7 +33,9 @@ from ._coords import (
     unnormalize,
 )
 from ._jit import kernel
-from ._modes import BICUBIC, NEAREST
+from ._modes import BICUBIC, BORDER, NEAREST, REFLECTION
+
+BIG_SPAN = BIG / 2
 
 # ----------------------------------------------------------------------------
 # Where an output pixel reads from: the grid, or θ applied to the base grid.
@@ -479,3 +484,65 @@ def accumulate_theta_3d(acc, row, ggx, ggy, ggz, w, h, d, Wo, Ho, Do, align_corn
     acc[row, 9] += ggz * yb
     acc[row, 10] += ggz * zb
     acc[row, 11] += ggz
+
+
+# ----------------------------------------------------------------------------
+# Which input rows (slices) one output row of an affine warp can touch
+# ----------------------------------------------------------------------------
+
+
+@kernel
+def _span(a, b, size, padding_mode, align_corners):
+    """Conservative input index range [lo, hi] touched by unpadded pixel coordinates in
+    [a, b] under any interpolation (taps floor-1 .. floor+2), or the whole axis."""
+    if not (a == a and b == b) or a < -BIG_SPAN or b > BIG_SPAN:
+        return 0, size - 1
+    if padding_mode == REFLECTION:
+        lo = -0.5 if not align_corners else 0.0
+        hi = size - 0.5 if not align_corners else size - 1.0
+        if a < lo or b > hi:
+            return 0, size - 1
+    lo_i = int(math.floor(a)) - 2
+    hi_i = int(math.floor(b)) + 3
+    if padding_mode == BORDER:
+        lo_i = max(lo_i, 0)
+        hi_i = min(hi_i, size - 1)
+        if lo_i > size - 1:
+            lo_i = size - 1
+        if hi_i < 0:
+            hi_i = 0
+    return lo_i, hi_i
+
+
+@kernel
+def row_span(grid, theta, fused, n, row, axis, fixed, Wo, size, padding_mode, align_corners):
+    """Input index range [lo, hi] along ``axis`` (1: y, 2: z) that one output row can
+    touch; (size, -1) when it touches nothing.
+
+    Fused (θ): only x varies along the row and the coordinate is linear in it, so
+    the row's end points bound it (``fixed`` is θ's row ``axis`` applied to the row's
+    other, constant, coordinates). Grid: the min and max over the row
+    (``row`` indexes the grid flattened to (N * rows, Wo, dims)).
+    """
+    if fused:
+        t = theta[n, axis, 0]
+        g0 = t * base_coord(0, Wo, align_corners) + fixed
+        g1 = t * base_coord(Wo - 1, Wo, align_corners) + fixed
+        lo_g = min(g0, g1)
+        hi_g = max(g0, g1)
+        if not (lo_g == lo_g and hi_g == hi_g):
+            return 0, size - 1
+    else:
+        lo_g = math.inf
+        hi_g = -math.inf
+        for w in range(Wo):
+            g = grid[row, w, axis]
+            if g < lo_g:
+                lo_g = g
+            if g > hi_g:
+                hi_g = g
+        if lo_g > hi_g:  # all NaN (or empty row): nothing is touched
+            return size, -1
+    a, _, _ = unnormalize(lo_g, size, align_corners)
+    b, _, _ = unnormalize(hi_g, size, align_corners)
+    return _span(a, b, size, padding_mode, align_corners)

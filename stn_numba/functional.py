@@ -62,7 +62,9 @@ def _bands(n, rows):
     follow the thread count: enough tasks to keep every thread busy.
     """
     threads = numba.get_num_threads()
-    return max(1, min(rows, math.ceil(4 * threads / max(n, 1)) if n < 4 * threads else 1))
+    if n >= threads:
+        return 1
+    return max(1, min(rows, math.ceil(threads / max(n, 1))))
 
 
 def _output(out, shape, dtype, args):
@@ -342,7 +344,18 @@ def _backward(gout, input, grid, theta, dims, m, p, ac, input_grad, point_grad):
     if input_grad:
         grad_input = np.zeros(input.shape, dtype=dtype)
         bands = _bands(input.shape[0], input.shape[2])
-        scatter(gout, grid, theta, fused, grad_input, bands, m, p, ac)
+        rows = int(np.prod(gout.shape[:1] + gout.shape[2:-1]))
+        spans = np.empty((rows, 2), dtype=np.int64)
+        if bands > 1:  # which input rows each output row touches, to skip the rest
+            out_sp = gout.shape[2:]
+            if dims == 2:
+                _cpu.row_spans_2d(grid, theta, fused, spans, *out_sp, input.shape[2], p, ac)
+            else:
+                _cpu.row_spans_3d(grid, theta, fused, spans, *out_sp, input.shape[2], p, ac)
+        else:
+            spans[:, 0] = 0
+            spans[:, 1] = input.shape[2] - 1
+        scatter(gout, grid, theta, fused, grad_input, spans, bands, m, p, ac)
     if point_grad:
         n = input.shape[0]
         if fused:
