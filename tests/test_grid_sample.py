@@ -166,13 +166,16 @@ class TestBicubicReference:
         got = stn.grid_sample(x, g, "bicubic", padding, align_corners)
         np.testing.assert_allclose(got, ref, **tol(np.float64))
 
-    def test_reproduces_linear_functions_inside(self, rng):
-        """Keys' kernel (any A) reproduces linear functions exactly away from the border."""
-        H, W = 12, 12
-        yy, xx = np.mgrid[0:H, 0:W].astype(np.float64)
-        f = lambda y, x: 0.3 * x - 0.7 * y + 1.0  # noqa: E731
-        x = f(yy, xx)[None, None]
-        pix = rng.uniform(3, 8, (1, 5, 5, 2))
-        g = normalize(pix, W, True)
+    def test_interpolates_and_keeps_constants(self, rng):
+        """Keys' kernel interpolates (integer points give the pixel) and its weights sum
+        to 1 (a constant image stays constant away from zeros padding)."""
+        x = rng.standard_normal((1, 1, 7, 9))
+        pix = np.stack([rng.integers(0, 9, (4, 4)), rng.integers(0, 7, (4, 4))], -1)[None]
+        g = normalize(pix.astype(np.float64), np.array([9, 7]), True)
         out = stn.grid_sample(x, g, "bicubic", "zeros", True)
-        np.testing.assert_allclose(out[0, 0], f(pix[0, ..., 1], pix[0, ..., 0]), atol=1e-10)
+        np.testing.assert_allclose(out[0, 0], x[0, 0, pix[0, ..., 1], pix[0, ..., 0]], atol=1e-12)
+        const = np.full((1, 1, 7, 9), 2.5)
+        g = rng.uniform(-1.5, 1.5, (1, 6, 6, 2))
+        for padding in ("border", "reflection"):
+            out = stn.grid_sample(const, g, "bicubic", padding, False)
+            np.testing.assert_allclose(out, 2.5, atol=1e-12)
