@@ -16,6 +16,10 @@ Backward, race-free and deterministic:
   bit-identical for any thread count, and the bands can follow the thread count.
 """
 
+import math
+
+import numba
+import numpy as np
 from numba import prange
 
 from ._coords import base_coord
@@ -202,7 +206,9 @@ def scatter_2d_cpu(
                 continue  # every tap of this output row misses the band
             for w in range(Wo):
                 gx, gy = grid_point_2d(grid, theta, fused, n, h, w, Ho, Wo, align_corners)
-                scatter_2d(gin, gout, n, h, w, gx, gy, mode, padding_mode, align_corners, r0, r1)
+                scatter_2d(
+                    gin, gout, n, h, w, gx, gy, mode, padding_mode, align_corners, r0, r1, 1.0
+                )
 
 
 @driver
@@ -228,7 +234,7 @@ def scatter_3d_cpu(
                     )
                     scatter_3d(
                         gin, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners,
-                        s0, s1,
+                        s0, s1, 1.0,
                     )  # fmt: skip
 
 
@@ -266,3 +272,111 @@ def row_spans_3d(grid, theta, fused, spans, Do, Ho, Wo, Din, padding_mode, align
         lo, hi = row_span(flat, theta, fused, n, job, 2, fixed, Wo, Din, padding_mode, align_corners)
         spans[job, 0] = lo
         spans[job, 1] = hi
+
+
+# ----------------------------------------------------------------------------
+# Host side: the backend interface shared with stn_numba._cuda
+# ----------------------------------------------------------------------------
+
+
+def empty(shape, dtype):
+    return np.empty(shape, dtype=dtype)
+
+
+def _placeholder(dtype, ndim):
+    """An empty array standing in for the unused grid or θ of a driver call."""
+    return np.zeros((0,) * ndim, dtype=dtype)
+
+
+def bands(n, rows):
+    """Bands of input rows per sample for the input-gradient scatter.
+
+    Any value gives bit-identical results (see the module docstring), so it
+    follows the thread count: one band per thread when the batch is smaller.
+    """
+    threads = numba.get_num_threads()
+    if n >= threads:
+        return 1
+    return max(1, min(rows, math.ceil(threads / max(n, 1))))
+
+
+def _reduce(acc, n, dims, dtype):
+    """Per-row θ partial sums -> (N, dims, dims + 1), in a fixed order."""
+    acc = acc.reshape(n, -1, dims * (dims + 1))
+    total = np.zeros((n, dims * (dims + 1)), dtype=np.float64)
+    for r in range(acc.shape[1]):  # fixed order, independent of threads
+        total += acc[:, r]
+    return total.reshape(n, dims, dims + 1).astype(dtype)
+
+
+def run_affine_grid(theta, grid, align_corners):
+    if theta.shape[1] == 2:
+        affine_grid_2d(theta, grid, align_corners)
+    else:
+        affine_grid_3d(theta, grid, align_corners)
+
+
+def run_affine_grid_backward(ggrid, align_corners):
+    dims = ggrid.shape[-1]
+    rows = int(np.prod(ggrid.shape[:-2]))
+    acc = np.empty((rows, dims * (dims + 1)), dtype=np.float64)
+    if dims == 2:
+        affine_grid_backward_2d(ggrid, acc, align_corners)
+    else:
+        affine_grid_backward_3d(ggrid, acc, align_corners)
+    return _reduce(acc, ggrid.shape[0], dims, ggrid.dtype)
+
+
+def run_sample(inp, grid, theta, out, mode, padding_mode, align_corners):
+    """Forward; ``grid is None`` means fused (θ given)."""
+    fused = grid is None
+    dims = inp.ndim - 2
+    grid = _placeholder(inp.dtype, dims + 2) if fused else grid
+    theta = _placeholder(inp.dtype, 3) if not fused else theta
+    if dims == 2:
+        sample_2d_cpu(inp, grid, theta, fused, out, mode, padding_mode, align_corners)
+    else:
+        sample_3d_cpu(inp, grid, theta, fused, out, mode, padding_mode, align_corners)
+
+
+def run_backward(gout, inp, grid, theta, mode, padding_mode, align_corners, input_grad,
+                 point_grad, deterministic=True):  # fmt: skip
+    """(grad_input or None, grad_grid / grad_theta or None). Always deterministic."""
+    fused = grid is None
+    dims = inp.ndim - 2
+    dtype = inp.dtype
+    grid = _placeholder(dtype, dims + 2) if fused else grid
+    theta = _placeholder(dtype, 3) if not fused else theta
+    n = inp.shape[0]
+    args = (mode, padding_mode, align_corners)
+    grad_input = grad_point = None
+    if input_grad:
+        grad_input = np.zeros(inp.shape, dtype=dtype)
+        nb = bands(n, inp.shape[2])
+        rows = n * int(np.prod(gout.shape[2:-1]))
+        spans = np.empty((rows, 2), dtype=np.int64)
+        if nb > 1:  # which input rows each output row touches, to skip the rest
+            sp = gout.shape[2:]
+            if dims == 2:
+                row_spans_2d(grid, theta, fused, spans, *sp, inp.shape[2], padding_mode,
+                             align_corners)  # fmt: skip
+            else:
+                row_spans_3d(grid, theta, fused, spans, *sp, inp.shape[2], padding_mode,
+                             align_corners)  # fmt: skip
+        else:
+            spans[:, 0] = 0
+            spans[:, 1] = inp.shape[2] - 1
+        scatter = scatter_2d_cpu if dims == 2 else scatter_3d_cpu
+        scatter(gout, grid, theta, fused, grad_input, spans, nb, *args)
+    if point_grad:
+        points = grad_points_2d_cpu if dims == 2 else grad_points_3d_cpu
+        if fused:
+            rows = n * int(np.prod(gout.shape[2:-1]))
+            acc = np.empty((rows, dims * (dims + 1)), dtype=np.float64)
+            points(inp, gout, grid, theta, True, _placeholder(dtype, dims + 2), acc, *args)
+            grad_point = _reduce(acc, n, dims, dtype)
+        else:
+            grad_point = np.empty(grid.shape, dtype=dtype)
+            acc = np.empty((0, 0), dtype=np.float64)
+            points(inp, gout, grid, theta, False, grad_point, acc, *args)
+    return grad_input, grad_point

@@ -14,6 +14,7 @@ specialisation (float32/float64, 2-D/3-D) compiles on first use.
 """
 
 import numba
+from numba.extending import overload
 
 JIT_OPTIONS = {
     "cache": True,
@@ -30,3 +31,23 @@ kernel = numba.njit(**JIT_OPTIONS)
 
 #: CPU drivers: the ``prange`` loops over pixels that call the kernels.
 driver = numba.njit(parallel=True, **JIT_OPTIONS)
+
+
+def accumulate(arr, index, value, scale):
+    """``arr[index] += value``: the one write of every gradient scatter.
+
+    Compiled per target (the overloads below): plain ``+=`` on the CPU, where
+    each task owns the rows it writes; an atomic add on the GPU, in float, or —
+    into an int64 array — in fixed point, ``round(value * scale)``, whose sum does
+    not depend on the order of the additions (the deterministic GPU backward).
+    This Python body is what the CUDA simulator runs (see ``_cuda``).
+    """
+    arr[index] += value
+
+
+@overload(accumulate, target="cpu", jit_options=JIT_OPTIONS)
+def _accumulate_cpu(arr, index, value, scale):
+    def impl(arr, index, value, scale):
+        arr[index] += value
+
+    return impl

@@ -32,7 +32,7 @@ from ._coords import (
     tap_index,
     unnormalize,
 )
-from ._jit import kernel
+from ._jit import accumulate, kernel
 from ._modes import BICUBIC, BORDER, NEAREST, REFLECTION
 
 BIG_SPAN = BIG / 2
@@ -48,8 +48,8 @@ def grid_point_2d(grid, theta, fused, n, h, w, Ho, Wo, align_corners):
     if fused:
         xb = base_coord(w, Wo, align_corners)
         yb = base_coord(h, Ho, align_corners)
-        gx = theta[n, 0, 0] * xb + theta[n, 0, 1] * yb + theta[n, 0, 2]
-        gy = theta[n, 1, 0] * xb + theta[n, 1, 1] * yb + theta[n, 1, 2]
+        gx = float(theta[n, 0, 0]) * xb + float(theta[n, 0, 1]) * yb + float(theta[n, 0, 2])
+        gy = float(theta[n, 1, 0]) * xb + float(theta[n, 1, 1]) * yb + float(theta[n, 1, 2])
         return float(gx), float(gy)
     return float(grid[n, h, w, 0]), float(grid[n, h, w, 1])
 
@@ -61,9 +61,9 @@ def grid_point_3d(grid, theta, fused, n, d, h, w, Do, Ho, Wo, align_corners):
         xb = base_coord(w, Wo, align_corners)
         yb = base_coord(h, Ho, align_corners)
         zb = base_coord(d, Do, align_corners)
-        gx = theta[n, 0, 0] * xb + theta[n, 0, 1] * yb + theta[n, 0, 2] * zb + theta[n, 0, 3]
-        gy = theta[n, 1, 0] * xb + theta[n, 1, 1] * yb + theta[n, 1, 2] * zb + theta[n, 1, 3]
-        gz = theta[n, 2, 0] * xb + theta[n, 2, 1] * yb + theta[n, 2, 2] * zb + theta[n, 2, 3]
+        gx = float(theta[n, 0, 0]) * xb + float(theta[n, 0, 1]) * yb + float(theta[n, 0, 2]) * zb + float(theta[n, 0, 3])
+        gy = float(theta[n, 1, 0]) * xb + float(theta[n, 1, 1]) * yb + float(theta[n, 1, 2]) * zb + float(theta[n, 1, 3])
+        gz = float(theta[n, 2, 0]) * xb + float(theta[n, 2, 1]) * yb + float(theta[n, 2, 2]) * zb + float(theta[n, 2, 3])
         return float(gx), float(gy), float(gz)
     return float(grid[n, d, h, w, 0]), float(grid[n, d, h, w, 1]), float(grid[n, d, h, w, 2])
 
@@ -144,7 +144,7 @@ def sample_2d(inp, out, n, h, w, gx, gy, mode, padding_mode, align_corners):
         yi = nearest_index(iy)
         if inside(xi, W) and inside(yi, H):
             for c in range(C):
-                out[n, c, h, w] = inp[n, c, yi, xi]
+                out[n, c, h, w] = float(inp[n, c, yi, xi])
         else:
             for c in range(C):
                 out[n, c, h, w] = 0.0
@@ -166,14 +166,14 @@ def sample_2d(inp, out, n, h, w, gx, gy, mode, padding_mode, align_corners):
         v = 0.0
         if in_y0:
             if in_x0:
-                v += inp[n, c, y0, x0] * w00
+                v += float(inp[n, c, y0, x0]) * w00
             if in_x1:
-                v += inp[n, c, y0, x1] * w01
+                v += float(inp[n, c, y0, x1]) * w01
         if in_y1:
             if in_x0:
-                v += inp[n, c, y1, x0] * w10
+                v += float(inp[n, c, y1, x0]) * w10
             if in_x1:
-                v += inp[n, c, y1, x1] * w11
+                v += float(inp[n, c, y1, x1]) * w11
         out[n, c, h, w] = v
 
 
@@ -234,16 +234,17 @@ def grad_point_2d(inp, gout, n, h, w, gx, gy, mode, padding_mode, align_corners)
 
 
 @kernel
-def _add_2d(gin, n, c, y, x, r0, r1, v):
+def _add_2d(gin, n, c, y, x, r0, r1, v, scale):
     if y >= r0 and y < r1 and inside(x, gin.shape[3]):
-        gin[n, c, y, x] += v
+        accumulate(gin, (n, c, y, x), v, scale)
 
 
 @kernel
-def scatter_2d(gin, gout, n, h, w, gx, gy, mode, padding_mode, align_corners, r0, r1):
+def scatter_2d(gin, gout, n, h, w, gx, gy, mode, padding_mode, align_corners, r0, r1, scale):
     """grad_input[n, :, r0:r1, :] += this output pixel's share of grad_output[n, :, h, w].
 
-    Only the input rows in [r0, r1) are written: the CPU driver gives each task
+    Each contribution goes through :func:`accumulate` (``scale`` is for the GPU's
+    fixed-point accumulator; the CPU ignores it). Only the input rows in [r0, r1) are written: the CPU driver gives each task
     its own band of rows, so the scatter is race-free, and every input element
     receives its contributions in output raster order whatever the bands are —
     the result is bit-identical for any number of threads.
@@ -266,7 +267,7 @@ def scatter_2d(gin, gout, n, h, w, gx, gy, mode, padding_mode, align_corners, r0
             g = float(gout[n, c, h, w])
             for j in range(4):
                 for i in range(4):
-                    _add_2d(gin, n, c, ys[j], xs[i], r0, r1, g * wy[j] * wx[i])
+                    _add_2d(gin, n, c, ys[j], xs[i], r0, r1, g * wy[j] * wx[i], scale)
         return
     iy, _, oky = source_index(gy, H, padding_mode, align_corners)
     if not oky:
@@ -281,7 +282,7 @@ def scatter_2d(gin, gout, n, h, w, gx, gy, mode, padding_mode, align_corners, r0
         xi = nearest_index(ix)
         if inside(xi, W):
             for c in range(C):
-                gin[n, c, yi, xi] += gout[n, c, h, w]
+                accumulate(gin, (n, c, yi, xi), float(gout[n, c, h, w]), scale)
         return
     # bilinear
     y0, ty = floor_index(iy)
@@ -299,10 +300,10 @@ def scatter_2d(gin, gout, n, h, w, gx, gy, mode, padding_mode, align_corners, r0
     w11 = tx * ty
     for c in range(C):
         g = float(gout[n, c, h, w])
-        _add_2d(gin, n, c, y0, x0, r0, r1, w00 * g)
-        _add_2d(gin, n, c, y0, x1, r0, r1, w01 * g)
-        _add_2d(gin, n, c, y1, x0, r0, r1, w10 * g)
-        _add_2d(gin, n, c, y1, x1, r0, r1, w11 * g)
+        _add_2d(gin, n, c, y0, x0, r0, r1, w00 * g, scale)
+        _add_2d(gin, n, c, y0, x1, r0, r1, w01 * g, scale)
+        _add_2d(gin, n, c, y1, x0, r0, r1, w10 * g, scale)
+        _add_2d(gin, n, c, y1, x1, r0, r1, w11 * g, scale)
 
 
 # ----------------------------------------------------------------------------
@@ -394,7 +395,9 @@ def grad_point_3d(inp, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_c
 
 
 @kernel
-def scatter_3d(gin, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners, s0, s1):
+def scatter_3d(
+    gin, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners, s0, s1, scale
+):
     """grad_input[n, :, s0:s1] += this output voxel's share; see :func:`scatter_2d`."""
     C = gin.shape[1]
     D = gin.shape[2]
@@ -415,7 +418,7 @@ def scatter_3d(gin, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corn
         yi = nearest_index(iy)
         if inside(xi, W) and inside(yi, H):
             for c in range(C):
-                gin[n, c, zi, yi, xi] += gout[n, c, d, h, w]
+                accumulate(gin, (n, c, zi, yi, xi), float(gout[n, c, d, h, w]), scale)
         return
     z0, tz = floor_index(iz)
     if z0 + 1 < s0 or z0 >= s1:
@@ -440,7 +443,7 @@ def scatter_3d(gin, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corn
                     xi = x0 + bx
                     if inside(xi, W):
                         wgt = _lerp_weight(tz, bz) * _lerp_weight(ty, by) * _lerp_weight(tx, bx)
-                        gin[n, c, zi, yi, xi] += wgt * g
+                        accumulate(gin, (n, c, zi, yi, xi), wgt * g, scale)
 
 
 # ----------------------------------------------------------------------------
@@ -525,7 +528,7 @@ def row_span(grid, theta, fused, n, row, axis, fixed, Wo, size, padding_mode, al
     (``row`` indexes the grid flattened to (N * rows, Wo, dims)).
     """
     if fused:
-        t = theta[n, axis, 0]
+        t = float(theta[n, axis, 0])
         g0 = t * base_coord(0, Wo, align_corners) + fixed
         g1 = t * base_coord(Wo - 1, Wo, align_corners) + fixed
         lo_g = min(g0, g1)
@@ -536,7 +539,7 @@ def row_span(grid, theta, fused, n, row, axis, fixed, Wo, size, padding_mode, al
         lo_g = math.inf
         hi_g = -math.inf
         for w in range(Wo):
-            g = grid[row, w, axis]
+            g = float(grid[row, w, axis])
             if g < lo_g:
                 lo_g = g
             if g > hi_g:

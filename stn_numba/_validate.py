@@ -15,16 +15,33 @@ def describe(x):
     return f"{type(x).__name__} {x!r}"[:200]
 
 
+def is_gpu_array(x):
+    """True for objects exposing ``__cuda_array_interface__`` (Numba, CuPy, CUDA torch),
+    and for the CUDA simulator's device arrays."""
+    if isinstance(x, np.ndarray):
+        return False
+    return hasattr(x, "__cuda_array_interface__") or type(x).__name__ == "FakeCUDAArray"
+
+
 def as_float_array(x, name):
     """Return ``x`` as a C-contiguous, native-endian float32/float64 ndarray (no copy if it is one).
 
     The caller's array is never modified: a copy is made whenever the layout needs changing.
+    GPU arrays come back as zero-copy Numba device arrays; they must be C-contiguous.
     """
-    if hasattr(x, "__cuda_array_interface__") and not isinstance(x, np.ndarray):
-        raise TypeError(
-            f"{name} is a GPU array ({type(x).__name__}); the CPU backend needs a NumPy array "
-            "(the CUDA backend is not available in this version: copy it to the host first)"
-        )
+    if is_gpu_array(x):
+        from numba import cuda
+
+        is_numba = cuda.devicearray.is_cuda_ndarray(x) if hasattr(cuda, "devicearray") else False
+        arr = x if is_numba or type(x).__name__ == "FakeCUDAArray" else cuda.as_cuda_array(x)
+        if arr.dtype not in _FLOATS:
+            raise TypeError(f"{name} must have dtype float32 or float64; got {arr.dtype}")
+        if arr.size and not arr.is_c_contiguous():
+            raise ValueError(
+                f"{name} is a non-contiguous GPU array of shape {tuple(arr.shape)}; "
+                "pass a C-contiguous copy (e.g. cupy.ascontiguousarray)"
+            )
+        return arr
     if not isinstance(x, np.ndarray):
         try:
             x = np.asarray(x)
@@ -142,19 +159,33 @@ def check_out(out, shape, dtype, args):
 
 
 def check_device(device, arrays):
-    """Resolve ``device``; this version runs on the CPU only."""
+    """Resolve ``device`` (None, "cpu" or "cuda") against the array arguments."""
+    gpu = [name for name, a in arrays.items() if is_gpu_array(a)]
     if device is None:
-        gpu = [n for n, a in arrays.items() if hasattr(a, "__cuda_array_interface__")]
-        if gpu and not all(isinstance(arrays[n], np.ndarray) for n in gpu):
+        device = "cuda" if gpu else "cpu"
+    if device == "cpu":
+        if gpu:
             raise TypeError(
-                f"{gpu[0]} is a GPU array, but the CUDA backend is not available in this "
-                "version; pass NumPy arrays"
+                f"{gpu[0]} is a GPU array but device='cpu'; copy it to the host "
+                "(e.g. .copy_to_host()) or use device='cuda'"
             )
         return "cpu"
-    if device == "cpu":
-        return "cpu"
     if device == "cuda":
-        raise NotImplementedError(
-            "device='cuda' is not available in this version of stn_numba; use device='cpu'"
-        )
+        require_cuda()
+        return "cuda"
     raise ValueError(f"device must be None, 'cpu' or 'cuda'; got {describe(device)}")
+
+
+def require_cuda():
+    """Raise a RuntimeError that says how to get a GPU backend, unless one is usable."""
+    how = (
+        "install the GPU extra (pip install 'stn_numba[cuda]') on a machine with an NVIDIA "
+        "GPU and driver, or set NUMBA_ENABLE_CUDASIM=1 before starting Python to run the "
+        "GPU code in Numba's (slow) CUDA simulator"
+    )
+    try:
+        from numba import cuda
+    except Exception as exc:  # pragma: no cover - numba without CUDA support
+        raise RuntimeError(f"device='cuda' is not available ({exc}); {how}") from None
+    if not cuda.is_available():
+        raise RuntimeError(f"device='cuda' needs a usable CUDA GPU, and none was found; {how}")

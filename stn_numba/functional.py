@@ -13,14 +13,16 @@ dtypes              float32 or float64, the same for every array; output = input
 ==================  ==========================================================
 
 Arrays of any strides and memory order are accepted; no argument is ever modified.
+
+Devices: every function takes ``device=None | "cpu" | "cuda"``. None runs on the GPU
+when an array argument exposes ``__cuda_array_interface__`` (Numba device arrays,
+CuPy, CUDA torch tensors: zero copy, C-contiguous) and returns Numba device arrays;
+NumPy arrays with ``device="cuda"`` are copied in and the results copied back.
 NaN grid values sample as 0 with zero gradient (every padding mode); ±inf and
 values beyond 2**40 pixels are clamped there, so ``border`` reads the edge,
 ``reflection`` folds them inside and ``zeros`` gives 0.
 """
 
-import math
-
-import numba
 import numpy as np
 
 from . import _cpu
@@ -34,6 +36,7 @@ from ._validate import (
     check_input,
     check_ndim,
     check_out,
+    is_gpu_array,
     check_shape,
     check_size,
     check_theta,
@@ -50,27 +53,53 @@ __all__ = [
 ]
 
 
-def _placeholder(dtype, ndim):
-    """An empty array standing in for the unused grid or θ of a driver call."""
-    return np.zeros((0,) * ndim, dtype=dtype)
+def _backend(dev):
+    """The module that runs on ``dev``: :mod:`._cpu` or :mod:`._cuda` (same interface)."""
+    if dev == "cpu":
+        return _cpu
+    from . import _cuda
+
+    return _cuda
 
 
-def _bands(n, rows):
-    """Bands of input rows per sample for the input-gradient scatter.
+def _arrays(device, names_values):
+    """Resolve the device and convert every array argument.
 
-    Any value gives bit-identical results (see :mod:`stn_numba._cpu`), so it can
-    follow the thread count: enough tasks to keep every thread busy.
+    Returns (device, backend, host_out, arrays): ``host_out`` is True when no
+    argument lives on the GPU, so that NumPy in gives NumPy out.
     """
-    threads = numba.get_num_threads()
-    if n >= threads:
-        return 1
-    return max(1, min(rows, math.ceil(threads / max(n, 1))))
+    dev = check_device(device, names_values)
+    host_out = not any(is_gpu_array(v) for v in names_values.values())
+    arrays = [as_float_array(v, k) for k, v in names_values.items()]
+    return dev, _backend(dev), host_out, arrays
 
 
-def _output(out, shape, dtype, args):
+def _output(out, shape, dtype, args, dev, backend):
+    """(array the kernel writes, host array to copy it into afterwards or None)."""
     if out is None:
-        return np.empty(shape, dtype=dtype)
-    return check_out(out, shape, dtype, args)
+        return backend.empty(shape, dtype), None
+    if dev == "cpu":
+        return check_out(out, shape, dtype, args), None
+    if isinstance(out, np.ndarray):
+        check_out(out, shape, dtype, args)
+        return backend.empty(shape, dtype), out
+    out = as_float_array(out, "out")
+    if tuple(out.shape) != tuple(shape) or out.dtype != dtype:
+        raise ValueError(
+            f"out must have shape {tuple(shape)} and dtype {dtype}; "
+            f"got shape {tuple(out.shape)} and dtype {out.dtype}"
+        )
+    return out, None
+
+
+def _finish(result, host_out, target=None):
+    """Bring a device result home when the caller gave NumPy arrays."""
+    if result is None or isinstance(result, np.ndarray):
+        return result
+    if target is not None:
+        result.copy_to_host(target)
+        return target
+    return result.copy_to_host() if host_out else result
 
 
 # ----------------------------------------------------------------------------
@@ -94,7 +123,7 @@ def affine_grid(theta, size, align_corners=False, *, out=None, device=None):
     out : ndarray, optional
         Preallocated C-contiguous result of the right shape and dtype.
     device : {None, "cpu", "cuda"}
-        Where to run; this version runs on the CPU.
+        Where to run; None picks "cuda" when an array argument is a GPU array.
 
     Returns
     -------
@@ -119,18 +148,14 @@ def affine_grid(theta, size, align_corners=False, *, out=None, device=None):
            [ 0., -1.],
            [ 1., -1.]])
     """
-    check_device(device, {"theta": theta})
-    theta = as_float_array(theta, "theta")
+    dev, backend, host_out, (theta,) = _arrays(device, {"theta": theta})
     dims = check_theta(theta)
     align_corners = check_bool(align_corners, "align_corners")
     size = check_size(size, "size", theta.shape[0], dims)
     shape = (size[0],) + size[2:] + (dims,)
-    grid = _output(out, shape, theta.dtype, {"theta": theta})
-    if dims == 2:
-        _cpu.affine_grid_2d(theta, grid, align_corners)
-    else:
-        _cpu.affine_grid_3d(theta, grid, align_corners)
-    return grid
+    grid, target = _output(out, shape, theta.dtype, {"theta": theta}, dev, backend)
+    backend.run_affine_grid(theta, grid, align_corners)
+    return _finish(grid, host_out, target)
 
 
 def affine_grid_backward(grad_grid, size, align_corners=False, *, device=None):
@@ -145,7 +170,7 @@ def affine_grid_backward(grad_grid, size, align_corners=False, *, device=None):
     align_corners : bool, default False
         As in the forward.
     device : {None, "cpu", "cuda"}
-        Where to run; this version runs on the CPU.
+        Where to run; None picks "cuda" when an array argument is a GPU array.
 
     Returns
     -------
@@ -166,29 +191,13 @@ def affine_grid_backward(grad_grid, size, align_corners=False, *, device=None):
     array([[[0., 0., 4.],
             [0., 0., 4.]]])
     """
-    check_device(device, {"grad_grid": grad_grid})
-    grad_grid = as_float_array(grad_grid, "grad_grid")
+    dev, backend, host_out, (grad_grid,) = _arrays(device, {"grad_grid": grad_grid})
     check_ndim(grad_grid, "grad_grid", (4, 5), "(N, H, W, 2) or (N, D, H, W, 3)")
     dims = grad_grid.ndim - 2
     align_corners = check_bool(align_corners, "align_corners")
     size = check_size(size, "size", grad_grid.shape[0], dims)
     check_shape(grad_grid, "grad_grid", (size[0],) + size[2:] + (dims,))
-    rows = int(np.prod(grad_grid.shape[:-2]))
-    acc = np.empty((rows, dims * (dims + 1)), dtype=np.float64)
-    if dims == 2:
-        _cpu.affine_grid_backward_2d(grad_grid, acc, align_corners)
-    else:
-        _cpu.affine_grid_backward_3d(grad_grid, acc, align_corners)
-    return _reduce_rows(acc, size[0], dims, grad_grid.dtype)
-
-
-def _reduce_rows(acc, n, dims, dtype):
-    """Per-row θ partial sums -> (N, dims, dims + 1), in a fixed order."""
-    acc = acc.reshape(n, -1, dims * (dims + 1))
-    total = np.zeros((n, dims * (dims + 1)), dtype=np.float64)
-    for r in range(acc.shape[1]):  # fixed order, independent of threads
-        total += acc[:, r]
-    return total.reshape(n, dims, dims + 1).astype(dtype)
+    return _finish(backend.run_affine_grid_backward(grad_grid, align_corners), host_out)
 
 
 # ----------------------------------------------------------------------------
@@ -197,12 +206,10 @@ def _reduce_rows(acc, n, dims, dtype):
 
 
 def _check_sample_args(input, grid, mode, padding_mode, align_corners):
-    input = as_float_array(input, "input")
-    grid = as_float_array(grid, "grid")
     dims = check_input(input)
     check_ndim(grid, "grid", (dims + 2,), f"(N, {'D, ' if dims == 3 else ''}H, W, {dims}) "
                f"to match the {input.ndim}-D input")  # fmt: skip
-    if grid.shape[-1] != dims:
+    if grid.shape[grid.ndim - 1] != dims:
         raise ValueError(
             f"grid's last axis must have size {dims} ((x, y{', z' if dims == 3 else ''})); "
             f"got shape {grid.shape}"
@@ -242,7 +249,7 @@ def grid_sample(
     out : ndarray, optional
         Preallocated C-contiguous result; must not overlap input or grid.
     device : {None, "cpu", "cuda"}
-        Where to run; this version runs on the CPU.
+        Where to run; None picks "cuda" when an array argument is a GPU array.
 
     Returns
     -------
@@ -264,21 +271,17 @@ def grid_sample(
     >>> stn.grid_sample(x, grid, align_corners=True)
     array([[[[1.5]]]])
     """
-    check_device(device, {"input": input, "grid": grid})
+    dev, backend, host_out, (input, grid) = _arrays(device, {"input": input, "grid": grid})
     input, grid, dims, m, p, ac = _check_sample_args(input, grid, mode, padding_mode, align_corners)
-    shape = input.shape[:2] + grid.shape[1:-1]
-    output = _output(out, shape, input.dtype, {"input": input, "grid": grid})
-    theta = _placeholder(input.dtype, 3)
-    if dims == 2:
-        _cpu.sample_2d_cpu(input, grid, theta, False, output, m, p, ac)
-    else:
-        _cpu.sample_3d_cpu(input, grid, theta, False, output, m, p, ac)
-    return output
+    shape = tuple(input.shape[:2]) + tuple(grid.shape[1:-1])
+    output, target = _output(out, shape, input.dtype, {"input": input, "grid": grid}, dev, backend)
+    backend.run_sample(input, grid, None, output, m, p, ac)
+    return _finish(output, host_out, target)
 
 
 def grid_sample_backward(
     grad_output, input, grid, mode="bilinear", padding_mode="zeros", align_corners=False,
-    input_grad=True, grid_grad=True, *, device=None,
+    input_grad=True, grid_grad=True, *, device=None, deterministic=True,
 ):  # fmt: skip
     """Gradients of :func:`grid_sample` with respect to input and grid.
 
@@ -292,7 +295,11 @@ def grid_sample_backward(
         Which gradients to compute; one not asked for is not computed and comes back
         as None.
     device : {None, "cpu", "cuda"}
-        Where to run; this version runs on the CPU.
+        Where to run; None picks "cuda" when an array argument is a GPU array.
+    deterministic : bool, default True
+        GPU only (the CPU backward is always deterministic): True accumulates
+        grad_input in 64-bit fixed point with integer atomics, bit-identical from run
+        to run; False uses float atomics (faster, last bits vary between runs).
 
     Returns
     -------
@@ -320,55 +327,19 @@ def grid_sample_backward(
     >>> gg[0, 0, 0]      # d out / d (x, y): 1 per pixel step, half a width per unit
     array([0.5, 1. ])
     """
-    check_device(device, {"grad_output": grad_output, "input": input, "grid": grid})
+    dev, backend, host_out, (grad_output, input, grid) = _arrays(
+        device, {"grad_output": grad_output, "input": input, "grid": grid}
+    )
     input, grid, dims, m, p, ac = _check_sample_args(input, grid, mode, padding_mode, align_corners)
     input_grad = check_bool(input_grad, "input_grad")
     grid_grad = check_bool(grid_grad, "grid_grad")
-    grad_output = as_float_array(grad_output, "grad_output")
+    deterministic = check_bool(deterministic, "deterministic")
     same_dtype("input", input, grad_output=grad_output)
-    check_shape(grad_output, "grad_output", input.shape[:2] + grid.shape[1:-1])
-    return _backward(grad_output, input, grid, None, dims, m, p, ac, input_grad, grid_grad)
-
-
-def _backward(gout, input, grid, theta, dims, m, p, ac, input_grad, point_grad):
-    """Shared by grid_sample_backward (grid given) and warp_affine_backward (θ given)."""
-    fused = grid is None
-    dtype = input.dtype
-    if fused:
-        grid = _placeholder(dtype, dims + 2)
-    else:
-        theta = _placeholder(dtype, 3)
-    scatter = _cpu.scatter_2d_cpu if dims == 2 else _cpu.scatter_3d_cpu
-    points = _cpu.grad_points_2d_cpu if dims == 2 else _cpu.grad_points_3d_cpu
-    grad_input = grad_point = None
-    if input_grad:
-        grad_input = np.zeros(input.shape, dtype=dtype)
-        bands = _bands(input.shape[0], input.shape[2])
-        rows = int(np.prod(gout.shape[:1] + gout.shape[2:-1]))
-        spans = np.empty((rows, 2), dtype=np.int64)
-        if bands > 1:  # which input rows each output row touches, to skip the rest
-            out_sp = gout.shape[2:]
-            if dims == 2:
-                _cpu.row_spans_2d(grid, theta, fused, spans, *out_sp, input.shape[2], p, ac)
-            else:
-                _cpu.row_spans_3d(grid, theta, fused, spans, *out_sp, input.shape[2], p, ac)
-        else:
-            spans[:, 0] = 0
-            spans[:, 1] = input.shape[2] - 1
-        scatter(gout, grid, theta, fused, grad_input, spans, bands, m, p, ac)
-    if point_grad:
-        n = input.shape[0]
-        if fused:
-            rows = n * int(np.prod(gout.shape[2:-1]))
-            acc = np.empty((rows, dims * (dims + 1)), dtype=np.float64)
-            ggrid = _placeholder(dtype, dims + 2)
-            points(input, gout, grid, theta, True, ggrid, acc, m, p, ac)
-            grad_point = _reduce_rows(acc, n, dims, dtype)
-        else:
-            grad_point = np.empty(grid.shape, dtype=dtype)
-            acc = np.empty((0, 0), dtype=np.float64)
-            points(input, gout, grid, theta, False, grad_point, acc, m, p, ac)
-    return grad_input, grad_point
+    check_shape(grad_output, "grad_output", tuple(input.shape[:2]) + tuple(grid.shape[1:-1]))
+    gi, gg = backend.run_backward(
+        grad_output, input, grid, None, m, p, ac, input_grad, grid_grad, deterministic
+    )
+    return _finish(gi, host_out), _finish(gg, host_out)
 
 
 # ----------------------------------------------------------------------------
@@ -377,8 +348,6 @@ def _backward(gout, input, grid, theta, dims, m, p, ac, input_grad, point_grad):
 
 
 def _check_warp_args(input, theta, size, mode, padding_mode, align_corners):
-    input = as_float_array(input, "input")
-    theta = as_float_array(theta, "theta")
     dims = check_input(input)
     tdims = check_theta(theta)
     if tdims != dims:
@@ -387,7 +356,7 @@ def _check_warp_args(input, theta, size, mode, padding_mode, align_corners):
     check_batch(input.shape[0], "theta", theta, "input")
     same_dtype("input", input, theta=theta)
     if size is None:
-        size = input.shape[2:]
+        size = tuple(input.shape[2:])
     else:
         size = as_int_tuple(size, "size", dims, 1)
     return (
@@ -424,7 +393,7 @@ def warp_affine(
     out : ndarray, optional
         Preallocated C-contiguous result; must not overlap input or θ.
     device : {None, "cpu", "cuda"}
-        Where to run; this version runs on the CPU.
+        Where to run; None picks "cuda" when an array argument is a GPU array.
 
     Returns
     -------
@@ -446,23 +415,20 @@ def warp_affine(
     array([[2., 1., 0.],
            [5., 4., 3.]])
     """
-    check_device(device, {"input": input, "theta": theta})
+    dev, backend, host_out, (input, theta) = _arrays(device, {"input": input, "theta": theta})
     input, theta, dims, size, m, p, ac = _check_warp_args(
         input, theta, size, mode, padding_mode, align_corners
     )
-    shape = input.shape[:2] + size
-    output = _output(out, shape, input.dtype, {"input": input, "theta": theta})
-    grid = _placeholder(input.dtype, dims + 2)
-    if dims == 2:
-        _cpu.sample_2d_cpu(input, grid, theta, True, output, m, p, ac)
-    else:
-        _cpu.sample_3d_cpu(input, grid, theta, True, output, m, p, ac)
-    return output
+    shape = tuple(input.shape[:2]) + size
+    output, target = _output(out, shape, input.dtype, {"input": input, "theta": theta}, dev,
+                             backend)  # fmt: skip
+    backend.run_sample(input, None, theta, output, m, p, ac)
+    return _finish(output, host_out, target)
 
 
 def warp_affine_backward(
     grad_output, input, theta, size=None, mode="bilinear", padding_mode="zeros",
-    align_corners=False, input_grad=True, theta_grad=True, *, device=None,
+    align_corners=False, input_grad=True, theta_grad=True, *, device=None, deterministic=True,
 ):  # fmt: skip
     """Gradients of :func:`warp_affine` with respect to input and θ.
 
@@ -475,7 +441,10 @@ def warp_affine_backward(
     input_grad, theta_grad : bool, default True
         Which gradients to compute; one not asked for comes back as None.
     device : {None, "cpu", "cuda"}
-        Where to run; this version runs on the CPU.
+        Where to run; None picks "cuda" when an array argument is a GPU array.
+    deterministic : bool, default True
+        As in :func:`grid_sample_backward` (GPU only; grad_theta is always
+        deterministic).
 
     Returns
     -------
@@ -499,13 +468,18 @@ def warp_affine_backward(
     >>> gi.shape, gt.shape
     ((1, 1, 4, 4), (1, 2, 3))
     """
-    check_device(device, {"grad_output": grad_output, "input": input, "theta": theta})
+    dev, backend, host_out, (grad_output, input, theta) = _arrays(
+        device, {"grad_output": grad_output, "input": input, "theta": theta}
+    )
     input, theta, dims, size, m, p, ac = _check_warp_args(
         input, theta, size, mode, padding_mode, align_corners
     )
     input_grad = check_bool(input_grad, "input_grad")
     theta_grad = check_bool(theta_grad, "theta_grad")
-    grad_output = as_float_array(grad_output, "grad_output")
+    deterministic = check_bool(deterministic, "deterministic")
     same_dtype("input", input, grad_output=grad_output)
-    check_shape(grad_output, "grad_output", input.shape[:2] + size)
-    return _backward(grad_output, input, None, theta, dims, m, p, ac, input_grad, theta_grad)
+    check_shape(grad_output, "grad_output", tuple(input.shape[:2]) + size)
+    gi, gt = backend.run_backward(
+        grad_output, input, None, theta, m, p, ac, input_grad, theta_grad, deterministic
+    )
+    return _finish(gi, host_out), _finish(gt, host_out)

@@ -1,0 +1,537 @@
+"""CUDA drivers: launch configuration, the ``numba.cuda`` kernels and their host side.
+
+Twins of :mod:`stn_numba._cpu`. Each kernel is a grid-stride loop over output
+pixels (or rows) with 64-bit indices that calls the very same per-pixel functions
+as the CPU (:mod:`stn_numba._kernels`, :mod:`stn_numba._coords`): Numba compiles an
+``njit`` function for the device when a CUDA kernel calls it. Under the CUDA
+simulator (``NUMBA_ENABLE_CUDASIM=1``) kernels run as Python, so they call pure
+Python twins of those functions instead (:func:`_python_twins`): same source.
+
+Backward on the GPU:
+
+* grid gradient: one thread per output pixel, no shared writes;
+* θ gradient: one thread per output row sums its pixels (float64), then one thread
+  per θ entry sums the rows in a fixed order — deterministic;
+* input gradient, ``deterministic=False``: float atomics into grad_input (fast; the
+  order of additions, hence the rounding, varies from run to run);
+* input gradient, ``deterministic=True`` (the default): each contribution is rounded
+  to a 64-bit fixed-point integer, ``round(v · 2**k)``, and added with an integer
+  atomic. Integer addition is associative, so the sum is bit-identical whatever
+  the order of the threads. ``2**k`` is the largest power of two with
+  ``2**k · B <= 2**62``, where B bounds every sum (the sample's Σ|grad_output| times
+  the interpolation's Σ|weights|): the result is exact to ``B · 2**-62`` per
+  contribution, far below float32 rounding and ~1e-12 relative to B in float64.
+"""
+
+import math
+import types
+
+import numba
+import numpy as np
+from numba import cuda
+from numba.core.dispatcher import Dispatcher
+from numba.extending import overload
+
+from . import _coords, _jit, _kernels
+from ._modes import BICUBIC
+
+SIMULATOR = bool(numba.config.ENABLE_CUDASIM)
+
+#: Launch configuration, in one place: threads per block, and a cap on the blocks
+#: of a launch (the kernels loop grid-stride over the rest). Tests shrink both so
+#: that several blocks, the grid-stride loop and the edge guards all run.
+THREADS_PER_BLOCK = 128
+MAX_BLOCKS = 65535
+
+
+def launch_config(total):
+    """(blocks, threads) for ``total`` work items."""
+    blocks = max(1, min(MAX_BLOCKS, -(-int(total) // THREADS_PER_BLOCK)))
+    return blocks, THREADS_PER_BLOCK
+
+
+# ----------------------------------------------------------------------------
+# The shared per-pixel functions, as the device (or the simulator) sees them
+# ----------------------------------------------------------------------------
+
+
+@overload(_jit.accumulate, target="cuda")
+def _accumulate_cuda(arr, index, value, scale):
+    if isinstance(arr.dtype, numba.types.Integer):
+
+        def impl(arr, index, value, scale):
+            cuda.atomic.add(arr, index, numba.int64(math.floor(value * scale + 0.5)))
+
+    else:
+
+        def impl(arr, index, value, scale):
+            cuda.atomic.add(arr, index, value)
+
+    return impl
+
+
+def _accumulate_sim(arr, index, value, scale):
+    """The simulator's twin of :func:`stn_numba._jit.accumulate`."""
+    if arr.dtype.kind == "i":
+        cuda.atomic.add(arr, index, int(math.floor(value * scale + 0.5)))
+    else:
+        cuda.atomic.add(arr, index, value)
+
+
+def _python_twins(*modules, replace=None):
+    """A namespace of pure-Python copies of every ``njit`` function in ``modules``,
+    calling one another (for the simulator, which cannot pass its arrays to
+    compiled code)."""
+    replace = dict(replace or {})
+    twins = {}
+    globs = {}
+    for mod in modules:
+        g = dict(vars(mod))
+        globs[mod.__name__] = g
+        for name, obj in vars(mod).items():
+            if isinstance(obj, Dispatcher) and obj.py_func.__module__ == mod.__name__:
+                f = obj.py_func
+                twins[name] = types.FunctionType(f.__code__, g, f.__name__, f.__defaults__)
+    for name, fn in replace.items():
+        twins[name] = fn
+    for g in globs.values():
+        for name, obj in list(g.items()):
+            if isinstance(obj, Dispatcher) and name in twins:
+                g[name] = twins[name]
+            elif name in replace:
+                g[name] = replace[name]
+    return types.SimpleNamespace(**twins)
+
+
+if SIMULATOR:
+    K = _python_twins(_coords, _kernels, replace={"accumulate": _accumulate_sim})
+    _cuda_jit = cuda.jit
+else:
+    K = _kernels
+    _cuda_jit = cuda.jit(cache=True, fastmath=False)
+
+
+# ----------------------------------------------------------------------------
+# Kernels. Index decomposition only; the math is in K.
+# ----------------------------------------------------------------------------
+
+
+@_cuda_jit
+def k_fill_zero(flat):
+    i = numba.int64(cuda.grid(1))
+    stride = numba.int64(cuda.gridsize(1))
+    while i < flat.shape[0]:
+        flat[i] = 0
+        i += stride
+
+
+@_cuda_jit
+def k_affine_grid_2d(theta, grid, align_corners):
+    N, Ho, Wo = grid.shape[0], grid.shape[1], grid.shape[2]
+    i = numba.int64(cuda.grid(1))
+    stride = numba.int64(cuda.gridsize(1))
+    while i < N * Ho * Wo:
+        n = i // (Ho * Wo)
+        r = i - n * (Ho * Wo)
+        h = r // Wo
+        w = r - h * Wo
+        gx, gy = K.grid_point_2d(grid, theta, True, n, h, w, Ho, Wo, align_corners)
+        grid[n, h, w, 0] = gx
+        grid[n, h, w, 1] = gy
+        i += stride
+
+
+@_cuda_jit
+def k_affine_grid_3d(theta, grid, align_corners):
+    N, Do, Ho, Wo = grid.shape[0], grid.shape[1], grid.shape[2], grid.shape[3]
+    i = numba.int64(cuda.grid(1))
+    stride = numba.int64(cuda.gridsize(1))
+    while i < N * Do * Ho * Wo:
+        w = i % Wo
+        r = i // Wo
+        h = r % Ho
+        r = r // Ho
+        d = r % Do
+        n = r // Do
+        gx, gy, gz = K.grid_point_3d(grid, theta, True, n, d, h, w, Do, Ho, Wo, align_corners)
+        grid[n, d, h, w, 0] = gx
+        grid[n, d, h, w, 1] = gy
+        grid[n, d, h, w, 2] = gz
+        i += stride
+
+
+@_cuda_jit
+def k_theta_rows_2d(ggrid, acc, align_corners):
+    """acc[row] = Σ_w ggrid[n, h, w] ⊗ (x_w, y_h, 1) for each output row (n, h)."""
+    N, Ho, Wo = ggrid.shape[0], ggrid.shape[1], ggrid.shape[2]
+    i = numba.int64(cuda.grid(1))
+    stride = numba.int64(cuda.gridsize(1))
+    while i < N * Ho:
+        n = i // Ho
+        h = i - n * Ho
+        for k in range(6):
+            acc[i, k] = 0.0
+        for w in range(Wo):
+            K.accumulate_theta_2d(acc, i, ggrid[n, h, w, 0], ggrid[n, h, w, 1], w, h, Wo, Ho,
+                                  align_corners)  # fmt: skip
+        i += stride
+
+
+@_cuda_jit
+def k_theta_rows_3d(ggrid, acc, align_corners):
+    N, Do, Ho, Wo = ggrid.shape[0], ggrid.shape[1], ggrid.shape[2], ggrid.shape[3]
+    i = numba.int64(cuda.grid(1))
+    stride = numba.int64(cuda.gridsize(1))
+    while i < N * Do * Ho:
+        h = i % Ho
+        d = (i // Ho) % Do
+        n = i // (Ho * Do)
+        for k in range(12):
+            acc[i, k] = 0.0
+        for w in range(Wo):
+            K.accumulate_theta_3d(
+                acc, i, ggrid[n, d, h, w, 0], ggrid[n, d, h, w, 1], ggrid[n, d, h, w, 2],
+                w, h, d, Wo, Ho, Do, align_corners,
+            )  # fmt: skip
+        i += stride
+
+
+@_cuda_jit
+def k_reduce_rows(acc, out, rows):
+    """out[n, p] = Σ_r acc[n * rows + r, p], summed in r order (deterministic)."""
+    N, P = out.shape[0], out.shape[1]
+    i = numba.int64(cuda.grid(1))
+    stride = numba.int64(cuda.gridsize(1))
+    while i < N * P:
+        n = i // P
+        p = i - n * P
+        s = 0.0
+        for r in range(rows):
+            s += acc[n * rows + r, p]
+        out[n, p] = s
+        i += stride
+
+
+@_cuda_jit
+def k_sample_2d(inp, grid, theta, fused, out, mode, padding_mode, align_corners):
+    N, Ho, Wo = out.shape[0], out.shape[2], out.shape[3]
+    i = numba.int64(cuda.grid(1))
+    stride = numba.int64(cuda.gridsize(1))
+    while i < N * Ho * Wo:
+        n = i // (Ho * Wo)
+        r = i - n * (Ho * Wo)
+        h = r // Wo
+        w = r - h * Wo
+        gx, gy = K.grid_point_2d(grid, theta, fused, n, h, w, Ho, Wo, align_corners)
+        K.sample_2d(inp, out, n, h, w, gx, gy, mode, padding_mode, align_corners)
+        i += stride
+
+
+@_cuda_jit
+def k_sample_3d(inp, grid, theta, fused, out, mode, padding_mode, align_corners):
+    N, Do, Ho, Wo = out.shape[0], out.shape[2], out.shape[3], out.shape[4]
+    i = numba.int64(cuda.grid(1))
+    stride = numba.int64(cuda.gridsize(1))
+    while i < N * Do * Ho * Wo:
+        w = i % Wo
+        r = i // Wo
+        h = r % Ho
+        r = r // Ho
+        d = r % Do
+        n = r // Do
+        gx, gy, gz = K.grid_point_3d(grid, theta, fused, n, d, h, w, Do, Ho, Wo, align_corners)
+        K.sample_3d(inp, out, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners)
+        i += stride
+
+
+@_cuda_jit
+def k_grad_grid_2d(inp, gout, grid, theta, ggrid, mode, padding_mode, align_corners):
+    N, Ho, Wo = gout.shape[0], gout.shape[2], gout.shape[3]
+    i = numba.int64(cuda.grid(1))
+    stride = numba.int64(cuda.gridsize(1))
+    while i < N * Ho * Wo:
+        n = i // (Ho * Wo)
+        r = i - n * (Ho * Wo)
+        h = r // Wo
+        w = r - h * Wo
+        gx, gy = K.grid_point_2d(grid, theta, False, n, h, w, Ho, Wo, align_corners)
+        ggx, ggy = K.grad_point_2d(inp, gout, n, h, w, gx, gy, mode, padding_mode, align_corners)
+        ggrid[n, h, w, 0] = ggx
+        ggrid[n, h, w, 1] = ggy
+        i += stride
+
+
+@_cuda_jit
+def k_grad_grid_3d(inp, gout, grid, theta, ggrid, mode, padding_mode, align_corners):
+    N, Do, Ho, Wo = gout.shape[0], gout.shape[2], gout.shape[3], gout.shape[4]
+    i = numba.int64(cuda.grid(1))
+    stride = numba.int64(cuda.gridsize(1))
+    while i < N * Do * Ho * Wo:
+        w = i % Wo
+        r = i // Wo
+        h = r % Ho
+        r = r // Ho
+        d = r % Do
+        n = r // Do
+        gx, gy, gz = K.grid_point_3d(grid, theta, False, n, d, h, w, Do, Ho, Wo, align_corners)
+        ggx, ggy, ggz = K.grad_point_3d(
+            inp, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners
+        )
+        ggrid[n, d, h, w, 0] = ggx
+        ggrid[n, d, h, w, 1] = ggy
+        ggrid[n, d, h, w, 2] = ggz
+        i += stride
+
+
+@_cuda_jit
+def k_grad_theta_rows_2d(inp, gout, grid, theta, acc, mode, padding_mode, align_corners):
+    """acc[row] = θ-gradient of output row (n, h), summed over w in order."""
+    N, Ho, Wo = gout.shape[0], gout.shape[2], gout.shape[3]
+    i = numba.int64(cuda.grid(1))
+    stride = numba.int64(cuda.gridsize(1))
+    while i < N * Ho:
+        n = i // Ho
+        h = i - n * Ho
+        for k in range(6):
+            acc[i, k] = 0.0
+        for w in range(Wo):
+            gx, gy = K.grid_point_2d(grid, theta, True, n, h, w, Ho, Wo, align_corners)
+            ggx, ggy = K.grad_point_2d(
+                inp, gout, n, h, w, gx, gy, mode, padding_mode, align_corners
+            )
+            K.accumulate_theta_2d(acc, i, ggx, ggy, w, h, Wo, Ho, align_corners)
+        i += stride
+
+
+@_cuda_jit
+def k_grad_theta_rows_3d(inp, gout, grid, theta, acc, mode, padding_mode, align_corners):
+    N, Do, Ho, Wo = gout.shape[0], gout.shape[2], gout.shape[3], gout.shape[4]
+    i = numba.int64(cuda.grid(1))
+    stride = numba.int64(cuda.gridsize(1))
+    while i < N * Do * Ho:
+        h = i % Ho
+        d = (i // Ho) % Do
+        n = i // (Ho * Do)
+        for k in range(12):
+            acc[i, k] = 0.0
+        for w in range(Wo):
+            gx, gy, gz = K.grid_point_3d(grid, theta, True, n, d, h, w, Do, Ho, Wo,
+                                         align_corners)  # fmt: skip
+            ggx, ggy, ggz = K.grad_point_3d(
+                inp, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners
+            )
+            K.accumulate_theta_3d(acc, i, ggx, ggy, ggz, w, h, d, Wo, Ho, Do, align_corners)
+        i += stride
+
+
+@_cuda_jit
+def k_scatter_2d(gout, grid, theta, fused, gacc, scales, mode, padding_mode, align_corners):
+    """gacc += every output pixel's share, with atomics (float, or fixed point if int64)."""
+    N, Ho, Wo = gout.shape[0], gout.shape[2], gout.shape[3]
+    Hin = gacc.shape[2]
+    i = numba.int64(cuda.grid(1))
+    stride = numba.int64(cuda.gridsize(1))
+    while i < N * Ho * Wo:
+        n = i // (Ho * Wo)
+        r = i - n * (Ho * Wo)
+        h = r // Wo
+        w = r - h * Wo
+        gx, gy = K.grid_point_2d(grid, theta, fused, n, h, w, Ho, Wo, align_corners)
+        K.scatter_2d(gacc, gout, n, h, w, gx, gy, mode, padding_mode, align_corners, 0, Hin,
+                     scales[n])  # fmt: skip
+        i += stride
+
+
+@_cuda_jit
+def k_scatter_3d(gout, grid, theta, fused, gacc, scales, mode, padding_mode, align_corners):
+    N, Do, Ho, Wo = gout.shape[0], gout.shape[2], gout.shape[3], gout.shape[4]
+    Din = gacc.shape[2]
+    i = numba.int64(cuda.grid(1))
+    stride = numba.int64(cuda.gridsize(1))
+    while i < N * Do * Ho * Wo:
+        w = i % Wo
+        r = i // Wo
+        h = r % Ho
+        r = r // Ho
+        d = r % Do
+        n = r // Do
+        gx, gy, gz = K.grid_point_3d(grid, theta, fused, n, d, h, w, Do, Ho, Wo, align_corners)
+        K.scatter_3d(gacc, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners,
+                     0, Din, scales[n])  # fmt: skip
+        i += stride
+
+
+@_cuda_jit
+def k_abs_row_sums(flat, sums):
+    """sums[r] = Σ_j |flat[r, j]| in float64, one thread per row, j in order."""
+    i = numba.int64(cuda.grid(1))
+    stride = numba.int64(cuda.gridsize(1))
+    while i < flat.shape[0]:
+        s = 0.0
+        for j in range(flat.shape[1]):
+            s += abs(float(flat[i, j]))
+        sums[i, 0] = s
+        i += stride
+
+
+@_cuda_jit
+def k_fixed_point_scales(totals, wmax, scales):
+    """scales[n] = the largest 2**k with 2**k · totals[n] · wmax <= 2**62."""
+    i = numba.int64(cuda.grid(1))
+    stride = numba.int64(cuda.gridsize(1))
+    while i < scales.shape[0]:
+        bound = totals[i, 0] * wmax
+        if bound > 0.0 and bound < 1e300:
+            scales[i] = 2.0 ** math.floor(62.0 - math.log2(bound))
+        else:
+            scales[i] = 1.0
+        i += stride
+
+
+@_cuda_jit
+def k_fixed_to_float(acc, scales, out):
+    """out[n, j] = acc[n, j] / scales[n] (exact power-of-two scaling)."""
+    N, M = out.shape[0], out.shape[1]
+    i = numba.int64(cuda.grid(1))
+    stride = numba.int64(cuda.gridsize(1))
+    while i < N * M:
+        n = i // M
+        j = i - n * M
+        out[n, j] = acc[n, j] / scales[n]
+        i += stride
+
+
+# ----------------------------------------------------------------------------
+# Host side: the backend interface shared with stn_numba._cpu
+# ----------------------------------------------------------------------------
+
+
+def _launch(kernel, total, *args):
+    if total > 0:
+        blocks, threads = launch_config(total)
+        kernel[blocks, threads](*args)
+
+
+def to_device(x):
+    """Device view of a device array (zero copy), or a copy of a NumPy array."""
+    if isinstance(x, np.ndarray):
+        return cuda.to_device(x)
+    return x  # already a Numba device array (see _validate.as_float_array)
+
+
+def empty(shape, dtype):
+    return cuda.device_array(shape, dtype=dtype)
+
+
+def zeros(shape, dtype):
+    arr = cuda.device_array(shape, dtype=dtype)
+    flat = arr.reshape(-1) if arr.size else arr
+    _launch(k_fill_zero, arr.size, flat)
+    return arr
+
+
+def _placeholder(dtype, ndim):
+    return cuda.device_array((0,) * ndim, dtype=dtype)
+
+
+def run_affine_grid(theta, grid, align_corners):
+    theta = to_device(theta)
+    k = k_affine_grid_2d if theta.shape[1] == 2 else k_affine_grid_3d
+    _launch(k, int(np.prod(grid.shape[:-1])), theta, grid, align_corners)
+
+
+def _reduce(acc, n, dims, dtype):
+    out = cuda.device_array((n, dims * (dims + 1)), dtype=dtype)
+    rows = acc.shape[0] // max(n, 1)
+    _launch(k_reduce_rows, out.size, acc, out, rows)
+    return out.reshape(n, dims, dims + 1)
+
+
+def run_affine_grid_backward(ggrid, align_corners):
+    ggrid = to_device(ggrid)
+    dims = ggrid.shape[ggrid.ndim - 1]
+    rows = int(np.prod(ggrid.shape[:-2]))
+    acc = cuda.device_array((rows, dims * (dims + 1)), dtype=np.float64)
+    k = k_theta_rows_2d if dims == 2 else k_theta_rows_3d
+    _launch(k, rows, ggrid, acc, align_corners)
+    return _reduce(acc, ggrid.shape[0], dims, ggrid.dtype)
+
+
+def run_sample(inp, grid, theta, out, mode, padding_mode, align_corners):
+    inp = to_device(inp)
+    fused = grid is None
+    dims = inp.ndim - 2
+    grid = _placeholder(inp.dtype, dims + 2) if fused else to_device(grid)
+    theta = _placeholder(inp.dtype, 3) if not fused else to_device(theta)
+    k = k_sample_2d if dims == 2 else k_sample_3d
+    total = out.shape[0] * int(np.prod(out.shape[2:]))
+    _launch(k, total, inp, grid, theta, fused, out, mode, padding_mode, align_corners)
+
+
+def run_backward(gout, inp, grid, theta, mode, padding_mode, align_corners, input_grad,
+                 point_grad, deterministic):  # fmt: skip
+    """(grad_input or None, grad_grid / grad_theta or None), as device arrays."""
+    gout = to_device(gout)
+    inp = to_device(inp)
+    fused = grid is None
+    dims = inp.ndim - 2
+    dtype = inp.dtype
+    grid = _placeholder(dtype, dims + 2) if fused else to_device(grid)
+    theta = _placeholder(dtype, 3) if not fused else to_device(theta)
+    n = inp.shape[0]
+    out_pixels = n * int(np.prod(gout.shape[2:]))
+    grad_input = grad_point = None
+    if input_grad:
+        scatter = k_scatter_2d if dims == 2 else k_scatter_3d
+        args = (mode, padding_mode, align_corners)
+        if deterministic:
+            scales = _fixed_point_scales(gout, mode)
+            acc = zeros(inp.shape, np.int64)
+            _launch(scatter, out_pixels, gout, grid, theta, fused, acc, scales, *args)
+            grad_input = cuda.device_array(inp.shape, dtype=dtype)
+            per = int(np.prod(inp.shape[1:]))
+            if grad_input.size:
+                _launch(k_fixed_to_float, grad_input.size, acc.reshape(n, per), scales,
+                        grad_input.reshape(n, per))  # fmt: skip
+        else:
+            scales = cuda.to_device(np.ones(n))
+            grad_input = zeros(inp.shape, dtype)
+            _launch(scatter, out_pixels, gout, grid, theta, fused, grad_input, scales, *args)
+    if point_grad:
+        args = (mode, padding_mode, align_corners)
+        if fused:
+            rows = n * int(np.prod(gout.shape[2:-1]))
+            acc = cuda.device_array((rows, dims * (dims + 1)), dtype=np.float64)
+            k = k_grad_theta_rows_2d if dims == 2 else k_grad_theta_rows_3d
+            _launch(k, rows, inp, gout, grid, theta, acc, *args)
+            grad_point = _reduce(acc, n, dims, dtype)
+        else:
+            grad_point = cuda.device_array(grid.shape, dtype=dtype)
+            k = k_grad_grid_2d if dims == 2 else k_grad_grid_3d
+            _launch(k, out_pixels, inp, gout, grid, theta, grad_point, *args)
+    return grad_input, grad_point
+
+
+def _fixed_point_scales(gout, mode):
+    """Per-sample power-of-two scale of the fixed-point accumulator (on the device)."""
+    n = gout.shape[0]
+    scales = cuda.device_array(n, dtype=np.float64)
+    if n == 0:
+        return scales
+    rows = n * int(np.prod(gout.shape[1:-1]))
+    sums = cuda.device_array((rows, 1), dtype=np.float64)
+    if gout.size:
+        _launch(k_abs_row_sums, rows, gout.reshape(rows, gout.shape[gout.ndim - 1]), sums)
+        totals = _reduce_flat(sums, n)
+    else:
+        totals = zeros((n, 1), np.float64)
+    # Σ|weights| of one output pixel: 1 for (tri)linear and nearest; <= 1.375² for bicubic.
+    wmax = 2.0 if mode == BICUBIC else 1.0
+    _launch(k_fixed_point_scales, n, totals, wmax, scales)
+    return scales
+
+
+def _reduce_flat(sums, n):
+    out = cuda.device_array((n, 1), dtype=np.float64)
+    _launch(k_reduce_rows, n, sums, out, sums.shape[0] // n)
+    return out
