@@ -50,6 +50,7 @@ def test_scipy_map_coordinates_2048(benchmark):
         [((GRID[0, ..., 1] + 1) * 2048 - 1) / 2, ((GRID[0, ..., 0] + 1) * 2048 - 1) / 2]
     )
     benchmark(
-        lambda: ndimage.map_coordinates(X[0, 0], coords, order=1, mode="grid-constant",
-                                        prefilter=False)  # fmt: skip
+        lambda: ndimage.map_coordinates(
+            X[0, 0], coords, order=1, mode="grid-constant", prefilter=False
+        )
     )

@@ -74,8 +74,9 @@ def test_torch_cuda(benchmark, workload, op):
     benchmark.group = f"gpu {workload} {op}"
 
     def fwd():
-        return F.grid_sample(xt, F.affine_grid(tt, xt.shape, align_corners=False),
-                             align_corners=False)  # fmt: skip
+        return F.grid_sample(
+            xt, F.affine_grid(tt, xt.shape, align_corners=False), align_corners=False
+        )
 
     def bwd():
         xt.grad = tt.grad = None

@@ -16,11 +16,11 @@ from .functional import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "__version__",
     "affine_grid",
     "affine_grid_backward",
     "grid_sample",
     "grid_sample_backward",
     "warp_affine",
     "warp_affine_backward",
-    "__version__",
 ]

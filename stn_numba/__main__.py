@@ -39,22 +39,24 @@ def _theta(n, rng):
 
 
 def demo():
-    import stn_numba as stn
-
     from scipy import ndimage
+
+    import stn_numba as stn
 
     H = W = 24
     yy, xx = np.mgrid[0:H, 0:W]
     img = (((yy // 4) + (xx // 4)) % 2).astype(np.float64)[None, None]
     a = np.deg2rad(30.0)
-    theta = np.array([[[np.cos(a) / 1.2, -np.sin(a) / 1.2, 0.0],
-                       [np.sin(a) / 1.2, np.cos(a) / 1.2, 0.0]]])  # fmt: skip
+    theta = np.array(
+        [[[np.cos(a) / 1.2, -np.sin(a) / 1.2, 0.0], [np.sin(a) / 1.2, np.cos(a) / 1.2, 0.0]]]
+    )
     out = stn.warp_affine(img, theta, align_corners=True)
     # The same warp with scipy (SPEC §4): matrix in pixel (row, col) units.
     c = (H - 1) / 2
     R = theta[0, :, :2][::-1, ::-1]
-    ref = ndimage.affine_transform(img[0, 0], R, offset=c - R @ [c, c], order=1,
-                                   mode="grid-constant", prefilter=False)  # fmt: skip
+    ref = ndimage.affine_transform(
+        img[0, 0], R, offset=c - R @ [c, c], order=1, mode="grid-constant", prefilter=False
+    )
     err = np.abs(out[0, 0] - ref).max()
     print("Demo: a 24×24 checkerboard rotated by 30° and zoomed 1.2× (warp_affine):\n")
     shades = " .:-=+*#%@"
@@ -67,10 +69,9 @@ def demo():
 def bench(quick):
     os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
     import numba
+    from scipy import ndimage
 
     import stn_numba as stn
-
-    from scipy import ndimage
 
     try:
         import torch
@@ -95,11 +96,21 @@ def bench(quick):
         mats = [
             (
                 np.eye(3)[[1, 0, 2]]
-                @ np.array([[shape[3] / 2, 0, (shape[3] - 1) / 2],
-                            [0, shape[2] / 2, (shape[2] - 1) / 2], [0, 0, 1]])  # fmt: skip
+                @ np.array(
+                    [
+                        [shape[3] / 2, 0, (shape[3] - 1) / 2],
+                        [0, shape[2] / 2, (shape[2] - 1) / 2],
+                        [0, 0, 1],
+                    ]
+                )
                 @ np.vstack([theta[n].astype(np.float64), [0, 0, 1]])
-                @ np.array([[2 / shape[3], 0, 1 / shape[3] - 1],
-                            [0, 2 / shape[2], 1 / shape[2] - 1], [0, 0, 1]])  # fmt: skip
+                @ np.array(
+                    [
+                        [2 / shape[3], 0, 1 / shape[3] - 1],
+                        [0, 2 / shape[2], 1 / shape[2] - 1],
+                        [0, 0, 1],
+                    ]
+                )
                 @ np.eye(3)[[1, 0, 2]]
             )
             for n in range(shape[0])
@@ -108,8 +119,9 @@ def bench(quick):
         def scipy_warp(x=x, mats=mats):
             for n in range(x.shape[0]):
                 for c in range(x.shape[1]):
-                    ndimage.affine_transform(x[n, c], mats[n], order=1, mode="grid-constant",
-                                             prefilter=False)  # fmt: skip
+                    ndimage.affine_transform(
+                        x[n, c], mats[n], order=1, mode="grid-constant", prefilter=False
+                    )
 
         sp = _median_ms(scipy_warp, 3)
         row = [name, fwd, bwd, sp, None, None]
@@ -141,16 +153,23 @@ def bench(quick):
     for name, fwd, bwd, sp, tf, tb in rows:
         fmt = lambda v: f"{v:.2f}" if v is not None else "—"  # noqa: E731
         ratio = lambda a, b: f"{a / b:.1f}×" if a is not None else "—"  # noqa: E731
-        print(f"{name:<16}{fwd:>9.2f}{bwd:>9.2f}{sp:>11.2f}{fmt(tf):>11}{fmt(tb):>11}"
-              f"{ratio(sp, fwd):>10}{ratio(tf, fwd):>10}{ratio(tb, bwd):>14}")  # fmt: skip
+        print(
+            f"{name:<16}{fwd:>9.2f}{bwd:>9.2f}{sp:>11.2f}{fmt(tf):>11}{fmt(tb):>11}"
+            f"{ratio(sp, fwd):>10}{ratio(tf, fwd):>10}{ratio(tb, bwd):>14}"
+        )
     if torch is None:
         print("(torch not installed: its columns are empty)")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m stn_numba", description=__doc__.split("\n")[0])
-    parser.add_argument("command", nargs="?", default="demo", choices=["demo", "bench"],
-                        help="demo: demo warp then benchmark table; bench: the table only")  # fmt: skip
+    parser.add_argument(
+        "command",
+        nargs="?",
+        default="demo",
+        choices=["demo", "bench"],
+        help="demo: demo warp then benchmark table; bench: the table only",
+    )
     parser.add_argument("--quick", action="store_true", help="one small workload")
     args = parser.parse_args(argv)
     ok = True

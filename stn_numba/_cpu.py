@@ -23,20 +23,20 @@ import numpy as np
 from numba import prange
 
 from ._coords import base_coord
+from ._jit import driver
 from ._kernels import (
     accumulate_theta_2d,
-    row_span,
     accumulate_theta_3d,
     grad_point_2d,
     grad_point_3d,
     grid_point_2d,
     grid_point_3d,
+    row_span,
     sample_2d,
     sample_3d,
     scatter_2d,
     scatter_3d,
 )
-from ._jit import driver
 
 # ----------------------------------------------------------------------------
 # affine_grid
@@ -80,7 +80,9 @@ def affine_grid_backward_2d(ggrid, rowacc, align_corners):
         for k in range(6):
             rowacc[job, k] = 0.0
         for w in range(Wo):
-            accumulate_theta_2d(rowacc, job, ggrid[n, h, w, 0], ggrid[n, h, w, 1], w, h, Wo, Ho, align_corners)
+            accumulate_theta_2d(
+                rowacc, job, ggrid[n, h, w, 0], ggrid[n, h, w, 1], w, h, Wo, Ho, align_corners
+            )
 
 
 @driver
@@ -95,9 +97,19 @@ def affine_grid_backward_3d(ggrid, rowacc, align_corners):
             rowacc[job, k] = 0.0
         for w in range(Wo):
             accumulate_theta_3d(
-                rowacc, job, ggrid[n, d, h, w, 0], ggrid[n, d, h, w, 1], ggrid[n, d, h, w, 2],
-                w, h, d, Wo, Ho, Do, align_corners,
-            )  # fmt: skip
+                rowacc,
+                job,
+                ggrid[n, d, h, w, 0],
+                ggrid[n, d, h, w, 1],
+                ggrid[n, d, h, w, 2],
+                w,
+                h,
+                d,
+                Wo,
+                Ho,
+                Do,
+                align_corners,
+            )
 
 
 # ----------------------------------------------------------------------------
@@ -148,9 +160,7 @@ def grad_points_2d_cpu(
                 rowacc[job, k] = 0.0
         for w in range(Wo):
             gx, gy = grid_point_2d(grid, theta, fused, n, h, w, Ho, Wo, align_corners)
-            ggx, ggy = grad_point_2d(
-                inp, gout, n, h, w, gx, gy, mode, padding_mode, align_corners
-            )
+            ggx, ggy = grad_point_2d(inp, gout, n, h, w, gx, gy, mode, padding_mode, align_corners)
             if fused:
                 accumulate_theta_2d(rowacc, job, ggx, ggy, w, h, Wo, Ho, align_corners)
             else:
@@ -190,9 +200,7 @@ def grad_points_3d_cpu(
 
 
 @driver
-def scatter_2d_cpu(
-    gout, grid, theta, fused, gin, spans, bands, mode, padding_mode, align_corners
-):
+def scatter_2d_cpu(gout, grid, theta, fused, gin, spans, bands, mode, padding_mode, align_corners):
     """gin (zeroed) += the input gradient; task (n, k) owns input rows of band k."""
     N, Hin = gin.shape[0], gin.shape[2]
     Ho, Wo = gout.shape[2], gout.shape[3]
@@ -212,9 +220,7 @@ def scatter_2d_cpu(
 
 
 @driver
-def scatter_3d_cpu(
-    gout, grid, theta, fused, gin, spans, bands, mode, padding_mode, align_corners
-):
+def scatter_3d_cpu(gout, grid, theta, fused, gin, spans, bands, mode, padding_mode, align_corners):
     """gin (zeroed) += the input gradient; task (n, k) owns input depth slices of band k."""
     N, Din = gin.shape[0], gin.shape[2]
     Do, Ho, Wo = gout.shape[2], gout.shape[3], gout.shape[4]
@@ -233,9 +239,22 @@ def scatter_3d_cpu(
                         grid, theta, fused, n, d, h, w, Do, Ho, Wo, align_corners
                     )
                     scatter_3d(
-                        gin, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners,
-                        s0, s1, 1.0,
-                    )  # fmt: skip
+                        gin,
+                        gout,
+                        n,
+                        d,
+                        h,
+                        w,
+                        gx,
+                        gy,
+                        gz,
+                        mode,
+                        padding_mode,
+                        align_corners,
+                        s0,
+                        s1,
+                        1.0,
+                    )
 
 
 @driver
@@ -249,7 +268,9 @@ def row_spans_2d(grid, theta, fused, spans, Ho, Wo, Hin, padding_mode, align_cor
         fixed = 0.0
         if fused:
             fixed = theta[n, 1, 1] * base_coord(h, Ho, align_corners) + theta[n, 1, 2]
-        lo, hi = row_span(flat, theta, fused, n, job, 1, fixed, Wo, Hin, padding_mode, align_corners)
+        lo, hi = row_span(
+            flat, theta, fused, n, job, 1, fixed, Wo, Hin, padding_mode, align_corners
+        )
         spans[job, 0] = lo
         spans[job, 1] = hi
 
@@ -269,7 +290,9 @@ def row_spans_3d(grid, theta, fused, spans, Do, Ho, Wo, Din, padding_mode, align
             zb = base_coord(d, Do, align_corners)
             yb = base_coord(h, Ho, align_corners)
             fixed = theta[n, 2, 1] * yb + theta[n, 2, 2] * zb + theta[n, 2, 3]
-        lo, hi = row_span(flat, theta, fused, n, job, 2, fixed, Wo, Din, padding_mode, align_corners)
+        lo, hi = row_span(
+            flat, theta, fused, n, job, 2, fixed, Wo, Din, padding_mode, align_corners
+        )
         spans[job, 0] = lo
         spans[job, 1] = hi
 
@@ -339,8 +362,18 @@ def run_sample(inp, grid, theta, out, mode, padding_mode, align_corners):
         sample_3d_cpu(inp, grid, theta, fused, out, mode, padding_mode, align_corners)
 
 
-def run_backward(gout, inp, grid, theta, mode, padding_mode, align_corners, input_grad,
-                 point_grad, deterministic=True):  # fmt: skip
+def run_backward(
+    gout,
+    inp,
+    grid,
+    theta,
+    mode,
+    padding_mode,
+    align_corners,
+    input_grad,
+    point_grad,
+    deterministic=True,
+):
     """(grad_input or None, grad_grid / grad_theta or None). Always deterministic."""
     fused = grid is None
     dims = inp.ndim - 2
@@ -358,11 +391,13 @@ def run_backward(gout, inp, grid, theta, mode, padding_mode, align_corners, inpu
         if nb > 1:  # which input rows each output row touches, to skip the rest
             sp = gout.shape[2:]
             if dims == 2:
-                row_spans_2d(grid, theta, fused, spans, *sp, inp.shape[2], padding_mode,
-                             align_corners)  # fmt: skip
+                row_spans_2d(
+                    grid, theta, fused, spans, *sp, inp.shape[2], padding_mode, align_corners
+                )
             else:
-                row_spans_3d(grid, theta, fused, spans, *sp, inp.shape[2], padding_mode,
-                             align_corners)  # fmt: skip
+                row_spans_3d(
+                    grid, theta, fused, spans, *sp, inp.shape[2], padding_mode, align_corners
+                )
         else:
             spans[:, 0] = 0
             spans[:, 1] = inp.shape[2] - 1

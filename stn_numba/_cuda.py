@@ -172,8 +172,9 @@ def k_theta_rows_2d(ggrid, acc, align_corners):
         for k in range(6):
             acc[i, k] = 0.0
         for w in range(Wo):
-            K.accumulate_theta_2d(acc, i, ggrid[n, h, w, 0], ggrid[n, h, w, 1], w, h, Wo, Ho,
-                                  align_corners)  # fmt: skip
+            K.accumulate_theta_2d(
+                acc, i, ggrid[n, h, w, 0], ggrid[n, h, w, 1], w, h, Wo, Ho, align_corners
+            )
         i += stride
 
 
@@ -190,9 +191,19 @@ def k_theta_rows_3d(ggrid, acc, align_corners):
             acc[i, k] = 0.0
         for w in range(Wo):
             K.accumulate_theta_3d(
-                acc, i, ggrid[n, d, h, w, 0], ggrid[n, d, h, w, 1], ggrid[n, d, h, w, 2],
-                w, h, d, Wo, Ho, Do, align_corners,
-            )  # fmt: skip
+                acc,
+                i,
+                ggrid[n, d, h, w, 0],
+                ggrid[n, d, h, w, 1],
+                ggrid[n, d, h, w, 2],
+                w,
+                h,
+                d,
+                Wo,
+                Ho,
+                Do,
+                align_corners,
+            )
         i += stride
 
 
@@ -315,8 +326,7 @@ def k_grad_theta_rows_3d(inp, gout, grid, theta, acc, mode, padding_mode, align_
         for k in range(12):
             acc[i, k] = 0.0
         for w in range(Wo):
-            gx, gy, gz = K.grid_point_3d(grid, theta, True, n, d, h, w, Do, Ho, Wo,
-                                         align_corners)  # fmt: skip
+            gx, gy, gz = K.grid_point_3d(grid, theta, True, n, d, h, w, Do, Ho, Wo, align_corners)
             ggx, ggy, ggz = K.grad_point_3d(
                 inp, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners
             )
@@ -337,8 +347,9 @@ def k_scatter_2d(gout, grid, theta, fused, gacc, scales, mode, padding_mode, ali
         h = r // Wo
         w = r - h * Wo
         gx, gy = K.grid_point_2d(grid, theta, fused, n, h, w, Ho, Wo, align_corners)
-        K.scatter_2d(gacc, gout, n, h, w, gx, gy, mode, padding_mode, align_corners, 0, Hin,
-                     scales[n])  # fmt: skip
+        K.scatter_2d(
+            gacc, gout, n, h, w, gx, gy, mode, padding_mode, align_corners, 0, Hin, scales[n]
+        )
         i += stride
 
 
@@ -356,8 +367,9 @@ def k_scatter_3d(gout, grid, theta, fused, gacc, scales, mode, padding_mode, ali
         d = r % Do
         n = r // Do
         gx, gy, gz = K.grid_point_3d(grid, theta, fused, n, d, h, w, Do, Ho, Wo, align_corners)
-        K.scatter_3d(gacc, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners,
-                     0, Din, scales[n])  # fmt: skip
+        K.scatter_3d(
+            gacc, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners, 0, Din, scales[n]
+        )
         i += stride
 
 
@@ -468,8 +480,9 @@ def run_sample(inp, grid, theta, out, mode, padding_mode, align_corners):
     _launch(k, total, inp, grid, theta, fused, out, mode, padding_mode, align_corners)
 
 
-def run_backward(gout, inp, grid, theta, mode, padding_mode, align_corners, input_grad,
-                 point_grad, deterministic):  # fmt: skip
+def run_backward(
+    gout, inp, grid, theta, mode, padding_mode, align_corners, input_grad, point_grad, deterministic
+):
     """(grad_input or None, grad_grid / grad_theta or None), as device arrays."""
     gout = to_device(gout)
     inp = to_device(inp)
@@ -491,8 +504,13 @@ def run_backward(gout, inp, grid, theta, mode, padding_mode, align_corners, inpu
             grad_input = cuda.device_array(inp.shape, dtype=dtype)
             per = int(np.prod(inp.shape[1:]))
             if grad_input.size:
-                _launch(k_fixed_to_float, grad_input.size, acc.reshape(n, per), scales,
-                        grad_input.reshape(n, per))  # fmt: skip
+                _launch(
+                    k_fixed_to_float,
+                    grad_input.size,
+                    acc.reshape(n, per),
+                    scales,
+                    grad_input.reshape(n, per),
+                )
         else:
             scales = cuda.to_device(np.ones(n))
             grad_input = zeros(inp.shape, dtype)

@@ -61,9 +61,24 @@ def grid_point_3d(grid, theta, fused, n, d, h, w, Do, Ho, Wo, align_corners):
         xb = base_coord(w, Wo, align_corners)
         yb = base_coord(h, Ho, align_corners)
         zb = base_coord(d, Do, align_corners)
-        gx = float(theta[n, 0, 0]) * xb + float(theta[n, 0, 1]) * yb + float(theta[n, 0, 2]) * zb + float(theta[n, 0, 3])
-        gy = float(theta[n, 1, 0]) * xb + float(theta[n, 1, 1]) * yb + float(theta[n, 1, 2]) * zb + float(theta[n, 1, 3])
-        gz = float(theta[n, 2, 0]) * xb + float(theta[n, 2, 1]) * yb + float(theta[n, 2, 2]) * zb + float(theta[n, 2, 3])
+        gx = (
+            float(theta[n, 0, 0]) * xb
+            + float(theta[n, 0, 1]) * yb
+            + float(theta[n, 0, 2]) * zb
+            + float(theta[n, 0, 3])
+        )
+        gy = (
+            float(theta[n, 1, 0]) * xb
+            + float(theta[n, 1, 1]) * yb
+            + float(theta[n, 1, 2]) * zb
+            + float(theta[n, 1, 3])
+        )
+        gz = (
+            float(theta[n, 2, 0]) * xb
+            + float(theta[n, 2, 1]) * yb
+            + float(theta[n, 2, 2]) * zb
+            + float(theta[n, 2, 3])
+        )
         return float(gx), float(gy), float(gz)
     return float(grid[n, d, h, w, 0]), float(grid[n, d, h, w, 1]), float(grid[n, d, h, w, 2])
 
@@ -244,8 +259,8 @@ def scatter_2d(gin, gout, n, h, w, gx, gy, mode, padding_mode, align_corners, r0
     """grad_input[n, :, r0:r1, :] += this output pixel's share of grad_output[n, :, h, w].
 
     Each contribution goes through :func:`accumulate` (``scale`` is for the GPU's
-    fixed-point accumulator; the CPU ignores it). Only the input rows in [r0, r1) are written: the CPU driver gives each task
-    its own band of rows, so the scatter is race-free, and every input element
+    fixed-point accumulator; the CPU ignores it). Only the input rows in [r0, r1)
+    are written: the CPU driver gives each task its own band of rows, so the scatter is race-free, and every input element
     receives its contributions in output raster order whatever the bands are —
     the result is bit-identical for any number of threads.
     """
@@ -395,9 +410,7 @@ def grad_point_3d(inp, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_c
 
 
 @kernel
-def scatter_3d(
-    gin, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners, s0, s1, scale
-):
+def scatter_3d(gin, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners, s0, s1, scale):
     """grad_input[n, :, s0:s1] += this output voxel's share; see :func:`scatter_2d`."""
     C = gin.shape[1]
     D = gin.shape[2]

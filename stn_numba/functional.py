@@ -36,10 +36,10 @@ from ._validate import (
     check_input,
     check_ndim,
     check_out,
-    is_gpu_array,
     check_shape,
     check_size,
     check_theta,
+    is_gpu_array,
     same_dtype,
 )
 
@@ -207,8 +207,12 @@ def affine_grid_backward(grad_grid, size, align_corners=False, *, device=None):
 
 def _check_sample_args(input, grid, mode, padding_mode, align_corners):
     dims = check_input(input)
-    check_ndim(grid, "grid", (dims + 2,), f"(N, {'D, ' if dims == 3 else ''}H, W, {dims}) "
-               f"to match the {input.ndim}-D input")  # fmt: skip
+    check_ndim(
+        grid,
+        "grid",
+        (dims + 2,),
+        f"(N, {'D, ' if dims == 3 else ''}H, W, {dims}) to match the {input.ndim}-D input",
+    )
     if grid.shape[grid.ndim - 1] != dims:
         raise ValueError(
             f"grid's last axis must have size {dims} ((x, y{', z' if dims == 3 else ''})); "
@@ -227,9 +231,15 @@ def _check_sample_args(input, grid, mode, padding_mode, align_corners):
 
 
 def grid_sample(
-    input, grid, mode="bilinear", padding_mode="zeros", align_corners=False, *, out=None,
+    input,
+    grid,
+    mode="bilinear",
+    padding_mode="zeros",
+    align_corners=False,
+    *,
+    out=None,
     device=None,
-):  # fmt: skip
+):
     """Sample ``input`` at the normalised points of ``grid`` (PyTorch's ``F.grid_sample``).
 
     Parameters
@@ -280,9 +290,18 @@ def grid_sample(
 
 
 def grid_sample_backward(
-    grad_output, input, grid, mode="bilinear", padding_mode="zeros", align_corners=False,
-    input_grad=True, grid_grad=True, *, device=None, deterministic=True,
-):  # fmt: skip
+    grad_output,
+    input,
+    grid,
+    mode="bilinear",
+    padding_mode="zeros",
+    align_corners=False,
+    input_grad=True,
+    grid_grad=True,
+    *,
+    device=None,
+    deterministic=True,
+):
     """Gradients of :func:`grid_sample` with respect to input and grid.
 
     Parameters
@@ -352,7 +371,9 @@ def _check_warp_args(input, theta, size, mode, padding_mode, align_corners):
     tdims = check_theta(theta)
     if tdims != dims:
         want = "(N, 2, 3)" if dims == 2 else "(N, 3, 4)"
-        raise ValueError(f"theta must have shape {want} for {input.ndim}-D input; got {theta.shape}")
+        raise ValueError(
+            f"theta must have shape {want} for {input.ndim}-D input; got {theta.shape}"
+        )
     check_batch(input.shape[0], "theta", theta, "input")
     same_dtype("input", input, theta=theta)
     if size is None:
@@ -371,9 +392,16 @@ def _check_warp_args(input, theta, size, mode, padding_mode, align_corners):
 
 
 def warp_affine(
-    input, theta, size=None, mode="bilinear", padding_mode="zeros", align_corners=False, *,
-    out=None, device=None,
-):  # fmt: skip
+    input,
+    theta,
+    size=None,
+    mode="bilinear",
+    padding_mode="zeros",
+    align_corners=False,
+    *,
+    out=None,
+    device=None,
+):
     """Warp ``input`` by the affine maps θ: ``grid_sample(input, affine_grid(θ, ...))`` fused.
 
     The source point of each output pixel is computed from θ inside the kernel; no
@@ -420,16 +448,27 @@ def warp_affine(
         input, theta, size, mode, padding_mode, align_corners
     )
     shape = tuple(input.shape[:2]) + size
-    output, target = _output(out, shape, input.dtype, {"input": input, "theta": theta}, dev,
-                             backend)  # fmt: skip
+    output, target = _output(
+        out, shape, input.dtype, {"input": input, "theta": theta}, dev, backend
+    )
     backend.run_sample(input, None, theta, output, m, p, ac)
     return _finish(output, host_out, target)
 
 
 def warp_affine_backward(
-    grad_output, input, theta, size=None, mode="bilinear", padding_mode="zeros",
-    align_corners=False, input_grad=True, theta_grad=True, *, device=None, deterministic=True,
-):  # fmt: skip
+    grad_output,
+    input,
+    theta,
+    size=None,
+    mode="bilinear",
+    padding_mode="zeros",
+    align_corners=False,
+    input_grad=True,
+    theta_grad=True,
+    *,
+    device=None,
+    deterministic=True,
+):
     """Gradients of :func:`warp_affine` with respect to input and θ.
 
     Parameters

@@ -89,8 +89,9 @@ def test_gpu_equals_cpu(rng, dims, mode, padding, align_corners, dtype):
     # affine_grid and its backward
     full = (2, 1, *size)
     a_cpu = stn.affine_grid(theta, full, align_corners)
-    np.testing.assert_allclose(stn.affine_grid(theta, full, align_corners, device="cuda"),
-                               a_cpu, **v)  # fmt: skip
+    np.testing.assert_allclose(
+        stn.affine_grid(theta, full, align_corners, device="cuda"), a_cpu, **v
+    )
     ga = rng.standard_normal(a_cpu.shape).astype(dtype)
     np.testing.assert_allclose(
         stn.affine_grid_backward(ga, full, align_corners, device="cuda"),
@@ -136,8 +137,9 @@ def test_device_arrays_in_device_arrays_out(rng, monkeypatch):
     out = stn.grid_sample(dx, dgrid)  # device=None picks the GPU
     gi, gg = stn.grid_sample_backward(dgo, dx, dgrid)
     w = stn.warp_affine(dx, dtheta, size)
-    wi, wt = stn.warp_affine_backward(cuda.to_device(np.ones((2, 3, *size), np.float32)),
-                                      dx, dtheta, size)  # fmt: skip
+    wi, wt = stn.warp_affine_backward(
+        cuda.to_device(np.ones((2, 3, *size), np.float32)), dx, dtheta, size
+    )
     a = stn.affine_grid(dtheta, (2, 3, *size))
     monkeypatch.setattr(cls, "copy_to_host", real_copy)
     for r in (out, gi, gg, w, wi, wt, a):

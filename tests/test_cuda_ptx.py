@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
-    pytest.skip("PTX compilation needs the real CUDA target, not the simulator",
-                allow_module_level=True)  # fmt: skip
+    pytest.skip(
+        "PTX compilation needs the real CUDA target, not the simulator", allow_module_level=True
+    )
 
 cuda = pytest.importorskip("numba.cuda", reason="numba.cuda is not importable")
 try:
@@ -21,8 +22,7 @@ try:
 
     NVVM()
 except Exception as exc:  # pragma: no cover - depends on the install
-    pytest.skip(f"NVVM not available ({exc}): install 'stn_numba[cuda]'",
-                allow_module_level=True)  # fmt: skip
+    pytest.skip(f"NVVM not available ({exc}): install 'stn_numba[cuda]'", allow_module_level=True)
 
 from numba import boolean, float64, int64  # noqa: E402
 from numba import types as nt  # noqa: E402
@@ -58,22 +58,90 @@ def signatures(t):
         "k_reduce_rows": (arr(float64, 2), arr(t, 2), int64),
         "k_sample_2d": (arr(t, 4), arr(t, 4), arr(t, 3), boolean, arr(t, 4), i64, i64, boolean),
         "k_sample_3d": (arr(t, 5), arr(t, 5), arr(t, 3), boolean, arr(t, 5), i64, i64, boolean),
-        "k_grad_grid_2d": (arr(t, 4), arr(t, 4), arr(t, 4), arr(t, 3), arr(t, 4), i64, i64,
-                           boolean),  # fmt: skip
-        "k_grad_grid_3d": (arr(t, 5), arr(t, 5), arr(t, 5), arr(t, 3), arr(t, 5), i64, i64,
-                           boolean),  # fmt: skip
-        "k_grad_theta_rows_2d": (arr(t, 4), arr(t, 4), arr(t, 4), arr(t, 3), arr(float64, 2),
-                                 i64, i64, boolean),  # fmt: skip
-        "k_grad_theta_rows_3d": (arr(t, 5), arr(t, 5), arr(t, 5), arr(t, 3), arr(float64, 2),
-                                 i64, i64, boolean),  # fmt: skip
-        "k_scatter_2d": (arr(t, 4), arr(t, 4), arr(t, 3), boolean, arr(nt.int64, 4),
-                         arr(float64, 1), i64, i64, boolean),  # fmt: skip
-        "k_scatter_2d/float-atomics": (arr(t, 4), arr(t, 4), arr(t, 3), boolean, arr(t, 4),
-                               arr(float64, 1), i64, i64, boolean),  # fmt: skip
-        "k_scatter_3d": (arr(t, 5), arr(t, 5), arr(t, 3), boolean, arr(nt.int64, 5),
-                         arr(float64, 1), i64, i64, boolean),  # fmt: skip
-        "k_scatter_3d/float-atomics": (arr(t, 5), arr(t, 5), arr(t, 3), boolean, arr(t, 5),
-                               arr(float64, 1), i64, i64, boolean),  # fmt: skip
+        "k_grad_grid_2d": (
+            arr(t, 4),
+            arr(t, 4),
+            arr(t, 4),
+            arr(t, 3),
+            arr(t, 4),
+            i64,
+            i64,
+            boolean,
+        ),
+        "k_grad_grid_3d": (
+            arr(t, 5),
+            arr(t, 5),
+            arr(t, 5),
+            arr(t, 3),
+            arr(t, 5),
+            i64,
+            i64,
+            boolean,
+        ),
+        "k_grad_theta_rows_2d": (
+            arr(t, 4),
+            arr(t, 4),
+            arr(t, 4),
+            arr(t, 3),
+            arr(float64, 2),
+            i64,
+            i64,
+            boolean,
+        ),
+        "k_grad_theta_rows_3d": (
+            arr(t, 5),
+            arr(t, 5),
+            arr(t, 5),
+            arr(t, 3),
+            arr(float64, 2),
+            i64,
+            i64,
+            boolean,
+        ),
+        "k_scatter_2d": (
+            arr(t, 4),
+            arr(t, 4),
+            arr(t, 3),
+            boolean,
+            arr(nt.int64, 4),
+            arr(float64, 1),
+            i64,
+            i64,
+            boolean,
+        ),
+        "k_scatter_2d/float-atomics": (
+            arr(t, 4),
+            arr(t, 4),
+            arr(t, 3),
+            boolean,
+            arr(t, 4),
+            arr(float64, 1),
+            i64,
+            i64,
+            boolean,
+        ),
+        "k_scatter_3d": (
+            arr(t, 5),
+            arr(t, 5),
+            arr(t, 3),
+            boolean,
+            arr(nt.int64, 5),
+            arr(float64, 1),
+            i64,
+            i64,
+            boolean,
+        ),
+        "k_scatter_3d/float-atomics": (
+            arr(t, 5),
+            arr(t, 5),
+            arr(t, 3),
+            boolean,
+            arr(t, 5),
+            arr(float64, 1),
+            i64,
+            i64,
+            boolean,
+        ),
         "k_abs_row_sums": (arr(t, 2), arr(float64, 2)),
         "k_fixed_point_scales": (arr(float64, 2), float64, arr(float64, 1)),
         "k_fixed_to_float": (arr(nt.int64, 2), arr(float64, 1), arr(t, 2)),

@@ -100,8 +100,9 @@ class TestKnownAnswers:
         x = rng.standard_normal((2, 3, 6, 7)).astype(dtype)
         theta = np.tile(np.eye(2, 3, dtype=dtype), (2, 1, 1))
         grid = stn.affine_grid(theta, x.shape, align_corners)
-        np.testing.assert_allclose(stn.grid_sample(x, grid, mode, "zeros", align_corners), x,
-                                   **tol(dtype))  # fmt: skip
+        np.testing.assert_allclose(
+            stn.grid_sample(x, grid, mode, "zeros", align_corners), x, **tol(dtype)
+        )
 
     @pytest.mark.parametrize("align_corners", [True, False])
     def test_identity_3d(self, rng, align_corners):

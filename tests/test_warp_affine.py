@@ -31,8 +31,9 @@ class TestAffineGrid:
         size = (3, 2, 4, 5, 6)
         grid = stn.affine_grid(theta, size, False)
         assert grid.shape == (3, 4, 5, 6, 3) and grid.dtype == dtype
-        z, y, x = np.meshgrid(*[np.linspace(-1, 1, s) * (s - 1) / s for s in size[2:]],
-                              indexing="ij")  # fmt: skip
+        z, y, x = np.meshgrid(
+            *[np.linspace(-1, 1, s) * (s - 1) / s for s in size[2:]], indexing="ij"
+        )
         base = np.stack([x, y, z, np.ones_like(x)], -1)
         ref = np.einsum("dhwj,nij->ndhwi", base, theta.astype(np.float64))
         np.testing.assert_allclose(grid, ref, **tol(dtype))
@@ -78,7 +79,9 @@ class TestWarpAffine:
         x = rng.standard_normal((2, 3, 8, 8)).astype(dtype)
         theta = random_theta(rng, 2, 2, dtype)
         grid = stn.affine_grid(theta, x.shape, False)
-        np.testing.assert_allclose(stn.warp_affine(x, theta), stn.grid_sample(x, grid), **tol(dtype))
+        np.testing.assert_allclose(
+            stn.warp_affine(x, theta), stn.grid_sample(x, grid), **tol(dtype)
+        )
 
     @pytest.mark.parametrize("align_corners", [True, False])
     @pytest.mark.parametrize("padding", PADDINGS)
