@@ -260,9 +260,10 @@ def scatter_2d(gin, gout, n, h, w, gx, gy, mode, padding_mode, align_corners, r0
 
     Each contribution goes through :func:`accumulate` (``scale`` is for the GPU's
     fixed-point accumulator; the CPU ignores it). Only the input rows in [r0, r1)
-    are written: the CPU driver gives each task its own band of rows, so the scatter is race-free, and every input element
-    receives its contributions in output raster order whatever the bands are —
-    the result is bit-identical for any number of threads.
+    are written: the CPU driver gives each task its own band of rows, so the
+    scatter is race-free, and every input element receives its contributions in
+    output raster order whatever the bands are — the result is bit-identical for
+    any number of threads. The GPU passes the whole axis.
     """
     C = gin.shape[1]
     H = gin.shape[2]
