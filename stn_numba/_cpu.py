@@ -325,6 +325,8 @@ def bands(n, rows):
 
 def _reduce(acc, n, dims, dtype):
     """Per-row θ partial sums -> (N, dims, dims + 1), in a fixed order."""
+    if n == 0:
+        return np.zeros((0, dims, dims + 1), dtype=dtype)
     acc = acc.reshape(n, -1, dims * (dims + 1))
     total = np.zeros((n, dims * (dims + 1)), dtype=np.float64)
     for r in range(acc.shape[1]):  # fixed order, independent of threads

@@ -53,7 +53,7 @@ def as_float_array(x, name):
         raise TypeError(f"{name} must have dtype float32 or float64; got {dt}{hint}")
     if not dt.isnative:
         dt = dt.newbyteorder("=")
-    return np.ascontiguousarray(x, dtype=dt)
+    return np.asarray(x, dtype=dt, order="C")  # keeps 0-d arrays 0-d, for the messages
 
 
 def same_dtype(ref_name, ref, **others):
@@ -80,7 +80,7 @@ def check_bool(value, name):
 
 def as_int_tuple(value, name, length, minimum):
     """``value`` as a tuple of ``length`` Python ints, each >= ``minimum``."""
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
+    if not _is_sequence(value):
         raise TypeError(f"{name} must be a sequence of {length} ints; got {describe(value)}")
     if len(value) != length:
         raise ValueError(f"{name} must have {length} entries; got {len(value)}: {tuple(value)!r}")
@@ -98,16 +98,27 @@ def as_int_tuple(value, name, length, minimum):
     return tuple(out)
 
 
-def check_size(size, name, theta_n, spatial_dims):
-    """Validate affine_grid's full ``size`` (N, C, H, W) / (N, C, D, H, W) against θ."""
-    if isinstance(size, (str, bytes)) or not hasattr(size, "__len__"):
+def _is_sequence(value):
+    """An ordered sequence: list, tuple (torch.Size), 1-D array; not str, set, dict or 0-d."""
+    if isinstance(value, np.ndarray):
+        return value.ndim == 1
+    if isinstance(value, (str, bytes, dict)):
+        return False
+    return hasattr(value, "__len__") and hasattr(value, "__getitem__")
+
+
+def check_size(size, name, batch, spatial_dims, batch_name="theta"):
+    """Validate the full ``size`` (N, C, H, W) / (N, C, D, H, W) against ``batch_name``'s batch."""
+    if not _is_sequence(size):
         raise TypeError(f"{name} must be a sequence of ints; got {describe(size)}")
     length = spatial_dims + 2
     size = as_int_tuple(size, name, length, 0)
     if min(size[2:]) < 1:
         raise ValueError(f"{name}'s spatial entries must be >= 1; got {size!r}")
-    if size[0] != theta_n:
-        raise ValueError(f"{name}[0] (batch) must equal theta.shape[0] = {theta_n}; got {size!r}")
+    if size[0] != batch:
+        raise ValueError(
+            f"{name}[0] (batch) must equal {batch_name}.shape[0] = {batch}; got {size!r}"
+        )
     return size
 
 

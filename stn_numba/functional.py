@@ -148,12 +148,13 @@ def affine_grid(theta, size, align_corners=False, *, out=None, device=None):
            [ 0., -1.],
            [ 1., -1.]])
     """
-    dev, backend, host_out, (theta,) = _arrays(device, {"theta": theta})
+    given = {"theta": theta}
+    dev, backend, host_out, (theta,) = _arrays(device, given)
     dims = check_theta(theta)
     align_corners = check_bool(align_corners, "align_corners")
-    size = check_size(size, "size", theta.shape[0], dims)
+    size = check_size(size, "size", theta.shape[0], dims, "theta")
     shape = (size[0],) + size[2:] + (dims,)
-    grid, target = _output(out, shape, theta.dtype, {"theta": theta}, dev, backend)
+    grid, target = _output(out, shape, theta.dtype, given, dev, backend)
     backend.run_affine_grid(theta, grid, align_corners)
     return _finish(grid, host_out, target)
 
@@ -195,7 +196,7 @@ def affine_grid_backward(grad_grid, size, align_corners=False, *, device=None):
     check_ndim(grad_grid, "grad_grid", (4, 5), "(N, H, W, 2) or (N, D, H, W, 3)")
     dims = grad_grid.ndim - 2
     align_corners = check_bool(align_corners, "align_corners")
-    size = check_size(size, "size", grad_grid.shape[0], dims)
+    size = check_size(size, "size", grad_grid.shape[0], dims, "grad_grid")
     check_shape(grad_grid, "grad_grid", (size[0],) + size[2:] + (dims,))
     return _finish(backend.run_affine_grid_backward(grad_grid, align_corners), host_out)
 
@@ -281,10 +282,11 @@ def grid_sample(
     >>> stn.grid_sample(x, grid, align_corners=True)
     array([[[[1.5]]]])
     """
-    dev, backend, host_out, (input, grid) = _arrays(device, {"input": input, "grid": grid})
+    given = {"input": input, "grid": grid}
+    dev, backend, host_out, (input, grid) = _arrays(device, given)
     input, grid, dims, m, p, ac = _check_sample_args(input, grid, mode, padding_mode, align_corners)
     shape = tuple(input.shape[:2]) + tuple(grid.shape[1:-1])
-    output, target = _output(out, shape, input.dtype, {"input": input, "grid": grid}, dev, backend)
+    output, target = _output(out, shape, input.dtype, given, dev, backend)
     backend.run_sample(input, grid, None, output, m, p, ac)
     return _finish(output, host_out, target)
 
@@ -443,14 +445,13 @@ def warp_affine(
     array([[2., 1., 0.],
            [5., 4., 3.]])
     """
-    dev, backend, host_out, (input, theta) = _arrays(device, {"input": input, "theta": theta})
+    given = {"input": input, "theta": theta}
+    dev, backend, host_out, (input, theta) = _arrays(device, given)
     input, theta, dims, size, m, p, ac = _check_warp_args(
         input, theta, size, mode, padding_mode, align_corners
     )
     shape = tuple(input.shape[:2]) + size
-    output, target = _output(
-        out, shape, input.dtype, {"input": input, "theta": theta}, dev, backend
-    )
+    output, target = _output(out, shape, input.dtype, given, dev, backend)
     backend.run_sample(input, None, theta, output, m, p, ac)
     return _finish(output, host_out, target)
 
