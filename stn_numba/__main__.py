@@ -1,41 +1,18 @@
-"""``python -m stn_numba``: a demo warp and a quick benchmark table.
+"""``python -m stn_numba``: a demo warp and the benchmark table.
 
-``python -m stn_numba [demo] [--quick]`` warps a synthetic test image (a rotation by
-30° with a 1.2× zoom), checks it against ``scipy.ndimage.affine_transform``, and
-prints median timings of ``warp_affine`` (forward and backward) against scipy and,
-when installed, torch's ``affine_grid`` + ``grid_sample`` on the CPU.
+``python -m stn_numba [demo|bench] [--quick]``: ``demo`` warps a synthetic test image (a
+rotation by 30° with a 1.2× zoom), checks it against ``scipy.ndimage.affine_transform``,
+then runs the benchmark suite; ``bench`` runs only the suite. The suite (workloads W1–W5 ×
+grid_sample / warp_affine / backward × stn_numba, torch, OpenCV, scipy; see
+:mod:`stn_numba._bench`) prints one table of medians and stn_numba's speed-up over each.
 """
 
 import argparse
 import os
 import statistics
 import sys
-import time
 
 import numpy as np
-
-
-def _median_ms(fn, repeat):
-    fn()  # warm: JIT compile / first-touch excluded
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return 1e3 * statistics.median(times)
-
-
-def _theta(n, rng):
-    ang = np.deg2rad(rng.uniform(-30, 30, n))
-    s = rng.uniform(0.8, 1.2, n)
-    t = rng.uniform(-0.2, 0.2, (n, 2))
-    theta = np.zeros((n, 2, 3), np.float32)
-    theta[:, 0, 0] = s * np.cos(ang)
-    theta[:, 0, 1] = -s * np.sin(ang)
-    theta[:, 1, 0] = s * np.sin(ang)
-    theta[:, 1, 1] = s * np.cos(ang)
-    theta[:, :, 2] = t
-    return theta
 
 
 def demo():
@@ -66,99 +43,80 @@ def demo():
     return err < 1e-9
 
 
+def cold_start():
+    """(import stn_numba s, import numba s, first warp_affine call s) in fresh processes."""
+    import subprocess
+
+    def run(code):
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout
+        return float(out.strip().splitlines()[-1])
+
+    t = "import time; t = time.perf_counter(); {}; print(time.perf_counter() - t)"
+    first = (
+        "import numpy as np, stn_numba as stn, time; x = np.ones((1, 1, 8, 8), np.float32); "
+        "th = np.eye(2, 3, dtype=np.float32)[None]; t = time.perf_counter(); "
+        "stn.warp_affine(x, th); print(time.perf_counter() - t)"
+    )
+    run(first)  # fills the JIT cache if it is cold
+    imp = statistics.median(run(t.format("import stn_numba")) for _ in range(3))
+    nb = statistics.median(run(t.format("import numba")) for _ in range(3))
+    return imp, nb, run(first)
+
+
 def bench(quick):
-    os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+    os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")  # before torch is imported
     import numba
-    from scipy import ndimage
 
-    import stn_numba as stn
+    from stn_numba import _bench as B
 
-    try:
-        import torch
-        import torch.nn.functional as F
-
-        torch.set_num_threads(numba.get_num_threads())
-    except ImportError:
-        torch = None
-    rng = np.random.default_rng(0)
-    workloads = [("64×3×128×128", (64, 3, 128, 128))]
-    if not quick:
-        workloads += [("256×1×28×28", (256, 1, 28, 28)), ("1×3×1024×1024", (1, 3, 1024, 1024))]
-    repeat = 5 if quick else 11
+    threads = numba.get_num_threads()
+    names = B.QUICK if quick else tuple(B.WORKLOADS)
+    skipped = {}
     rows = []
-    for name, shape in workloads:
-        x = rng.random(shape, dtype=np.float32)
-        theta = _theta(shape[0], rng)
-        go = rng.random(shape, dtype=np.float32)
-        fwd = _median_ms(lambda: stn.warp_affine(x, theta), repeat)
-        bwd = _median_ms(lambda: stn.warp_affine_backward(go, x, theta), repeat)
-        # scipy: one plane at a time (order 1, zeros), single-threaded
-        mats = [
-            (
-                np.eye(3)[[1, 0, 2]]
-                @ np.array(
-                    [
-                        [shape[3] / 2, 0, (shape[3] - 1) / 2],
-                        [0, shape[2] / 2, (shape[2] - 1) / 2],
-                        [0, 0, 1],
-                    ]
-                )
-                @ np.vstack([theta[n].astype(np.float64), [0, 0, 1]])
-                @ np.array(
-                    [
-                        [2 / shape[3], 0, 1 / shape[3] - 1],
-                        [0, 2 / shape[2], 1 / shape[2] - 1],
-                        [0, 0, 1],
-                    ]
-                )
-                @ np.eye(3)[[1, 0, 2]]
-            )
-            for n in range(shape[0])
-        ]
-
-        def scipy_warp(x=x, mats=mats):
-            for n in range(x.shape[0]):
-                for c in range(x.shape[1]):
-                    ndimage.affine_transform(
-                        x[n, c], mats[n], order=1, mode="grid-constant", prefilter=False
-                    )
-
-        sp = _median_ms(scipy_warp, 3)
-        row = [name, fwd, bwd, sp, None, None]
-        if torch is not None:
-            xt = torch.from_numpy(x)
-            tt = torch.from_numpy(theta)
-
-            def torch_fwd():
-                g = F.affine_grid(tt, xt.shape, align_corners=False)
-                return F.grid_sample(xt, g, align_corners=False)
-
-            xg = xt.clone().requires_grad_(True)
-            tg = tt.clone().requires_grad_(True)
-            gt = torch.from_numpy(go)
-
-            def torch_bwd():
-                g = F.affine_grid(tg, xg.shape, align_corners=False)
-                out = F.grid_sample(xg, g, align_corners=False)
-                xg.grad = tg.grad = None
-                out.backward(gt)
-
-            row[4] = _median_ms(torch_fwd, repeat)
-            row[5] = _median_ms(torch_bwd, repeat)
-        rows.append(row)
-    th = numba.get_num_threads()
-    print(f"warp_affine, float32, bilinear/zeros, random θ; median ms, {th} threads")
-    head = f"{'workload':<16}{'stn fwd':>9}{'stn bwd':>9}{'scipy fwd':>11}{'torch fwd':>11}"
-    print(head + f"{'torch bwd':>11}{'vs scipy':>10}{'vs torch':>10}{'bwd vs torch':>14}")
-    for name, fwd, bwd, sp, tf, tb in rows:
-        fmt = lambda v: f"{v:.2f}" if v is not None else "—"  # noqa: E731
-        ratio = lambda a, b: f"{a / b:.1f}×" if a is not None else "—"  # noqa: E731
-        print(
-            f"{name:<16}{fwd:>9.2f}{bwd:>9.2f}{sp:>11.2f}{fmt(tf):>11}{fmt(tb):>11}"
-            f"{ratio(sp, fwd):>10}{ratio(tf, fwd):>10}{ratio(tb, bwd):>14}"
-        )
-    if torch is None:
-        print("(torch not installed: its columns are empty)")
+    for name in names:
+        data = B.make_data(name)
+        big = np.prod(B.WORKLOADS[name]) > 4e6
+        for op in B.OPERATIONS:
+            row = {}
+            for impl in B.IMPLEMENTATIONS:
+                try:
+                    fn = B.prepare(impl, op, data)
+                except B.Skip as why:
+                    skipped.setdefault((impl, str(why)), []).append(f"{name} {op}")
+                    continue
+                slow = impl == "scipy" or big
+                repeat = (3 if quick else 5) if slow else (7 if quick else 15)
+                row[impl] = B.median_ms(fn, repeat)
+            rows.append((name, op, row))
+            print(".", end="", flush=True, file=sys.stderr)
+    print(file=sys.stderr)
+    shape = lambda n: "×".join(map(str, B.WORKLOADS[n]))  # noqa: E731
+    print(
+        f"Median ms, float32, bilinear, zeros, align_corners=False, {threads} threads; "
+        "speed-up = other / stn_numba"
+    )
+    others = [i for i in B.IMPLEMENTATIONS if i != "stn_numba"]
+    head = f"{'workload':<19}{'operation':<13}{'stn_numba':>10}"
+    head += "".join(f"{o:>9}{'×':>7}" for o in others)
+    print(head)
+    for name, op, row in rows:
+        line = f"{name + ' ' + shape(name):<19}{op:<13}{row['stn_numba']:>10.2f}"
+        for o in others:
+            if o in row:
+                line += f"{row[o]:>9.2f}{row[o] / row['stn_numba']:>6.1f}×"
+            else:
+                line += f"{'—':>9}{'':>7}"
+        print(line)
+    for (impl, why), cases in sorted(skipped.items()):
+        print(f"  — {impl}, {len(cases)} case(s) skipped: {why}")
+    imp, nb, first = cold_start()
+    print(
+        f"cold start: import stn_numba {1e3 * imp:.0f} ms vs import numba {1e3 * nb:.0f} ms "
+        f"({imp / nb:.2f}×); first warp_affine in a new process (JIT cache warm) "
+        f"{1e3 * first:.0f} ms"
+    )
 
 
 def main(argv=None):
@@ -170,7 +128,9 @@ def main(argv=None):
         choices=["demo", "bench"],
         help="demo: demo warp then benchmark table; bench: the table only",
     )
-    parser.add_argument("--quick", action="store_true", help="one small workload")
+    parser.add_argument(
+        "--quick", action="store_true", help="workloads W1, W2, W5 only (under two minutes)"
+    )
     args = parser.parse_args(argv)
     ok = True
     if args.command == "demo":

@@ -15,15 +15,15 @@ leaves them outside. No float is ever converted to an integer out of range.
 
 import math
 
-from ._jit import kernel
-from ._modes import BORDER, REFLECTION
+from ._jit import scalar
+from ._modes import BORDER, REFLECTION, ZEROS
 
 #: Pixel coordinates are clamped to [-BIG, BIG]; far beyond any real image,
 #: well inside the exact-integer range of float64 and of int64.
 BIG = 1099511627776.0  # 2**40
 
 
-@kernel
+@scalar
 def base_coord(i, n, align_corners):
     """Normalised coordinate of pixel ``i`` of ``n`` in the base grid of ``affine_grid``.
 
@@ -43,7 +43,7 @@ def base_coord(i, n, align_corners):
     return v
 
 
-@kernel
+@scalar
 def unnormalize(g, size, align_corners):
     """Grid value ``g`` -> (pixel coordinate, d coordinate / d g, valid)."""
     if align_corners:
@@ -61,7 +61,7 @@ def unnormalize(g, size, align_corners):
     return x, scale, True
 
 
-@kernel
+@scalar
 def clip_coordinate(x, size):
     """Clip to [0, size - 1] -> (x, d); the border itself counts as clipped (PyTorch)."""
     if x <= 0.0:
@@ -72,7 +72,7 @@ def clip_coordinate(x, size):
     return x, 1.0
 
 
-@kernel
+@scalar
 def reflect_coordinate(x, twice_low, twice_high):
     """Reflect ``x`` into [low, high] as often as needed -> (x, d = ±1)."""
     if twice_low == twice_high:
@@ -91,7 +91,7 @@ def reflect_coordinate(x, twice_low, twice_high):
     return span - extra + lo, -sign
 
 
-@kernel
+@scalar
 def pad_coordinate(x, size, padding_mode, align_corners):
     """Apply ``border``/``reflection`` padding to pixel coordinate ``x`` -> (x, d)."""
     if padding_mode == BORDER:
@@ -106,17 +106,19 @@ def pad_coordinate(x, size, padding_mode, align_corners):
     return x, 1.0
 
 
-@kernel
+@scalar
 def source_index(g, size, padding_mode, align_corners):
     """Grid value -> padded pixel coordinate (bilinear, nearest) -> (x, dx/dg, valid)."""
     x, d, valid = unnormalize(g, size, align_corners)
     if not valid:
         return x, 0.0, False
+    if padding_mode == ZEROS:  # no call on the common path: keeps the pixel loop inlined
+        return x, d, True
     x, dp = pad_coordinate(x, size, padding_mode, align_corners)
     return x, d * dp, True
 
 
-@kernel
+@scalar
 def tap_index(t, size, padding_mode, align_corners):
     """Integer tap position ``t`` (as a float) -> input index after padding, or -1 if outside.
 
@@ -128,14 +130,14 @@ def tap_index(t, size, padding_mode, align_corners):
     return int(t)
 
 
-@kernel
+@scalar
 def floor_index(x):
     """``floor(x)`` as an int64 and the fraction ``x - floor(x)``."""
     f = math.floor(x)
     return int(f), x - f
 
 
-@kernel
+@scalar
 def nearest_index(x):
     """Round half to even (``np.rint``, as PyTorch's ``nearbyint``) -> int64."""
     f = math.floor(x)
@@ -145,7 +147,7 @@ def nearest_index(x):
     return int(f)
 
 
-@kernel
+@scalar
 def inside(i, size):
     return i >= 0 and i < size
 
@@ -155,37 +157,37 @@ def inside(i, size):
 CUBIC_A = -0.75
 
 
-@kernel
+@scalar
 def _cc1(x):  # |x| <= 1
     A = CUBIC_A
     return ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0
 
 
-@kernel
+@scalar
 def _cc2(x):  # 1 < |x| < 2
     A = CUBIC_A
     return ((A * x - 5.0 * A) * x + 8.0 * A) * x - 4.0 * A
 
 
-@kernel
+@scalar
 def _dcc1(x):
     A = CUBIC_A
     return (3.0 * (A + 2.0) * x - 2.0 * (A + 3.0)) * x
 
 
-@kernel
+@scalar
 def _dcc2(x):
     A = CUBIC_A
     return (3.0 * A * x - 10.0 * A) * x + 8.0 * A
 
 
-@kernel
+@scalar
 def cubic_weights(t):
     """Weights of the taps at floor-1, floor, floor+1, floor+2 for fraction ``t``."""
     return _cc2(t + 1.0), _cc1(t), _cc1(1.0 - t), _cc2(2.0 - t)
 
 
-@kernel
+@scalar
 def cubic_weight_grads(t):
     """d/dt of :func:`cubic_weights`."""
     return _dcc2(t + 1.0), _dcc1(t), -_dcc1(1.0 - t), -_dcc2(2.0 - t)

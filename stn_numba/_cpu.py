@@ -27,16 +27,21 @@ from ._jit import driver
 from ._kernels import (
     accumulate_theta_2d,
     accumulate_theta_3d,
+    bicubic_sample_2d,
+    bilinear_point_2d,
     grad_point_2d,
     grad_point_3d,
     grid_point_2d,
     grid_point_3d,
+    lerp_weight,
+    nearest_sample_2d,
     row_span,
-    sample_2d,
     sample_3d,
     scatter_2d,
     scatter_3d,
+    trilinear_point_3d,
 )
+from ._modes import BILINEAR, NEAREST
 
 # ----------------------------------------------------------------------------
 # affine_grid
@@ -123,9 +128,48 @@ def sample_2d_cpu(inp, grid, theta, fused, out, mode, padding_mode, align_corner
     for job in prange(N * Ho):
         n = job // Ho
         h = job - n * Ho
-        for w in range(Wo):
-            gx, gy = grid_point_2d(grid, theta, fused, n, h, w, Ho, Wo, align_corners)
-            sample_2d(inp, out, n, h, w, gx, gy, mode, padding_mode, align_corners)
+        # The mode is chosen once per row, so each pixel loop calls one small kernel
+        # that LLVM inlines (a call per pixel into the all-modes kernel is ~3x slower).
+        if mode == BILINEAR:
+            # bilinear_sample_2d, with the tap reads written out here: a kernel taking
+            # arrays is not inlined, and a call per pixel costs 2-3x (profiled).
+            C, H, W = inp.shape[1], inp.shape[2], inp.shape[3]
+            for w in range(Wo):
+                gx, gy = grid_point_2d(grid, theta, fused, n, h, w, Ho, Wo, align_corners)
+                x0, y0, tx, ty, _, _, ok = bilinear_point_2d(
+                    gx, gy, W, H, padding_mode, align_corners
+                )
+                x1 = x0 + 1
+                y1 = y0 + 1
+                in_x0 = ok and x0 >= 0 and x0 < W
+                in_x1 = ok and x1 >= 0 and x1 < W
+                in_y0 = y0 >= 0 and y0 < H
+                in_y1 = y1 >= 0 and y1 < H
+                w00 = (1.0 - tx) * (1.0 - ty)
+                w01 = tx * (1.0 - ty)
+                w10 = (1.0 - tx) * ty
+                w11 = tx * ty
+                for c in range(C):
+                    v = 0.0
+                    if in_y0:
+                        if in_x0:
+                            v += float(inp[n, c, y0, x0]) * w00
+                        if in_x1:
+                            v += float(inp[n, c, y0, x1]) * w01
+                    if in_y1:
+                        if in_x0:
+                            v += float(inp[n, c, y1, x0]) * w10
+                        if in_x1:
+                            v += float(inp[n, c, y1, x1]) * w11
+                    out[n, c, h, w] = v
+        elif mode == NEAREST:
+            for w in range(Wo):
+                gx, gy = grid_point_2d(grid, theta, fused, n, h, w, Ho, Wo, align_corners)
+                nearest_sample_2d(inp, out, n, h, w, gx, gy, padding_mode, align_corners)
+        else:
+            for w in range(Wo):
+                gx, gy = grid_point_2d(grid, theta, fused, n, h, w, Ho, Wo, align_corners)
+                bicubic_sample_2d(inp, out, n, h, w, gx, gy, padding_mode, align_corners)
 
 
 @driver
@@ -136,9 +180,38 @@ def sample_3d_cpu(inp, grid, theta, fused, out, mode, padding_mode, align_corner
         r = job - n * (Do * Ho)
         d = r // Ho
         h = r - d * Ho
+        if mode != BILINEAR:
+            for w in range(Wo):
+                gx, gy, gz = grid_point_3d(
+                    grid, theta, fused, n, d, h, w, Do, Ho, Wo, align_corners
+                )
+                sample_3d(inp, out, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners)
+            continue
+        # trilinear sample_3d with the tap reads written out (see sample_2d_cpu)
+        C, D, H, W = inp.shape[1], inp.shape[2], inp.shape[3], inp.shape[4]
         for w in range(Wo):
             gx, gy, gz = grid_point_3d(grid, theta, fused, n, d, h, w, Do, Ho, Wo, align_corners)
-            sample_3d(inp, out, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners)
+            x0, y0, z0, tx, ty, tz, _, _, _, ok = trilinear_point_3d(
+                gx, gy, gz, W, H, D, padding_mode, align_corners
+            )
+            for c in range(C):
+                v = 0.0
+                if ok:
+                    for bz in range(2):
+                        zi = z0 + bz
+                        if zi < 0 or zi >= D:
+                            continue
+                        wz = lerp_weight(tz, bz)
+                        for by in range(2):
+                            yi = y0 + by
+                            if yi < 0 or yi >= H:
+                                continue
+                            wzy = wz * lerp_weight(ty, by)
+                            for bx in range(2):
+                                xi = x0 + bx
+                                if xi >= 0 and xi < W:
+                                    v += float(inp[n, c, zi, yi, xi]) * (wzy * lerp_weight(tx, bx))
+                out[n, c, d, h, w] = v
 
 
 # ----------------------------------------------------------------------------
@@ -255,6 +328,182 @@ def scatter_3d_cpu(gout, grid, theta, fused, gin, spans, bands, mode, padding_mo
                         s1,
                         1.0,
                     )
+
+
+@driver
+def backward_bilinear_2d_cpu(
+    gout, inp, grid, theta, fused, gin, ggrid, rowacc, spans, bands,
+    padding_mode, align_corners, input_grad, point_grad,
+):  # fmt: skip
+    """Bilinear backward in one pass: input-gradient scatter and grid/θ gradient together.
+
+    Task (n, k) owns input rows [r0, r1) of sample n (as :func:`scatter_2d_cpu`, so the
+    scatter is race-free and bit-identical for any band count) and computes the grid
+    gradient of the output pixels it *owns*: those whose top tap row, clamped into the
+    image, lies in its band. Pixels with no tap inside keep their zero gradient (``ggrid``
+    arrives zeroed). θ row sums (``fused``) need a whole row in one task: bands == 1.
+    The arithmetic is that of :func:`scatter_2d` and :func:`grad_point_2d`, in the same
+    order, so the results are bit-identical to the two-pass path.
+    """
+    N, C, H, W = inp.shape[0], inp.shape[1], inp.shape[2], inp.shape[3]
+    Ho, Wo = gout.shape[2], gout.shape[3]
+    for job in prange(N * bands):
+        n = job // bands
+        k = job - n * bands
+        r0 = (k * H) // bands
+        r1 = ((k + 1) * H) // bands
+        for h in range(Ho):
+            row = n * Ho + h
+            if fused and point_grad:
+                for q in range(6):
+                    rowacc[row, q] = 0.0
+            if spans[row, 1] < r0 or spans[row, 0] >= r1:
+                continue  # every tap of this output row misses the band
+            for w in range(Wo):
+                gx, gy = grid_point_2d(grid, theta, fused, n, h, w, Ho, Wo, align_corners)
+                x0, y0, tx, ty, dx, dy, ok = bilinear_point_2d(
+                    gx, gy, W, H, padding_mode, align_corners
+                )
+                x1 = x0 + 1
+                y1 = y0 + 1
+                if not ok or y1 < r0 or y0 >= r1:
+                    continue
+                yc = min(max(y0, 0), H - 1)
+                own = point_grad and yc >= r0 and yc < r1
+                in_x0 = x0 >= 0 and x0 < W
+                in_x1 = x1 >= 0 and x1 < W
+                in_y0 = y0 >= 0 and y0 < H
+                in_y1 = y1 >= 0 and y1 < H
+                b_y0 = y0 >= r0 and y0 < r1
+                b_y1 = y1 >= r0 and y1 < r1
+                w00 = (1.0 - tx) * (1.0 - ty)
+                w01 = tx * (1.0 - ty)
+                w10 = (1.0 - tx) * ty
+                w11 = tx * ty
+                gix = 0.0
+                giy = 0.0
+                for c in range(C):
+                    g = float(gout[n, c, h, w])
+                    if input_grad:
+                        if b_y0:
+                            if in_x0:
+                                gin[n, c, y0, x0] += w00 * g
+                            if in_x1:
+                                gin[n, c, y0, x1] += w01 * g
+                        if b_y1:
+                            if in_x0:
+                                gin[n, c, y1, x0] += w10 * g
+                            if in_x1:
+                                gin[n, c, y1, x1] += w11 * g
+                    if own:
+                        v00 = float(inp[n, c, y0, x0]) if in_y0 and in_x0 else 0.0
+                        v01 = float(inp[n, c, y0, x1]) if in_y0 and in_x1 else 0.0
+                        v10 = float(inp[n, c, y1, x0]) if in_y1 and in_x0 else 0.0
+                        v11 = float(inp[n, c, y1, x1]) if in_y1 and in_x1 else 0.0
+                        gix += g * ((v01 - v00) * (1.0 - ty) + (v11 - v10) * ty)
+                        giy += g * ((v10 - v00) * (1.0 - tx) + (v11 - v01) * tx)
+                if own:
+                    ggx = dx * gix
+                    ggy = dy * giy
+                    if fused:
+                        accumulate_theta_2d(rowacc, row, ggx, ggy, w, h, Wo, Ho, align_corners)
+                    else:
+                        ggrid[n, h, w, 0] = ggx
+                        ggrid[n, h, w, 1] = ggy
+
+
+@driver
+def backward_trilinear_3d_cpu(
+    gout, inp, grid, theta, fused, gin, ggrid, rowacc, spans, bands,
+    padding_mode, align_corners, input_grad, point_grad,
+):  # fmt: skip
+    """Trilinear backward in one pass; see :func:`backward_bilinear_2d_cpu` (the bands
+    are of depth slices here; a voxel's owner holds its clamped front tap slice). The
+    arithmetic is that of :func:`scatter_3d` and :func:`grad_point_3d`, in their order."""
+    N, C, D, H, W = inp.shape[0], inp.shape[1], inp.shape[2], inp.shape[3], inp.shape[4]
+    Do, Ho, Wo = gout.shape[2], gout.shape[3], gout.shape[4]
+    for job in prange(N * bands):
+        n = job // bands
+        k = job - n * bands
+        s0 = (k * D) // bands
+        s1 = ((k + 1) * D) // bands
+        for d in range(Do):
+            for h in range(Ho):
+                row = (n * Do + d) * Ho + h
+                if fused and point_grad:
+                    for q in range(12):
+                        rowacc[row, q] = 0.0
+                if spans[row, 1] < s0 or spans[row, 0] >= s1:
+                    continue  # every tap of this output row misses the band
+                for w in range(Wo):
+                    gx, gy, gz = grid_point_3d(
+                        grid, theta, fused, n, d, h, w, Do, Ho, Wo, align_corners
+                    )
+                    x0, y0, z0, tx, ty, tz, dx, dy, dz, ok = trilinear_point_3d(
+                        gx, gy, gz, W, H, D, padding_mode, align_corners
+                    )
+                    if not ok or z0 + 1 < s0 or z0 >= s1:
+                        continue
+                    zc = min(max(z0, 0), D - 1)
+                    own = point_grad and zc >= s0 and zc < s1
+                    gix = 0.0
+                    giy = 0.0
+                    giz = 0.0
+                    for c in range(C):
+                        g = float(gout[n, c, d, h, w])
+                        if input_grad:
+                            for bz in range(2):
+                                zi = z0 + bz
+                                if zi < s0 or zi >= s1:
+                                    continue
+                                for by in range(2):
+                                    yi = y0 + by
+                                    if yi < 0 or yi >= H:
+                                        continue
+                                    for bx in range(2):
+                                        xi = x0 + bx
+                                        if xi >= 0 and xi < W:
+                                            wgt = (
+                                                lerp_weight(tz, bz)
+                                                * lerp_weight(ty, by)
+                                                * lerp_weight(tx, bx)
+                                            )
+                                            gin[n, c, zi, yi, xi] += wgt * g
+                        if own:
+                            for bz in range(2):
+                                zi = z0 + bz
+                                wz = lerp_weight(tz, bz)
+                                sz = 1.0 if bz == 1 else -1.0
+                                for by in range(2):
+                                    yi = y0 + by
+                                    wy = lerp_weight(ty, by)
+                                    sy = 1.0 if by == 1 else -1.0
+                                    for bx in range(2):
+                                        xi = x0 + bx
+                                        val = 0.0
+                                        if (
+                                            zi >= 0 and zi < D and yi >= 0 and yi < H
+                                            and xi >= 0 and xi < W
+                                        ):  # fmt: skip
+                                            val = float(inp[n, c, zi, yi, xi])
+                                        v = g * val
+                                        wx = lerp_weight(tx, bx)
+                                        sx = 1.0 if bx == 1 else -1.0
+                                        gix += v * sx * wy * wz
+                                        giy += v * wx * sy * wz
+                                        giz += v * wx * wy * sz
+                    if own:
+                        ggx = dx * gix
+                        ggy = dy * giy
+                        ggz = dz * giz
+                        if fused:
+                            accumulate_theta_3d(
+                                rowacc, row, ggx, ggy, ggz, w, h, d, Wo, Ho, Do, align_corners
+                            )
+                        else:
+                            ggrid[n, d, h, w, 0] = ggx
+                            ggrid[n, d, h, w, 1] = ggy
+                            ggrid[n, d, h, w, 2] = ggz
 
 
 @driver
@@ -385,9 +634,9 @@ def run_backward(
     n = inp.shape[0]
     args = (mode, padding_mode, align_corners)
     grad_input = grad_point = None
-    if input_grad:
-        grad_input = np.zeros(inp.shape, dtype=dtype)
-        nb = bands(n, inp.shape[2])
+    nb = bands(n, inp.shape[2])
+    spans = None
+    if input_grad or mode == BILINEAR:
         rows = n * int(np.prod(gout.shape[2:-1]))
         spans = np.empty((rows, 2), dtype=np.int64)
         if nb > 1:  # which input rows each output row touches, to skip the rest
@@ -403,6 +652,25 @@ def run_backward(
         else:
             spans[:, 0] = 0
             spans[:, 1] = inp.shape[2] - 1
+    if mode == BILINEAR and (nb == 1 or not (fused and point_grad)):
+        # one pass for both gradients (θ row sums need whole rows: one band)
+        grad_input = np.zeros(inp.shape, dtype=dtype) if input_grad else None
+        gin = grad_input if input_grad else _placeholder(dtype, dims + 2)
+        k = dims * (dims + 1)
+        acc = np.empty((spans.shape[0] if fused and point_grad else 0, k), dtype=np.float64)
+        ggrid = _placeholder(dtype, dims + 2)
+        if point_grad and not fused:
+            ggrid = grad_point = np.zeros(grid.shape, dtype=dtype)
+        one_pass = backward_bilinear_2d_cpu if dims == 2 else backward_trilinear_3d_cpu
+        one_pass(
+            gout, inp, grid, theta, fused, gin, ggrid, acc, spans, nb,
+            padding_mode, align_corners, input_grad, point_grad,
+        )  # fmt: skip
+        if point_grad and fused:
+            grad_point = _reduce(acc, n, dims, dtype)
+        return grad_input, grad_point
+    if input_grad:
+        grad_input = np.zeros(inp.shape, dtype=dtype)
         scatter = scatter_2d_cpu if dims == 2 else scatter_3d_cpu
         scatter(gout, grid, theta, fused, grad_input, spans, nb, *args)
     if point_grad:

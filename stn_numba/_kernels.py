@@ -32,7 +32,7 @@ from ._coords import (
     tap_index,
     unnormalize,
 )
-from ._jit import accumulate, kernel
+from ._jit import accumulate, kernel, scalar
 from ._modes import BICUBIC, BORDER, NEAREST, REFLECTION
 
 BIG_SPAN = BIG / 2
@@ -129,44 +129,74 @@ def _cubic_row(inp, n, c, y, xs, wx):
 
 @kernel
 def sample_2d(inp, out, n, h, w, gx, gy, mode, padding_mode, align_corners):
-    """out[n, :, h, w] = input sampled at grid point (gx, gy)."""
-    C = inp.shape[1]
+    """out[n, :, h, w] = input sampled at grid point (gx, gy), any mode."""
+    if mode == BICUBIC:
+        bicubic_sample_2d(inp, out, n, h, w, gx, gy, padding_mode, align_corners)
+    elif mode == NEAREST:
+        nearest_sample_2d(inp, out, n, h, w, gx, gy, padding_mode, align_corners)
+    else:
+        bilinear_sample_2d(inp, out, n, h, w, gx, gy, padding_mode, align_corners)
+
+
+@kernel
+def _zero_2d(out, n, h, w):
+    for c in range(out.shape[1]):
+        out[n, c, h, w] = 0.0
+
+
+@kernel
+def bicubic_sample_2d(inp, out, n, h, w, gx, gy, padding_mode, align_corners):
     H = inp.shape[2]
     W = inp.shape[3]
-    if mode == BICUBIC:
-        if gx != gx or gy != gy:
-            for c in range(C):
-                out[n, c, h, w] = 0.0
-            return
-        xs, wx, _, _ = _cubic_taps(gx, W, padding_mode, align_corners)
-        ys, wy, _, _ = _cubic_taps(gy, H, padding_mode, align_corners)
-        for c in range(C):
-            out[n, c, h, w] = (
-                wy[0] * _cubic_row(inp, n, c, ys[0], xs, wx)
-                + wy[1] * _cubic_row(inp, n, c, ys[1], xs, wx)
-                + wy[2] * _cubic_row(inp, n, c, ys[2], xs, wx)
-                + wy[3] * _cubic_row(inp, n, c, ys[3], xs, wx)
-            )
+    if gx != gx or gy != gy:
+        _zero_2d(out, n, h, w)
         return
+    xs, wx, _, _ = _cubic_taps(gx, W, padding_mode, align_corners)
+    ys, wy, _, _ = _cubic_taps(gy, H, padding_mode, align_corners)
+    for c in range(inp.shape[1]):
+        out[n, c, h, w] = (
+            wy[0] * _cubic_row(inp, n, c, ys[0], xs, wx)
+            + wy[1] * _cubic_row(inp, n, c, ys[1], xs, wx)
+            + wy[2] * _cubic_row(inp, n, c, ys[2], xs, wx)
+            + wy[3] * _cubic_row(inp, n, c, ys[3], xs, wx)
+        )
+
+
+@kernel
+def nearest_sample_2d(inp, out, n, h, w, gx, gy, padding_mode, align_corners):
+    H = inp.shape[2]
+    W = inp.shape[3]
     ix, _, okx = source_index(gx, W, padding_mode, align_corners)
     iy, _, oky = source_index(gy, H, padding_mode, align_corners)
-    if not (okx and oky):
-        for c in range(C):
-            out[n, c, h, w] = 0.0
-        return
-    if mode == NEAREST:
-        xi = nearest_index(ix)
-        yi = nearest_index(iy)
-        if inside(xi, W) and inside(yi, H):
-            for c in range(C):
-                out[n, c, h, w] = float(inp[n, c, yi, xi])
-        else:
-            for c in range(C):
-                out[n, c, h, w] = 0.0
-        return
-    # bilinear
+    xi = nearest_index(ix)
+    yi = nearest_index(iy)
+    if okx and oky and inside(xi, W) and inside(yi, H):
+        for c in range(inp.shape[1]):
+            out[n, c, h, w] = float(inp[n, c, yi, xi])
+    else:
+        _zero_2d(out, n, h, w)
+
+
+@scalar
+def bilinear_point_2d(gx, gy, W, H, padding_mode, align_corners):
+    """Grid point -> (x0, y0, tx, ty, dx, dy, valid): top-left tap, fractions, and
+    d(pixel coordinate)/d(grid value) per axis. Scalars only, so that the CPU
+    drivers' pixel loops inline it."""
+    ix, dx, okx = source_index(gx, W, padding_mode, align_corners)
+    iy, dy, oky = source_index(gy, H, padding_mode, align_corners)
     x0, tx = floor_index(ix)
     y0, ty = floor_index(iy)
+    return x0, y0, tx, ty, dx, dy, okx and oky
+
+
+@kernel
+def bilinear_sample_2d(inp, out, n, h, w, gx, gy, padding_mode, align_corners):
+    H = inp.shape[2]
+    W = inp.shape[3]
+    x0, y0, tx, ty, _, _, ok = bilinear_point_2d(gx, gy, W, H, padding_mode, align_corners)
+    if not ok:
+        _zero_2d(out, n, h, w)
+        return
     x1 = x0 + 1
     y1 = y0 + 1
     w00 = (1.0 - tx) * (1.0 - ty)
@@ -177,7 +207,7 @@ def sample_2d(inp, out, n, h, w, gx, gy, mode, padding_mode, align_corners):
     in_x1 = inside(x1, W)
     in_y0 = inside(y0, H)
     in_y1 = inside(y1, H)
-    for c in range(C):
+    for c in range(inp.shape[1]):
         v = 0.0
         if in_y0:
             if in_x0:
@@ -334,10 +364,22 @@ def _value_3d(inp, n, c, z, y, x):
     return 0.0
 
 
-@kernel
-def _lerp_weight(t, bit):
+@scalar
+def lerp_weight(t, bit):
     """Weight of corner ``bit`` (0: floor, 1: floor + 1) for fraction t."""
     return t if bit == 1 else 1.0 - t
+
+
+@scalar
+def trilinear_point_3d(gx, gy, gz, W, H, D, padding_mode, align_corners):
+    """Grid point -> (x0, y0, z0, tx, ty, tz, dx, dy, dz, valid); see bilinear_point_2d."""
+    ix, dx, okx = source_index(gx, W, padding_mode, align_corners)
+    iy, dy, oky = source_index(gy, H, padding_mode, align_corners)
+    iz, dz, okz = source_index(gz, D, padding_mode, align_corners)
+    x0, tx = floor_index(ix)
+    y0, ty = floor_index(iy)
+    z0, tz = floor_index(iz)
+    return x0, y0, z0, tx, ty, tz, dx, dy, dz, okx and oky and okz
 
 
 @kernel
@@ -369,7 +411,7 @@ def sample_3d(inp, out, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corner
         for bz in range(2):
             for by in range(2):
                 for bx in range(2):
-                    wgt = _lerp_weight(tz, bz) * _lerp_weight(ty, by) * _lerp_weight(tx, bx)
+                    wgt = lerp_weight(tz, bz) * lerp_weight(ty, by) * lerp_weight(tx, bx)
                     v += _value_3d(inp, n, c, z0 + bz, y0 + by, x0 + bx) * wgt
         out[n, c, d, h, w] = v
 
@@ -398,9 +440,9 @@ def grad_point_3d(inp, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_c
             for by in range(2):
                 for bx in range(2):
                     v = g * _value_3d(inp, n, c, z0 + bz, y0 + by, x0 + bx)
-                    wx = _lerp_weight(tx, bx)
-                    wy = _lerp_weight(ty, by)
-                    wz = _lerp_weight(tz, bz)
+                    wx = lerp_weight(tx, bx)
+                    wy = lerp_weight(ty, by)
+                    wz = lerp_weight(tz, bz)
                     sx = 1.0 if bx == 1 else -1.0
                     sy = 1.0 if by == 1 else -1.0
                     sz = 1.0 if bz == 1 else -1.0
@@ -456,7 +498,7 @@ def scatter_3d(gin, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corn
                 for bx in range(2):
                     xi = x0 + bx
                     if inside(xi, W):
-                        wgt = _lerp_weight(tz, bz) * _lerp_weight(ty, by) * _lerp_weight(tx, bx)
+                        wgt = lerp_weight(tz, bz) * lerp_weight(ty, by) * lerp_weight(tx, bx)
                         accumulate(gin, (n, c, zi, yi, xi), wgt * g, scale)
 
 

@@ -1,0 +1,283 @@
+"""The benchmark suite's definitions: workloads, implementations, operations.
+
+One module, used by ``python -m stn_numba bench`` (a table of medians) and by the
+pytest-benchmark suite in ``benchmarks/``. Optional libraries (torch, OpenCV) are
+imported lazily; a missing one is reported as a skip with its reason.
+
+Workloads (float32, NCHW, bilinear, zeros padding, align_corners=False, output size =
+input size, random affine θ per sample: rotation ±30°, scale 0.8–1.2, translation ±0.2):
+
+====  ====================  ==========================
+W1    256×1×28×28           an MNIST STN batch
+W2    64×3×128×128
+W3    1×3×2048×2048         one large image
+W4    1×1×4096×4096
+W5    2×1×96×96×96          trilinear
+====  ====================  ==========================
+
+Operations: ``grid_sample`` (grid given), ``warp_affine`` (θ given; torch's baseline is
+``affine_grid`` + ``grid_sample``, scipy's ``affine_transform``, OpenCV's
+``warpAffine``), ``backward`` (gradients w.r.t. input and grid of grid_sample; torch:
+the autograd backward call only, its forward graph built outside the timing).
+"""
+
+import os
+import statistics
+import time
+
+import numpy as np
+
+WORKLOADS = {
+    "W1": (256, 1, 28, 28),
+    "W2": (64, 3, 128, 128),
+    "W3": (1, 3, 2048, 2048),
+    "W4": (1, 1, 4096, 4096),
+    "W5": (2, 1, 96, 96, 96),
+}
+QUICK = ("W1", "W2", "W5")
+OPERATIONS = ("grid_sample", "warp_affine", "backward")
+IMPLEMENTATIONS = ("stn_numba", "torch", "opencv", "scipy")
+
+
+class Skip(Exception):
+    """An implementation that cannot run this case; the message says why."""
+
+
+def random_theta(n, dims, rng):
+    """Random affine θ per sample: rotation ±30° (about z in 3-D), scale 0.8–1.2,
+    translation ±0.2, in normalised coordinates."""
+    ang = np.deg2rad(rng.uniform(-30, 30, n))
+    s = rng.uniform(0.8, 1.2, n)
+    theta = np.zeros((n, dims, dims + 1))
+    theta[:, 0, 0] = s * np.cos(ang)
+    theta[:, 0, 1] = -s * np.sin(ang)
+    theta[:, 1, 0] = s * np.sin(ang)
+    theta[:, 1, 1] = s * np.cos(ang)
+    if dims == 3:
+        theta[:, 2, 2] = s
+    theta[:, :, dims] = rng.uniform(-0.2, 0.2, (n, dims))
+    return theta.astype(np.float32)
+
+
+def make_data(workload, seed=0):
+    """Arrays shared by every implementation of one workload."""
+    import stn_numba as stn
+
+    rng = np.random.default_rng(seed)
+    shape = WORKLOADS[workload]
+    x = rng.random(shape, dtype=np.float32)
+    theta = random_theta(shape[0], len(shape) - 2, rng)
+    grid = stn.affine_grid(theta, shape)
+    gout = rng.random(shape, dtype=np.float32)
+    return {"x": x, "theta": theta, "grid": grid, "gout": gout}
+
+
+# ----------------------------------------------------------------------------
+# Pixel coordinates of the grid (x along the last axis), align_corners=False
+# ----------------------------------------------------------------------------
+
+
+def _pixel(g, size):
+    return ((g + 1.0) * size - 1.0) * 0.5
+
+
+def _pixel_matrix(theta_n, in_sizes, out_sizes):
+    """θ (normalised, output -> input, (x, y[, z]) order) as a matrix on pixel
+    indices in array axis order (row, col) / (z, y, x), homogeneous."""
+    d = len(in_sizes)
+    # output index (axis order) -> normalised (x, y, z) order
+    rev = np.eye(d + 1)[list(range(d - 1, -1, -1)) + [d]]
+    to_norm = np.diag([2.0 / s for s in out_sizes[::-1]] + [1.0])
+    to_norm[:d, d] = [1.0 / s - 1.0 for s in out_sizes[::-1]]
+    th = np.vstack([theta_n.astype(np.float64), np.eye(d + 1)[d]])
+    to_pix = np.diag([s / 2.0 for s in in_sizes[::-1]] + [1.0])
+    to_pix[:d, d] = [(s - 1) / 2.0 for s in in_sizes[::-1]]
+    return rev @ to_pix @ th @ to_norm @ rev
+
+
+# ----------------------------------------------------------------------------
+# Implementations: setup(op, data) -> (callable, reference check)
+# ----------------------------------------------------------------------------
+
+
+def _stn(op, data):
+    import stn_numba as stn
+
+    x, theta, grid, gout = data["x"], data["theta"], data["grid"], data["gout"]
+    if op == "grid_sample":
+        return lambda: stn.grid_sample(x, grid)
+    if op == "warp_affine":
+        return lambda: stn.warp_affine(x, theta)
+    return lambda: stn.grid_sample_backward(gout, x, grid)
+
+
+def _torch(op, data):
+    os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")  # before torch is imported
+    try:
+        import torch
+        import torch.nn.functional as F
+    except ImportError:
+        raise Skip("torch is not installed") from None
+    import numba
+
+    torch.set_num_threads(numba.get_num_threads())
+    x = torch.from_numpy(data["x"])
+    theta = torch.from_numpy(data["theta"])
+    grid = torch.from_numpy(data["grid"])
+    if op == "grid_sample":
+        return lambda: F.grid_sample(x, grid, align_corners=False).numpy()
+    if op == "warp_affine":
+
+        def warp():
+            g = F.affine_grid(theta, list(x.shape), align_corners=False)
+            return F.grid_sample(x, g, align_corners=False).numpy()
+
+        return warp
+    xg = x.clone().requires_grad_(True)
+    gg = grid.clone().requires_grad_(True)
+    out = F.grid_sample(xg, gg, align_corners=False)
+    go = torch.from_numpy(data["gout"])
+
+    def backward():
+        xg.grad = gg.grad = None
+        out.backward(go, retain_graph=True)
+        return xg.grad.numpy(), gg.grad.numpy()
+
+    return backward
+
+
+def _opencv(op, data):
+    try:
+        import cv2
+    except ImportError:
+        raise Skip("OpenCV (cv2) is not installed") from None
+    x = data["x"]
+    if x.ndim != 4:
+        raise Skip("OpenCV has no 3-D warp")
+    if op == "backward":
+        raise Skip("OpenCV has no gradients")
+    import numba
+
+    cv2.setNumThreads(numba.get_num_threads())
+    N, C, H, W = x.shape
+    flags = cv2.INTER_LINEAR
+    border = dict(borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    if op == "grid_sample":
+        grid = data["grid"]
+        maps = [
+            (_pixel(grid[n, ..., 0], W).astype(np.float32), _pixel(grid[n, ..., 1], H))
+            for n in range(N)
+        ]
+        maps = [(mx, my.astype(np.float32)) for mx, my in maps]
+
+        def remap():
+            out = np.empty_like(x)
+            for n in range(N):
+                for c in range(C):
+                    out[n, c] = cv2.remap(x[n, c], *maps[n], flags, **border)
+            return out
+
+        return remap
+    # warpAffine with WARP_INVERSE_MAP takes the dst -> src matrix in (x, y) pixels
+    mats = []
+    for n in range(N):
+        m = _pixel_matrix(data["theta"][n], (H, W), (H, W))  # (row, col) order
+        swap = np.eye(3)[[1, 0, 2]]
+        mats.append((swap @ m @ swap)[:2])
+
+    def warp():
+        out = np.empty_like(x)
+        for n in range(N):
+            for c in range(C):
+                out[n, c] = cv2.warpAffine(
+                    x[n, c], mats[n], (W, H), flags=flags | cv2.WARP_INVERSE_MAP, **border
+                )
+        return out
+
+    return warp
+
+
+def _scipy(op, data):
+    from scipy import ndimage
+
+    if op == "backward":
+        raise Skip("scipy.ndimage has no gradients")
+    x = data["x"]
+    N, C = x.shape[:2]
+    spatial = x.shape[2:]
+    d = len(spatial)
+    kw = dict(order=1, mode="grid-constant", prefilter=False)
+    if op == "grid_sample":
+        grid = data["grid"]
+        coords = [
+            np.stack([_pixel(grid[n, ..., k], spatial[d - 1 - k]) for k in range(d - 1, -1, -1)])
+            for n in range(N)
+        ]
+
+        def mapc():
+            out = np.empty_like(x)
+            for n in range(N):
+                for c in range(C):
+                    out[n, c] = ndimage.map_coordinates(x[n, c], coords[n], **kw)
+            return out
+
+        return mapc
+    mats = [_pixel_matrix(data["theta"][n], spatial, spatial) for n in range(N)]
+
+    def affine():
+        out = np.empty_like(x)
+        for n in range(N):
+            for c in range(C):
+                out[n, c] = ndimage.affine_transform(x[n, c], mats[n], **kw)
+        return out
+
+    return affine
+
+
+SETUP = {"stn_numba": _stn, "torch": _torch, "opencv": _opencv, "scipy": _scipy}
+
+#: Agreement required before timing (max abs difference on values in [0, 1)).
+#: OpenCV quantises interpolation weights to 1/32 pixel (INTER_BITS = 5), so it agrees
+#: only to ~1/64 of the image range; the others compute in float.
+CHECK_ATOL = {"stn_numba": 0.0, "torch": 1e-4, "scipy": 1e-4, "opencv": 2e-2}
+
+
+def prepare(impl, op, data):
+    """The timed callable of ``impl`` for ``op``, checked against stn_numba first.
+
+    Raises :class:`Skip` when the implementation does not offer the operation.
+    """
+    fn = SETUP[impl](op, data)
+    if impl != "stn_numba":
+        ref = _stn(op, data)()
+        got = fn()
+        ref = ref if isinstance(ref, tuple) else (ref,)
+        got = got if isinstance(got, tuple) else (got,)
+        for r, g in zip(ref, got, strict=True):
+            # gradients scale with the image size: compare relative to their range
+            scale = max(1.0, float(np.abs(r).max())) if op == "backward" else 1.0
+            err = np.abs(np.asarray(g, np.float64) - r) / scale
+            # torch accumulates float32 gradients in float32 (we sum in float64); and a
+            # grid point within float32 rounding of an integer pixel coordinate (a kink of
+            # bilinear) may fall on the other side of it in torch's float32 coordinate
+            # math: its grid gradient legitimately differs, so allow 1 in 10^4 such points.
+            tol = max(CHECK_ATOL[impl], 2e-3) if op == "backward" else CHECK_ATOL[impl]
+            bad = np.count_nonzero(err > tol)
+            if bad > (err.size // 10_000 if op == "backward" else 0):
+                raise AssertionError(
+                    f"{impl} {op} differs from stn_numba by up to {err.max():.3g} "
+                    f"at {bad} of {err.size} points"
+                )
+    return fn
+
+
+def median_ms(fn, repeat, warm=1):
+    """Median wall time of ``fn`` in ms after ``warm`` untimed calls."""
+    for _ in range(warm):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return 1e3 * statistics.median(times)
