@@ -34,7 +34,7 @@ def base_coord(i, n, align_corners):
         return 0.0
     step = 2.0 / (n - 1)
     # PyTorch's linspace fills the first half from the start, the second from the end.
-    if i < n // 2:
+    if 2 * i + 1 < n:  # i < n // 2, without an integer division per pixel
         v = -1.0 + step * i
     else:
         v = 1.0 - step * (n - 1 - i)

@@ -1,0 +1,70 @@
+"""The benchmark suite's definitions (stn_numba._bench) on tiny workloads.
+
+Every implementation must compute the same warp as stn_numba before it is timed
+(``prepare`` raises otherwise), so these tests check the suite's conversions — scipy's
+pixel matrices, OpenCV's maps and inverse matrices, torch's calls — not speed.
+"""
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from stn_numba import _bench as B
+
+TINY = {"T2": (3, 2, 9, 11), "T3": (2, 1, 5, 6, 7)}
+
+
+@pytest.fixture(autouse=True)
+def tiny_workloads(monkeypatch):
+    monkeypatch.setattr(B, "WORKLOADS", dict(B.WORKLOADS, **TINY))
+
+
+def _available(impl):
+    mod = {"torch": "torch", "opencv": "cv2"}.get(impl)
+    return mod is None or importlib.util.find_spec(mod) is not None
+
+
+@pytest.mark.parametrize("impl", B.IMPLEMENTATIONS)
+@pytest.mark.parametrize("op", B.OPERATIONS)
+@pytest.mark.parametrize("workload", list(TINY))
+def test_prepare_agrees_or_skips(workload, op, impl):
+    if not _available(impl):
+        pytest.skip(f"{impl} is not installed: its benchmark case cannot be checked")
+    data = B.make_data(workload)
+    expected_skip = (impl == "scipy" and op == "backward") or (
+        impl == "opencv" and (op == "backward" or workload == "T3")
+    )
+    if expected_skip:
+        with pytest.raises(B.Skip):
+            B.prepare(impl, op, data)
+        return
+    fn = B.prepare(impl, op, data)  # raises AssertionError if it disagrees
+    result = fn()
+    first = result[0] if isinstance(result, tuple) else result
+    assert np.asarray(first).shape == data["x"].shape
+
+
+def test_check_catches_a_wrong_implementation(monkeypatch):
+    """prepare() must refuse an implementation that computes something else."""
+    data = B.make_data("T2")
+    monkeypatch.setitem(B.SETUP, "scipy", lambda op, d: lambda: d["x"] * 0.5)
+    with pytest.raises(AssertionError, match="differs from stn_numba"):
+        B.prepare("scipy", "warp_affine", data)
+
+
+def test_random_theta_ranges():
+    rng = np.random.default_rng(1)
+    th = B.random_theta(500, 2, rng)
+    scale = np.hypot(th[:, 0, 0], th[:, 1, 0])
+    angle = np.degrees(np.arctan2(th[:, 1, 0], th[:, 0, 0]))
+    assert th.dtype == np.float32 and th.shape == (500, 2, 3)
+    assert 0.8 <= scale.min() and scale.max() <= 1.2
+    assert -30 <= angle.min() and angle.max() <= 30
+    assert np.abs(th[:, :, 2]).max() <= 0.2
+
+
+def test_median_ms_excludes_warmup():
+    calls = []
+    ms = B.median_ms(lambda: calls.append(1), repeat=3, warm=2)
+    assert len(calls) == 5 and ms >= 0.0
