@@ -3,7 +3,7 @@
 Not part of the test suite (testpaths = tests). Compare the medians within one run:
 ``threads`` shows a single large image using every core, forward and backward;
 ``scipy`` is the single-threaded baseline (map_coordinates, order 1).
-Issue #4 grows this into the full suite against torch and OpenCV.
+The full suite against torch, OpenCV and scipy is ``test_suite.py``.
 """
 
 import numba
