@@ -40,6 +40,7 @@ from ._kernels import (
     scatter_2d,
     scatter_3d,
     trilinear_point_3d,
+    unravel_2d,
 )
 from ._modes import BILINEAR, NEAREST
 
@@ -64,10 +65,7 @@ def affine_grid_2d(theta, grid, align_corners):
 def affine_grid_3d(theta, grid, align_corners):
     N, Do, Ho, Wo = grid.shape[0], grid.shape[1], grid.shape[2], grid.shape[3]
     for job in prange(N * Do * Ho):
-        n = job // (Do * Ho)
-        r = job - n * (Do * Ho)
-        d = r // Ho
-        h = r - d * Ho
+        n, d, h = unravel_2d(job, Do, Ho)
         for w in range(Wo):
             gx, gy, gz = grid_point_3d(grid, theta, True, n, d, h, w, Do, Ho, Wo, align_corners)
             grid[n, d, h, w, 0] = gx
@@ -94,10 +92,7 @@ def affine_grid_backward_2d(ggrid, rowacc, align_corners):
 def affine_grid_backward_3d(ggrid, rowacc, align_corners):
     N, Do, Ho, Wo = ggrid.shape[0], ggrid.shape[1], ggrid.shape[2], ggrid.shape[3]
     for job in prange(N * Do * Ho):
-        n = job // (Do * Ho)
-        r = job - n * (Do * Ho)
-        d = r // Ho
-        h = r - d * Ho
+        n, d, h = unravel_2d(job, Do, Ho)
         for k in range(12):
             rowacc[job, k] = 0.0
         for w in range(Wo):
@@ -176,10 +171,7 @@ def sample_2d_cpu(inp, grid, theta, fused, out, mode, padding_mode, align_corner
 def sample_3d_cpu(inp, grid, theta, fused, out, mode, padding_mode, align_corners):
     N, Do, Ho, Wo = out.shape[0], out.shape[2], out.shape[3], out.shape[4]
     for job in prange(N * Do * Ho):
-        n = job // (Do * Ho)
-        r = job - n * (Do * Ho)
-        d = r // Ho
-        h = r - d * Ho
+        n, d, h = unravel_2d(job, Do, Ho)
         if mode != BILINEAR:
             for w in range(Wo):
                 gx, gy, gz = grid_point_3d(
@@ -247,10 +239,7 @@ def grad_points_3d_cpu(
 ):
     N, Do, Ho, Wo = gout.shape[0], gout.shape[2], gout.shape[3], gout.shape[4]
     for job in prange(N * Do * Ho):
-        n = job // (Do * Ho)
-        r = job - n * (Do * Ho)
-        d = r // Ho
-        h = r - d * Ho
+        n, d, h = unravel_2d(job, Do, Ho)
         if fused:
             for k in range(12):
                 rowacc[job, k] = 0.0
@@ -530,10 +519,7 @@ def row_spans_3d(grid, theta, fused, spans, Do, Ho, Wo, Din, padding_mode, align
     rows = spans.shape[0]
     flat = grid.reshape((-1, Wo, 3)) if not fused else grid.reshape((0, Wo, 3))
     for job in prange(rows):
-        n = job // (Do * Ho)
-        r = job - n * (Do * Ho)
-        d = r // Ho
-        h = r - d * Ho
+        n, d, h = unravel_2d(job, Do, Ho)
         fixed = 0.0
         if fused:
             zb = base_coord(d, Do, align_corners)

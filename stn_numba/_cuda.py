@@ -131,10 +131,7 @@ def k_affine_grid_2d(theta, grid, align_corners):
     i = numba.int64(cuda.grid(1))
     stride = numba.int64(cuda.gridsize(1))
     while i < N * Ho * Wo:
-        n = i // (Ho * Wo)
-        r = i - n * (Ho * Wo)
-        h = r // Wo
-        w = r - h * Wo
+        n, h, w = K.unravel_2d(i, Ho, Wo)
         gx, gy = K.grid_point_2d(grid, theta, True, n, h, w, Ho, Wo, align_corners)
         grid[n, h, w, 0] = gx
         grid[n, h, w, 1] = gy
@@ -147,12 +144,7 @@ def k_affine_grid_3d(theta, grid, align_corners):
     i = numba.int64(cuda.grid(1))
     stride = numba.int64(cuda.gridsize(1))
     while i < N * Do * Ho * Wo:
-        w = i % Wo
-        r = i // Wo
-        h = r % Ho
-        r = r // Ho
-        d = r % Do
-        n = r // Do
+        n, d, h, w = K.unravel_3d(i, Do, Ho, Wo)
         gx, gy, gz = K.grid_point_3d(grid, theta, True, n, d, h, w, Do, Ho, Wo, align_corners)
         grid[n, d, h, w, 0] = gx
         grid[n, d, h, w, 1] = gy
@@ -184,9 +176,7 @@ def k_theta_rows_3d(ggrid, acc, align_corners):
     i = numba.int64(cuda.grid(1))
     stride = numba.int64(cuda.gridsize(1))
     while i < N * Do * Ho:
-        h = i % Ho
-        d = (i // Ho) % Do
-        n = i // (Ho * Do)
+        n, d, h = K.unravel_2d(i, Do, Ho)
         for k in range(12):
             acc[i, k] = 0.0
         for w in range(Wo):
@@ -229,10 +219,7 @@ def k_sample_2d(inp, grid, theta, fused, out, mode, padding_mode, align_corners)
     i = numba.int64(cuda.grid(1))
     stride = numba.int64(cuda.gridsize(1))
     while i < N * Ho * Wo:
-        n = i // (Ho * Wo)
-        r = i - n * (Ho * Wo)
-        h = r // Wo
-        w = r - h * Wo
+        n, h, w = K.unravel_2d(i, Ho, Wo)
         gx, gy = K.grid_point_2d(grid, theta, fused, n, h, w, Ho, Wo, align_corners)
         K.sample_2d(inp, out, n, h, w, gx, gy, mode, padding_mode, align_corners)
         i += stride
@@ -244,12 +231,7 @@ def k_sample_3d(inp, grid, theta, fused, out, mode, padding_mode, align_corners)
     i = numba.int64(cuda.grid(1))
     stride = numba.int64(cuda.gridsize(1))
     while i < N * Do * Ho * Wo:
-        w = i % Wo
-        r = i // Wo
-        h = r % Ho
-        r = r // Ho
-        d = r % Do
-        n = r // Do
+        n, d, h, w = K.unravel_3d(i, Do, Ho, Wo)
         gx, gy, gz = K.grid_point_3d(grid, theta, fused, n, d, h, w, Do, Ho, Wo, align_corners)
         K.sample_3d(inp, out, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners)
         i += stride
@@ -261,10 +243,7 @@ def k_grad_grid_2d(inp, gout, grid, theta, ggrid, mode, padding_mode, align_corn
     i = numba.int64(cuda.grid(1))
     stride = numba.int64(cuda.gridsize(1))
     while i < N * Ho * Wo:
-        n = i // (Ho * Wo)
-        r = i - n * (Ho * Wo)
-        h = r // Wo
-        w = r - h * Wo
+        n, h, w = K.unravel_2d(i, Ho, Wo)
         gx, gy = K.grid_point_2d(grid, theta, False, n, h, w, Ho, Wo, align_corners)
         ggx, ggy = K.grad_point_2d(inp, gout, n, h, w, gx, gy, mode, padding_mode, align_corners)
         ggrid[n, h, w, 0] = ggx
@@ -278,12 +257,7 @@ def k_grad_grid_3d(inp, gout, grid, theta, ggrid, mode, padding_mode, align_corn
     i = numba.int64(cuda.grid(1))
     stride = numba.int64(cuda.gridsize(1))
     while i < N * Do * Ho * Wo:
-        w = i % Wo
-        r = i // Wo
-        h = r % Ho
-        r = r // Ho
-        d = r % Do
-        n = r // Do
+        n, d, h, w = K.unravel_3d(i, Do, Ho, Wo)
         gx, gy, gz = K.grid_point_3d(grid, theta, False, n, d, h, w, Do, Ho, Wo, align_corners)
         ggx, ggy, ggz = K.grad_point_3d(
             inp, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners
@@ -320,9 +294,7 @@ def k_grad_theta_rows_3d(inp, gout, grid, theta, acc, mode, padding_mode, align_
     i = numba.int64(cuda.grid(1))
     stride = numba.int64(cuda.gridsize(1))
     while i < N * Do * Ho:
-        h = i % Ho
-        d = (i // Ho) % Do
-        n = i // (Ho * Do)
+        n, d, h = K.unravel_2d(i, Do, Ho)
         for k in range(12):
             acc[i, k] = 0.0
         for w in range(Wo):
@@ -342,10 +314,7 @@ def k_scatter_2d(gout, grid, theta, fused, gacc, scales, mode, padding_mode, ali
     i = numba.int64(cuda.grid(1))
     stride = numba.int64(cuda.gridsize(1))
     while i < N * Ho * Wo:
-        n = i // (Ho * Wo)
-        r = i - n * (Ho * Wo)
-        h = r // Wo
-        w = r - h * Wo
+        n, h, w = K.unravel_2d(i, Ho, Wo)
         gx, gy = K.grid_point_2d(grid, theta, fused, n, h, w, Ho, Wo, align_corners)
         K.scatter_2d(
             gacc, gout, n, h, w, gx, gy, mode, padding_mode, align_corners, 0, Hin, scales[n]
@@ -360,12 +329,7 @@ def k_scatter_3d(gout, grid, theta, fused, gacc, scales, mode, padding_mode, ali
     i = numba.int64(cuda.grid(1))
     stride = numba.int64(cuda.gridsize(1))
     while i < N * Do * Ho * Wo:
-        w = i % Wo
-        r = i // Wo
-        h = r % Ho
-        r = r // Ho
-        d = r % Do
-        n = r // Do
+        n, d, h, w = K.unravel_3d(i, Do, Ho, Wo)
         gx, gy, gz = K.grid_point_3d(grid, theta, fused, n, d, h, w, Do, Ho, Wo, align_corners)
         K.scatter_3d(
             gacc, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners, 0, Din, scales[n]

@@ -38,6 +38,28 @@ from ._modes import BICUBIC, BORDER, NEAREST, REFLECTION
 BIG_SPAN = BIG / 2
 
 # ----------------------------------------------------------------------------
+# Flat work index -> output position (the CPU row loops and the CUDA grid-stride loops)
+# ----------------------------------------------------------------------------
+
+
+@scalar
+def unravel_2d(i, A, B):
+    """Flat index ``i`` over (N, A, B) -> (n, a, b); e.g. (n, h, w), or rows (n, d, h)."""
+    n = i // (A * B)
+    r = i - n * (A * B)
+    a = r // B
+    return n, a, r - a * B
+
+
+@scalar
+def unravel_3d(i, A, B, C):
+    """Flat index ``i`` over (N, A, B, C) -> (n, a, b, c), e.g. voxels (n, d, h, w)."""
+    q = i // C
+    n, a, b = unravel_2d(q, A, B)
+    return n, a, b, i - q * C
+
+
+# ----------------------------------------------------------------------------
 # Where an output pixel reads from: the grid, or θ applied to the base grid.
 # ----------------------------------------------------------------------------
 
