@@ -7,10 +7,18 @@ CPU code compiled by Numba. See :mod:`stn_numba.functional` for the conventions.
 from .functional import (
     affine_grid,
     affine_grid_backward,
+    flow_grid,
+    flow_grid_backward,
     grid_sample,
     grid_sample_backward,
+    perspective_grid,
+    perspective_grid_backward,
     warp_affine,
     warp_affine_backward,
+    warp_flow,
+    warp_flow_backward,
+    warp_perspective,
+    warp_perspective_backward,
 )
 
 __version__ = "0.1.0"
@@ -19,8 +27,16 @@ __all__ = [
     "__version__",
     "affine_grid",
     "affine_grid_backward",
+    "flow_grid",
+    "flow_grid_backward",
     "grid_sample",
     "grid_sample_backward",
+    "perspective_grid",
+    "perspective_grid_backward",
     "warp_affine",
     "warp_affine_backward",
+    "warp_flow",
+    "warp_flow_backward",
+    "warp_perspective",
+    "warp_perspective_backward",
 ]

@@ -62,6 +62,20 @@ def unnormalize(g, size, align_corners):
 
 
 @scalar
+def normalize(x, size, align_corners):
+    """Pixel coordinate ``x`` -> grid value (the inverse of :func:`unnormalize`) and
+    d grid value / d x. With ``align_corners`` and ``size == 1`` every grid value maps
+    to the single pixel: the result is 0 with derivative 0."""
+    if align_corners:
+        if size <= 1:
+            return 0.0, 0.0
+        scale = 2.0 / (size - 1)
+        return x * scale - 1.0, scale
+    scale = 2.0 / size
+    return (2.0 * x + 1.0) / size - 1.0, scale
+
+
+@scalar
 def clip_coordinate(x, size):
     """Clip to [0, size - 1] -> (x, d); the border itself counts as clipped (PyTorch)."""
     if x <= 0.0:

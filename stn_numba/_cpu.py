@@ -25,16 +25,20 @@ from numba import prange
 from ._coords import base_coord
 from ._jit import driver
 from ._kernels import (
+    accumulate_perspective_2d,
     accumulate_theta_2d,
     accumulate_theta_3d,
     bicubic_sample_2d,
     bilinear_point_2d,
+    flow_point_2d,
+    flow_point_3d,
     grad_point_2d,
     grad_point_3d,
     grid_point_2d,
     grid_point_3d,
     lerp_weight,
     nearest_sample_2d,
+    perspective_point_2d,
     row_span,
     sample_3d,
     scatter_2d,
@@ -533,6 +537,63 @@ def row_spans_3d(grid, theta, fused, spans, Do, Ho, Wo, Din, padding_mode, align
 
 
 # ----------------------------------------------------------------------------
+# Projective and flow grids
+# ----------------------------------------------------------------------------
+
+
+@driver
+def perspective_grid_2d(theta, grid, align_corners):
+    N, Ho, Wo = grid.shape[0], grid.shape[1], grid.shape[2]
+    for job in prange(N * Ho):
+        n = job // Ho
+        h = job - n * Ho
+        for w in range(Wo):
+            gx, gy, _ = perspective_point_2d(theta, n, h, w, Ho, Wo, align_corners)
+            grid[n, h, w, 0] = gx
+            grid[n, h, w, 1] = gy
+
+
+@driver
+def perspective_grid_backward_2d(ggrid, theta, rowacc, align_corners):
+    """rowacc[n * Ho + h] = dL/dθ[n] of output row (n, h), flattened to 9 values."""
+    N, Ho, Wo = ggrid.shape[0], ggrid.shape[1], ggrid.shape[2]
+    for job in prange(N * Ho):
+        n = job // Ho
+        h = job - n * Ho
+        for k in range(9):
+            rowacc[job, k] = 0.0
+        for w in range(Wo):
+            accumulate_perspective_2d(
+                rowacc, job, ggrid[n, h, w, 0], ggrid[n, h, w, 1], theta, n, h, w, Ho, Wo,
+                align_corners,
+            )  # fmt: skip
+
+
+@driver
+def flow_grid_2d(flow, grid, Hin, Win, align_corners):
+    N, Ho, Wo = flow.shape[0], flow.shape[1], flow.shape[2]
+    for job in prange(N * Ho):
+        n = job // Ho
+        h = job - n * Ho
+        for w in range(Wo):
+            gx, gy = flow_point_2d(flow, n, h, w, Hin, Win, align_corners)
+            grid[n, h, w, 0] = gx
+            grid[n, h, w, 1] = gy
+
+
+@driver
+def flow_grid_3d(flow, grid, Din, Hin, Win, align_corners):
+    N, Do, Ho, Wo = flow.shape[0], flow.shape[1], flow.shape[2], flow.shape[3]
+    for job in prange(N * Do * Ho):
+        n, d, h = unravel_2d(job, Do, Ho)
+        for w in range(Wo):
+            gx, gy, gz = flow_point_3d(flow, n, d, h, w, Din, Hin, Win, align_corners)
+            grid[n, d, h, w, 0] = gx
+            grid[n, d, h, w, 1] = gy
+            grid[n, d, h, w, 2] = gz
+
+
+# ----------------------------------------------------------------------------
 # Host side: the backend interface shared with stn_numba._cuda
 # ----------------------------------------------------------------------------
 
@@ -558,15 +619,17 @@ def bands(n, rows):
     return max(1, min(rows, math.ceil(threads / max(n, 1))))
 
 
-def _reduce(acc, n, dims, dtype):
-    """Per-row θ partial sums -> (N, dims, dims + 1), in a fixed order."""
+def _reduce(acc, n, dims, dtype, cols=None):
+    """Per-row θ partial sums -> (N, dims, cols), cols = dims + 1 by default, in a
+    fixed order."""
+    cols = dims + 1 if cols is None else cols
     if n == 0:
-        return np.zeros((0, dims, dims + 1), dtype=dtype)
-    acc = acc.reshape(n, -1, dims * (dims + 1))
-    total = np.zeros((n, dims * (dims + 1)), dtype=np.float64)
+        return np.zeros((0, dims, cols), dtype=dtype)
+    acc = acc.reshape(n, -1, dims * cols)
+    total = np.zeros((n, dims * cols), dtype=np.float64)
     for r in range(acc.shape[1]):  # fixed order, independent of threads
         total += acc[:, r]
-    return total.reshape(n, dims, dims + 1).astype(dtype)
+    return total.reshape(n, dims, cols).astype(dtype)
 
 
 def run_affine_grid(theta, grid, align_corners):
@@ -671,3 +734,25 @@ def run_backward(
             acc = np.empty((0, 0), dtype=np.float64)
             points(inp, gout, grid, theta, False, grad_point, acc, *args)
     return grad_input, grad_point
+
+
+def run_perspective_grid(theta, grid, align_corners):
+    perspective_grid_2d(theta, grid, align_corners)
+
+
+def run_perspective_grid_backward(ggrid, theta, align_corners):
+    acc = np.empty((ggrid.shape[0] * ggrid.shape[1], 9), dtype=np.float64)
+    perspective_grid_backward_2d(ggrid, theta, acc, align_corners)
+    return _reduce(acc, ggrid.shape[0], 3, ggrid.dtype, 3)
+
+
+def run_flow_grid(flow, grid, in_size, align_corners):
+    if flow.ndim == 4:
+        flow_grid_2d(flow, grid, *in_size, align_corners)
+    else:
+        flow_grid_3d(flow, grid, *in_size, align_corners)
+
+
+def run_flow_grid_backward(ggrid, scales):
+    """dL/dflow = dL/dgrid times d grid / d flow, a constant per axis (``scales``, (x, y[, z]))."""
+    return (ggrid.astype(np.float64) * np.asarray(scales, np.float64)).astype(ggrid.dtype)

@@ -378,6 +378,83 @@ def k_fixed_to_float(acc, scales, out):
 
 
 # ----------------------------------------------------------------------------
+# Projective and flow grids
+# ----------------------------------------------------------------------------
+
+
+@_cuda_jit
+def k_perspective_grid_2d(theta, grid, align_corners):
+    N, Ho, Wo = grid.shape[0], grid.shape[1], grid.shape[2]
+    i = numba.int64(cuda.grid(1))
+    stride = numba.int64(cuda.gridsize(1))
+    while i < N * Ho * Wo:
+        n, h, w = K.unravel_2d(i, Ho, Wo)
+        gx, gy, _ = K.perspective_point_2d(theta, n, h, w, Ho, Wo, align_corners)
+        grid[n, h, w, 0] = gx
+        grid[n, h, w, 1] = gy
+        i += stride
+
+
+@_cuda_jit
+def k_perspective_rows_2d(ggrid, theta, acc, align_corners):
+    """acc[row] = dL/dθ[n] of output row (n, h), 9 values."""
+    N, Ho, Wo = ggrid.shape[0], ggrid.shape[1], ggrid.shape[2]
+    i = numba.int64(cuda.grid(1))
+    stride = numba.int64(cuda.gridsize(1))
+    while i < N * Ho:
+        n = i // Ho
+        h = i - n * Ho
+        for k in range(9):
+            acc[i, k] = 0.0
+        for w in range(Wo):
+            K.accumulate_perspective_2d(
+                acc, i, ggrid[n, h, w, 0], ggrid[n, h, w, 1], theta, n, h, w, Ho, Wo,
+                align_corners,
+            )  # fmt: skip
+        i += stride
+
+
+@_cuda_jit
+def k_flow_grid_2d(flow, grid, Hin, Win, align_corners):
+    N, Ho, Wo = flow.shape[0], flow.shape[1], flow.shape[2]
+    i = numba.int64(cuda.grid(1))
+    stride = numba.int64(cuda.gridsize(1))
+    while i < N * Ho * Wo:
+        n, h, w = K.unravel_2d(i, Ho, Wo)
+        gx, gy = K.flow_point_2d(flow, n, h, w, Hin, Win, align_corners)
+        grid[n, h, w, 0] = gx
+        grid[n, h, w, 1] = gy
+        i += stride
+
+
+@_cuda_jit
+def k_flow_grid_3d(flow, grid, Din, Hin, Win, align_corners):
+    N, Do, Ho, Wo = flow.shape[0], flow.shape[1], flow.shape[2], flow.shape[3]
+    i = numba.int64(cuda.grid(1))
+    stride = numba.int64(cuda.gridsize(1))
+    while i < N * Do * Ho * Wo:
+        n, d, h, w = K.unravel_3d(i, Do, Ho, Wo)
+        gx, gy, gz = K.flow_point_3d(flow, n, d, h, w, Din, Hin, Win, align_corners)
+        grid[n, d, h, w, 0] = gx
+        grid[n, d, h, w, 1] = gy
+        grid[n, d, h, w, 2] = gz
+        i += stride
+
+
+@_cuda_jit
+def k_scale_columns(src, scales, dst):
+    """dst[i, j] = src[i, j] · scales[j] (in float64): the flow gradient."""
+    R, P = src.shape[0], src.shape[1]
+    i = numba.int64(cuda.grid(1))
+    stride = numba.int64(cuda.gridsize(1))
+    while i < R * P:
+        r = i // P
+        j = i - r * P
+        dst[r, j] = float(src[r, j]) * scales[j]
+        i += stride
+
+
+# ----------------------------------------------------------------------------
 # Host side: the backend interface shared with stn_numba._cpu
 # ----------------------------------------------------------------------------
 
@@ -416,11 +493,12 @@ def run_affine_grid(theta, grid, align_corners):
     _launch(k, int(np.prod(grid.shape[:-1])), theta, grid, align_corners)
 
 
-def _reduce(acc, n, dims, dtype):
-    out = cuda.device_array((n, dims * (dims + 1)), dtype=dtype)
+def _reduce(acc, n, dims, dtype, cols=None):
+    cols = dims + 1 if cols is None else cols
+    out = cuda.device_array((n, dims * cols), dtype=dtype)
     rows = acc.shape[0] // max(n, 1)
     _launch(k_reduce_rows, out.size, acc, out, rows)
-    return out.reshape(n, dims, dims + 1)
+    return out.reshape(n, dims, cols)
 
 
 def run_affine_grid_backward(ggrid, align_corners):
@@ -516,4 +594,35 @@ def _fixed_point_scales(gout, mode):
 def _reduce_flat(sums, n):
     out = cuda.device_array((n, 1), dtype=np.float64)
     _launch(k_reduce_rows, n, sums, out, sums.shape[0] // n)
+    return out
+
+
+def run_perspective_grid(theta, grid, align_corners):
+    theta = to_device(theta)
+    _launch(k_perspective_grid_2d, int(np.prod(grid.shape[:-1])), theta, grid, align_corners)
+
+
+def run_perspective_grid_backward(ggrid, theta, align_corners):
+    ggrid = to_device(ggrid)
+    theta = to_device(theta)
+    rows = ggrid.shape[0] * ggrid.shape[1]
+    acc = cuda.device_array((rows, 9), dtype=np.float64)
+    _launch(k_perspective_rows_2d, rows, ggrid, theta, acc, align_corners)
+    return _reduce(acc, ggrid.shape[0], 3, ggrid.dtype, 3)
+
+
+def run_flow_grid(flow, grid, in_size, align_corners):
+    flow = to_device(flow)
+    k = k_flow_grid_2d if flow.ndim == 4 else k_flow_grid_3d
+    _launch(k, int(np.prod(grid.shape[:-1])), flow, grid, *in_size, align_corners)
+
+
+def run_flow_grid_backward(ggrid, scales):
+    ggrid = to_device(ggrid)
+    dims = ggrid.shape[ggrid.ndim - 1]
+    out = cuda.device_array(ggrid.shape, dtype=ggrid.dtype)
+    if ggrid.size:
+        rows = ggrid.size // dims
+        sc = cuda.to_device(np.asarray(scales, dtype=np.float64))
+        _launch(k_scale_columns, ggrid.size, ggrid.reshape(rows, dims), sc, out.reshape(rows, dims))
     return out

@@ -28,6 +28,7 @@ from ._coords import (
     floor_index,
     inside,
     nearest_index,
+    normalize,
     source_index,
     tap_index,
     unnormalize,
@@ -627,3 +628,76 @@ def row_span(grid, theta, fused, n, row, axis, fixed, Wo, size, padding_mode, al
     a, _, _ = unnormalize(lo_g, size, align_corners)
     b, _, _ = unnormalize(hi_g, size, align_corners)
     return _span(a, b, size, padding_mode, align_corners)
+
+
+# ----------------------------------------------------------------------------
+# Projective grids: θ is a 3×3 homography on normalised (x, y, 1)
+# ----------------------------------------------------------------------------
+
+#: A point whose homogeneous w is not above this is behind the camera or at infinity:
+#: it samples as outside (NaN grid value: 0 in every padding mode, zero gradient).
+W_EPS = 1e-12
+
+
+@kernel
+def perspective_point_2d(theta, n, h, w, Ho, Wo, align_corners):
+    """(gx, gy, 1/w) of output pixel (n, h, w) under the homography θ[n];
+    (NaN, NaN, 0) where w <= W_EPS."""
+    xb = base_coord(w, Wo, align_corners)
+    yb = base_coord(h, Ho, align_corners)
+    X = float(theta[n, 0, 0]) * xb + float(theta[n, 0, 1]) * yb + float(theta[n, 0, 2])
+    Y = float(theta[n, 1, 0]) * xb + float(theta[n, 1, 1]) * yb + float(theta[n, 1, 2])
+    Z = float(theta[n, 2, 0]) * xb + float(theta[n, 2, 1]) * yb + float(theta[n, 2, 2])
+    if not Z > W_EPS:  # also catches NaN
+        return math.nan, math.nan, 0.0
+    r = 1.0 / Z
+    return X * r, Y * r, r
+
+
+@kernel
+def accumulate_perspective_2d(acc, row, ggx, ggy, theta, n, h, w, Ho, Wo, align_corners):
+    """acc[row, :9] += dL/dθ[n] of one pixel: with b = (x_w, y_h, 1) and (gx, gy) =
+    (X, Y) / Z, dL/dθ[0] = ggx·b/Z, dL/dθ[1] = ggy·b/Z, dL/dθ[2] = -(ggx·gx + ggy·gy)·b/Z.
+    Pixels with Z <= W_EPS (sampled as outside) and NaN gradients add nothing."""
+    gx, gy, r = perspective_point_2d(theta, n, h, w, Ho, Wo, align_corners)
+    ggx = float(ggx)
+    ggy = float(ggy)
+    if r == 0.0 or ggx != ggx or ggy != ggy:
+        return
+    xb = base_coord(w, Wo, align_corners)
+    yb = base_coord(h, Ho, align_corners)
+    ax = ggx * r
+    ay = ggy * r
+    az = -(ggx * gx + ggy * gy) * r
+    acc[row, 0] += ax * xb
+    acc[row, 1] += ax * yb
+    acc[row, 2] += ax
+    acc[row, 3] += ay * xb
+    acc[row, 4] += ay * yb
+    acc[row, 5] += ay
+    acc[row, 6] += az * xb
+    acc[row, 7] += az * yb
+    acc[row, 8] += az
+
+
+# ----------------------------------------------------------------------------
+# Flow grids: a displacement in input pixels per output pixel
+# ----------------------------------------------------------------------------
+
+
+@kernel
+def flow_point_2d(flow, n, h, w, Hin, Win, align_corners):
+    """Grid value of output pixel (n, h, w) displaced by ``flow[n, h, w]`` = (dx, dy)
+    input pixels: the pixel (w + dx, h + dy) normalised for an Hin × Win input."""
+    gx, _ = normalize(w + float(flow[n, h, w, 0]), Win, align_corners)
+    gy, _ = normalize(h + float(flow[n, h, w, 1]), Hin, align_corners)
+    return gx, gy
+
+
+@kernel
+def flow_point_3d(flow, n, d, h, w, Din, Hin, Win, align_corners):
+    """As :func:`flow_point_2d` for voxel (n, d, h, w), flow (dx, dy, dz)."""
+    gx, _ = normalize(w + float(flow[n, d, h, w, 0]), Win, align_corners)
+    gy, _ = normalize(h + float(flow[n, d, h, w, 1]), Hin, align_corners)
+    gz, _ = normalize(d + float(flow[n, d, h, w, 2]), Din, align_corners)
+    return gx, gy, gz

@@ -46,10 +46,18 @@ from ._validate import (
 __all__ = [
     "affine_grid",
     "affine_grid_backward",
+    "flow_grid",
+    "flow_grid_backward",
     "grid_sample",
     "grid_sample_backward",
+    "perspective_grid",
+    "perspective_grid_backward",
     "warp_affine",
     "warp_affine_backward",
+    "warp_flow",
+    "warp_flow_backward",
+    "warp_perspective",
+    "warp_perspective_backward",
 ]
 
 
@@ -361,6 +369,531 @@ def grid_sample_backward(
         grad_output, input, grid, None, m, p, ac, input_grad, grid_grad, deterministic
     )
     return _finish(gi, host_out), _finish(gg, host_out)
+
+
+# ----------------------------------------------------------------------------
+# Projective transformations (homographies)
+# ----------------------------------------------------------------------------
+
+
+def _check_homography(H, name="H"):
+    if H.ndim != 3 or tuple(H.shape[1:]) != (3, 3):
+        raise ValueError(f"{name} must have shape (N, 3, 3) (2-D homographies); got {H.shape}")
+
+
+def perspective_grid(H, size, align_corners=False, *, out=None, device=None):
+    """Sampling grid of the homographies ``H``: the projective twin of :func:`affine_grid`.
+
+    Parameters
+    ----------
+    H : ndarray, (N, 3, 3)
+        Homographies from output to input normalised coordinates, acting on (x, y, 1):
+        ``(X, Y, Z) = H[n] @ (x_w, y_h, 1)`` and the grid value is ``(X / Z, Y / Z)``.
+        An affine θ is ``H = [[θ], [0, 0, 1]]``. H and ``c·H`` (c > 0) are the same map.
+    size : sequence of int
+        Output size (N, C, H, W); N must equal H's batch, C is ignored.
+    align_corners : bool, default False
+        As in :func:`affine_grid` (the base grid (x_w, y_h) is affine_grid's).
+    out : ndarray, optional
+        Preallocated C-contiguous result of shape (N, H, W, 2) and H's dtype.
+    device : {None, "cpu", "cuda"}
+        Where to run; None picks "cuda" when an array argument is a GPU array.
+
+    Returns
+    -------
+    grid : ndarray, (N, H, W, 2)
+        Last axis (x, y), normalised, H's dtype, computed in float64. Where
+        ``Z <= 1e-12`` (the point is at infinity or behind the camera) the grid value is
+        NaN: :func:`grid_sample` samples NaN points as 0 in every padding mode, with zero
+        gradient, so such regions come out 0 and finite. Normalise H so that Z > 0
+        where the image should be seen (e.g. ``H[n, 2, 2] > 0``): ``-H`` is the same
+        projective map but has every point behind the camera.
+
+    Raises
+    ------
+    TypeError
+        H not float32/float64, align_corners not a bool, size not a sequence of ints.
+    ValueError
+        H not (N, 3, 3); size of the wrong length, batch, or with entries < 1.
+
+    Examples
+    --------
+    >>> import numpy as np, stn_numba as stn
+    >>> H = np.array([[[1.0, 0, 0], [0, 1, 0], [0.5, 0, 1]]])  # x-dependent foreshortening
+    >>> stn.perspective_grid(H, (1, 1, 1, 3), align_corners=True)[0, 0]
+    array([[-2.        ,  0.        ],
+           [ 0.        ,  0.        ],
+           [ 0.66666667,  0.        ]])
+    """
+    given = {"H": H}
+    dev, backend, host_out, (H,) = _arrays(device, given)
+    _check_homography(H)
+    align_corners = check_bool(align_corners, "align_corners")
+    size = check_size(size, "size", H.shape[0], 2, "H")
+    grid, target = _output(out, (size[0], size[2], size[3], 2), H.dtype, given, dev, backend)
+    backend.run_perspective_grid(H, grid, align_corners)
+    return _finish(grid, host_out, target)
+
+
+def perspective_grid_backward(grad_grid, H, size, align_corners=False, *, device=None):
+    """Gradient of :func:`perspective_grid` with respect to H.
+
+    Parameters
+    ----------
+    grad_grid : ndarray, (N, H, W, 2)
+        dL/dgrid.
+    H, size, align_corners
+        As given to the forward (the gradient depends on H, unlike affine_grid's on θ).
+    device : {None, "cpu", "cuda"}
+        Where to run; None picks "cuda" when an array argument is a GPU array.
+
+    Returns
+    -------
+    grad_H : ndarray, (N, 3, 3)
+        With b = (x_w, y_h, 1) and (gx, gy) = (X, Y)/Z: ``dL/dH[0] = Σ ggx·b/Z``,
+        ``dL/dH[1] = Σ ggy·b/Z``, ``dL/dH[2] = -Σ (ggx·gx + ggy·gy)·b/Z``; points with
+        Z <= 1e-12 (NaN in the grid) contribute 0. Summed per row in float64, rows
+        reduced in a fixed order: bit-identical for any thread count.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`perspective_grid`; grad_grid whose shape does not match ``size``.
+
+    Examples
+    --------
+    >>> import numpy as np, stn_numba as stn
+    >>> H = np.eye(3)[None]
+    >>> stn.perspective_grid_backward(np.ones((1, 1, 1, 2)), H, (1, 1, 1, 1))
+    array([[[0., 0., 1.],
+            [0., 0., 1.],
+            [0., 0., 0.]]])
+    """
+    dev, backend, host_out, (grad_grid, H) = _arrays(device, {"grad_grid": grad_grid, "H": H})
+    _check_homography(H)
+    align_corners = check_bool(align_corners, "align_corners")
+    same_dtype("H", H, grad_grid=grad_grid)
+    size = check_size(size, "size", H.shape[0], 2, "H")
+    check_shape(grad_grid, "grad_grid", (size[0], size[2], size[3], 2))
+    return _finish(backend.run_perspective_grid_backward(grad_grid, H, align_corners), host_out)
+
+
+def _check_perspective_args(input, H, size, mode, padding_mode, align_corners):
+    check_input(input)
+    if input.ndim != 4:
+        raise ValueError(f"input must be 4-D (N, C, H, W) for a homography; got {input.shape}")
+    _check_homography(H)
+    check_batch(input.shape[0], "H", H, "input")
+    same_dtype("input", input, H=H)
+    size = tuple(input.shape[2:]) if size is None else as_int_tuple(size, "size", 2, 1)
+    return (
+        size,
+        mode_code(mode, 2),
+        padding_code(padding_mode),
+        check_bool(align_corners, "align_corners"),
+    )
+
+
+def warp_perspective(
+    input,
+    H,
+    size=None,
+    mode="bilinear",
+    padding_mode="zeros",
+    align_corners=False,
+    *,
+    out=None,
+    device=None,
+):
+    """Warp ``input`` by the homographies H: ``grid_sample(input, perspective_grid(H))``.
+
+    Parameters
+    ----------
+    input : ndarray, (N, C, H_in, W_in)
+        Images, float32 or float64.
+    H : ndarray, (N, 3, 3)
+        Homographies from output to input normalised coordinates (see
+        :func:`perspective_grid`), same dtype as input.
+    size : sequence of int, optional
+        Output spatial shape (H, W); None keeps the input's.
+    mode, padding_mode, align_corners
+        As in :func:`grid_sample`.
+    out : ndarray, optional
+        Preallocated C-contiguous result; must not overlap input or H.
+    device : {None, "cpu", "cuda"}
+        Where to run; None picks "cuda" when an array argument is a GPU array.
+
+    Returns
+    -------
+    output : ndarray, (N, C, *size)
+        input's dtype. Output pixels whose point is at infinity or behind the camera
+        (Z <= 1e-12) are 0 in every padding mode; the output is finite wherever the
+        input is.
+
+    Notes
+    -----
+    The sampling points go through a temporary (N, H, W, 2) grid (computed in the same
+    kernels as :func:`perspective_grid`), unlike :func:`warp_affine`, which computes
+    them inside the sampler. A pixel-unit homography (OpenCV's ``warpPerspective``
+    with ``WARP_INVERSE_MAP``) becomes a normalised one as ``U_in⁻¹·M·U_out`` with
+    the pixel <-> normalised maps of SPEC §3.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`grid_sample` and :func:`perspective_grid`; 5-D input.
+
+    Examples
+    --------
+    >>> import numpy as np, stn_numba as stn
+    >>> x = np.arange(6.0).reshape(1, 1, 2, 3)
+    >>> flip = np.array([[[-1.0, 0, 0], [0, 1, 0], [0, 0, 1]]])  # mirror left-right
+    >>> stn.warp_perspective(x, flip)[0, 0]
+    array([[2., 1., 0.],
+           [5., 4., 3.]])
+    """
+    given = {"input": input, "H": H}
+    dev, backend, host_out, (input, H) = _arrays(device, given)
+    size, m, p, ac = _check_perspective_args(input, H, size, mode, padding_mode, align_corners)
+    shape = tuple(input.shape[:2]) + size
+    output, target = _output(out, shape, input.dtype, given, dev, backend)
+    grid = backend.empty((shape[0],) + size + (2,), input.dtype)
+    backend.run_perspective_grid(H, grid, ac)
+    backend.run_sample(input, grid, None, output, m, p, ac)
+    return _finish(output, host_out, target)
+
+
+def warp_perspective_backward(
+    grad_output,
+    input,
+    H,
+    size=None,
+    mode="bilinear",
+    padding_mode="zeros",
+    align_corners=False,
+    input_grad=True,
+    H_grad=True,
+    *,
+    device=None,
+    deterministic=True,
+):
+    """Gradients of :func:`warp_perspective` with respect to input and H.
+
+    Parameters
+    ----------
+    grad_output : ndarray, (N, C, *size)
+        dL/doutput.
+    input, H, size, mode, padding_mode, align_corners
+        As given to :func:`warp_perspective`.
+    input_grad, H_grad : bool, default True
+        Which gradients to compute; one not asked for comes back as None.
+    device : {None, "cpu", "cuda"}
+        Where to run; None picks "cuda" when an array argument is a GPU array.
+    deterministic : bool, default True
+        As in :func:`grid_sample_backward` (GPU only; grad_H is always deterministic).
+
+    Returns
+    -------
+    grad_input : ndarray or None
+        dL/dinput; bit-identical for any number of threads.
+    grad_H : ndarray or None
+        dL/dH, (N, 3, 3): the grid gradient of :func:`grid_sample_backward` chained
+        through :func:`perspective_grid_backward`. Extra memory: two (N, H, W, 2) grids.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`warp_perspective`, and grad_output of the wrong shape or dtype.
+
+    Examples
+    --------
+    >>> import numpy as np, stn_numba as stn
+    >>> x = np.random.default_rng(0).random((1, 1, 4, 4))
+    >>> gi, gH = stn.warp_perspective_backward(np.ones((1, 1, 4, 4)), x, np.eye(3)[None])
+    >>> gi.shape, gH.shape
+    ((1, 1, 4, 4), (1, 3, 3))
+    """
+    dev, backend, host_out, (grad_output, input, H) = _arrays(
+        device, {"grad_output": grad_output, "input": input, "H": H}
+    )
+    size, m, p, ac = _check_perspective_args(input, H, size, mode, padding_mode, align_corners)
+    input_grad = check_bool(input_grad, "input_grad")
+    H_grad = check_bool(H_grad, "H_grad")
+    deterministic = check_bool(deterministic, "deterministic")
+    same_dtype("input", input, grad_output=grad_output)
+    check_shape(grad_output, "grad_output", tuple(input.shape[:2]) + size)
+    grid = backend.empty((input.shape[0],) + size + (2,), input.dtype)
+    backend.run_perspective_grid(H, grid, ac)
+    gi, gg = backend.run_backward(
+        grad_output, input, grid, None, m, p, ac, input_grad, H_grad, deterministic
+    )
+    gH = backend.run_perspective_grid_backward(gg, H, ac) if H_grad else None
+    return _finish(gi, host_out), _finish(gH, host_out)
+
+
+# ----------------------------------------------------------------------------
+# Dense displacement (optical flow)
+# ----------------------------------------------------------------------------
+
+
+def _check_flow(flow, input_size, name="flow"):
+    check_ndim(flow, name, (4, 5), "(N, H, W, 2) or (N, D, H, W, 3)")
+    dims = flow.ndim - 2
+    if flow.shape[flow.ndim - 1] != dims:
+        raise ValueError(
+            f"{name}'s last axis must have size {dims} ((dx, dy{', dz' if dims == 3 else ''})) "
+            f"for a {flow.ndim}-D flow; got shape {flow.shape}"
+        )
+    if input_size is None:
+        return tuple(flow.shape[1:-1])
+    return as_int_tuple(input_size, "input_size", dims, 1)
+
+
+def _flow_scales(input_size, align_corners):
+    """d grid / d flow per axis, in the grid's (x, y[, z]) order."""
+    from ._coords import normalize
+
+    return tuple(float(normalize(0.0, s, align_corners)[1]) for s in reversed(input_size))
+
+
+def flow_grid(flow, input_size=None, align_corners=False, *, out=None, device=None):
+    """Sampling grid of a dense displacement field (optical-flow convention).
+
+    Output pixel (h, w) reads the input at pixel (w + flow[n, h, w, 0], h + flow[n, h, w, 1]):
+    ``output(p) = input(p + flow(p))``. With the flow from frame 1 to frame 2,
+    ``warp_flow(frame2, flow)`` is frame 1 (backward warping), as ``cv2.remap`` with
+    ``map = identity + flow``.
+
+    Parameters
+    ----------
+    flow : ndarray, (N, H, W, 2) or (N, D, H, W, 3)
+        Displacements in input pixels, last axis (dx, dy[, dz]) — x along W, y along H,
+        z along D — on the output lattice (the output has flow's spatial shape).
+    input_size : sequence of int, optional
+        The input's spatial shape (H_in, W_in) or (D_in, H_in, W_in) used to normalise;
+        None: flow's spatial shape.
+    align_corners : bool, default False
+        The normalisation convention of the returned grid (SPEC §3). grid_sample with
+        the same value reads exactly pixel p + flow(p) either way; it only changes how
+        ``reflection`` padding folds and that, with True, an axis of size 1 maps every
+        point onto its one pixel (its grid value is then 0 and its gradient 0).
+    out : ndarray, optional
+        Preallocated C-contiguous result of flow's shape and dtype.
+    device : {None, "cpu", "cuda"}
+        Where to run; None picks "cuda" when an array argument is a GPU array.
+
+    Returns
+    -------
+    grid : ndarray, flow's shape
+        Normalised grid, last axis (x, y[, z]), flow's dtype (computed in float64).
+
+    Raises
+    ------
+    TypeError
+        flow not float32/float64, align_corners not a bool, input_size not ints.
+    ValueError
+        flow not (N, H, W, 2) / (N, D, H, W, 3); input_size of the wrong length or < 1.
+
+    Examples
+    --------
+    >>> import numpy as np, stn_numba as stn
+    >>> flow = np.zeros((1, 1, 2, 2)); flow[..., 0] = 1.0     # read one pixel to the right
+    >>> stn.flow_grid(flow, align_corners=True)[0, 0]
+    array([[1., 0.],
+           [3., 0.]])
+    """
+    given = {"flow": flow}
+    dev, backend, host_out, (flow,) = _arrays(device, given)
+    input_size = _check_flow(flow, input_size)
+    align_corners = check_bool(align_corners, "align_corners")
+    grid, target = _output(out, flow.shape, flow.dtype, given, dev, backend)
+    backend.run_flow_grid(flow, grid, input_size, align_corners)
+    return _finish(grid, host_out, target)
+
+
+def flow_grid_backward(grad_grid, input_size, align_corners=False, *, device=None):
+    """Gradient of :func:`flow_grid` with respect to the flow.
+
+    Parameters
+    ----------
+    grad_grid : ndarray, (N, H, W, 2) or (N, D, H, W, 3)
+        dL/dgrid (flow's shape).
+    input_size : sequence of int or None
+        As given to the forward (None: grad_grid's spatial shape).
+    align_corners : bool, default False
+        As in the forward.
+    device : {None, "cpu", "cuda"}
+        Where to run; None picks "cuda" when an array argument is a GPU array.
+
+    Returns
+    -------
+    grad_flow : ndarray, grad_grid's shape and dtype
+        ``grad_grid`` times d grid / d flow, a constant per axis: 2 / S_in
+        (align_corners False) or 2 / (S_in - 1) (True; 0 when S_in == 1).
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`flow_grid`.
+
+    Examples
+    --------
+    >>> import numpy as np, stn_numba as stn
+    >>> stn.flow_grid_backward(np.ones((1, 1, 1, 2)), (4, 8))[0, 0, 0]
+    array([0.25, 0.5 ])
+    """
+    dev, backend, host_out, (grad_grid,) = _arrays(device, {"grad_grid": grad_grid})
+    input_size = _check_flow(grad_grid, input_size, "grad_grid")
+    align_corners = check_bool(align_corners, "align_corners")
+    scales = _flow_scales(input_size, align_corners)
+    return _finish(backend.run_flow_grid_backward(grad_grid, scales), host_out)
+
+
+def _check_warp_flow_args(input, flow, mode, padding_mode, align_corners):
+    dims = check_input(input)
+    check_ndim(
+        flow,
+        "flow",
+        (dims + 2,),
+        f"(N, {'D, ' if dims == 3 else ''}H, W, {dims}) to match the {input.ndim}-D input",
+    )
+    _check_flow(flow, None)
+    check_batch(input.shape[0], "flow", flow, "input")
+    same_dtype("input", input, flow=flow)
+    return (
+        tuple(input.shape[2:]),
+        mode_code(mode, dims),
+        padding_code(padding_mode),
+        check_bool(align_corners, "align_corners"),
+    )
+
+
+def warp_flow(
+    input,
+    flow,
+    mode="bilinear",
+    padding_mode="zeros",
+    align_corners=False,
+    *,
+    out=None,
+    device=None,
+):
+    """Warp ``input`` by a dense displacement field: ``output(p) = input(p + flow(p))``.
+
+    ``grid_sample(input, flow_grid(flow, input.shape[2:]))``; the conventions are
+    :func:`flow_grid`'s (flow in input pixels, last axis (dx, dy[, dz])).
+
+    Parameters
+    ----------
+    input : ndarray, (N, C, H_in, W_in) or (N, C, D_in, H_in, W_in)
+        Images or volumes, float32 or float64.
+    flow : ndarray, (N, H, W, 2) or (N, D, H, W, 3)
+        Displacements in input pixels on the output lattice; same dtype as input.
+    mode, padding_mode, align_corners
+        As in :func:`grid_sample` (align_corners matters only for ``reflection``
+        padding and for input axes of size 1; see :func:`flow_grid`).
+    out : ndarray, optional
+        Preallocated C-contiguous (N, C, H, W) result; must not overlap input or flow.
+    device : {None, "cpu", "cuda"}
+        Where to run; None picks "cuda" when an array argument is a GPU array.
+
+    Returns
+    -------
+    output : ndarray, (N, C, H, W) (flow's spatial shape)
+        input's dtype. Extra memory: one grid of flow's size.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`grid_sample` and :func:`flow_grid`.
+
+    Examples
+    --------
+    >>> import numpy as np, stn_numba as stn
+    >>> x = np.arange(4.0).reshape(1, 1, 1, 4)
+    >>> flow = np.full((1, 1, 4, 2), 0.0); flow[..., 0] = 0.5   # half a pixel right
+    >>> stn.warp_flow(x, flow, padding_mode="border")[0, 0]
+    array([[0.5, 1.5, 2.5, 3. ]])
+    """
+    given = {"input": input, "flow": flow}
+    dev, backend, host_out, (input, flow) = _arrays(device, given)
+    in_size, m, p, ac = _check_warp_flow_args(input, flow, mode, padding_mode, align_corners)
+    shape = tuple(input.shape[:2]) + tuple(flow.shape[1:-1])
+    output, target = _output(out, shape, input.dtype, given, dev, backend)
+    grid = backend.empty(flow.shape, flow.dtype)
+    backend.run_flow_grid(flow, grid, in_size, ac)
+    backend.run_sample(input, grid, None, output, m, p, ac)
+    return _finish(output, host_out, target)
+
+
+def warp_flow_backward(
+    grad_output,
+    input,
+    flow,
+    mode="bilinear",
+    padding_mode="zeros",
+    align_corners=False,
+    input_grad=True,
+    flow_grad=True,
+    *,
+    device=None,
+    deterministic=True,
+):
+    """Gradients of :func:`warp_flow` with respect to input and flow.
+
+    Parameters
+    ----------
+    grad_output : ndarray, (N, C, H, W) or (N, C, D, H, W)
+        dL/doutput.
+    input, flow, mode, padding_mode, align_corners
+        As given to :func:`warp_flow`.
+    input_grad, flow_grad : bool, default True
+        Which gradients to compute; one not asked for comes back as None.
+    device : {None, "cpu", "cuda"}
+        Where to run; None picks "cuda" when an array argument is a GPU array.
+    deterministic : bool, default True
+        As in :func:`grid_sample_backward` (GPU only).
+
+    Returns
+    -------
+    grad_input : ndarray or None
+        dL/dinput; bit-identical for any number of threads.
+    grad_flow : ndarray or None
+        dL/dflow, flow's shape: the grid gradient times 2 / S_in per axis (see
+        :func:`flow_grid_backward`); 0 for ``nearest`` and where padding clipped.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`warp_flow`, and grad_output of the wrong shape or dtype.
+
+    Examples
+    --------
+    >>> import numpy as np, stn_numba as stn
+    >>> x = np.arange(4.0).reshape(1, 1, 1, 4)
+    >>> flow = np.zeros((1, 1, 4, 2)); flow[..., 0] = 0.25
+    >>> gi, gf = stn.warp_flow_backward(np.ones((1, 1, 1, 4)), x, flow)
+    >>> gf[0, 0, :, 0]              # d output / d dx: the slope; zeros padding past the end
+    array([ 1.,  1.,  1., -3.])
+    """
+    dev, backend, host_out, (grad_output, input, flow) = _arrays(
+        device, {"grad_output": grad_output, "input": input, "flow": flow}
+    )
+    in_size, m, p, ac = _check_warp_flow_args(input, flow, mode, padding_mode, align_corners)
+    input_grad = check_bool(input_grad, "input_grad")
+    flow_grad = check_bool(flow_grad, "flow_grad")
+    deterministic = check_bool(deterministic, "deterministic")
+    same_dtype("input", input, grad_output=grad_output)
+    check_shape(grad_output, "grad_output", tuple(input.shape[:2]) + tuple(flow.shape[1:-1]))
+    grid = backend.empty(flow.shape, flow.dtype)
+    backend.run_flow_grid(flow, grid, in_size, ac)
+    gi, gg = backend.run_backward(
+        grad_output, input, grid, None, m, p, ac, input_grad, flow_grad, deterministic
+    )
+    gf = None
+    if flow_grad:
+        gf = backend.run_flow_grid_backward(gg, _flow_scales(in_size, ac))
+    return _finish(gi, host_out), _finish(gf, host_out)
 
 
 # ----------------------------------------------------------------------------
