@@ -1,0 +1,104 @@
+"""GPU twins of the projective and flow warps equal the CPU (CUDA simulator, tiny shapes,
+small launches so that several blocks, the grid-stride loops and the edge guards run)."""
+
+import numpy as np
+import pytest
+from conftest import random_theta, tol
+
+import stn_numba as stn
+
+try:
+    from numba import cuda
+
+    _CUDA_OK = cuda.is_available()
+except Exception:  # pragma: no cover
+    _CUDA_OK = False
+
+pytestmark = pytest.mark.skipif(
+    not _CUDA_OK,
+    reason="no usable numba.cuda: no GPU and NUMBA_ENABLE_CUDASIM is not set "
+    "(run: NUMBA_ENABLE_CUDASIM=1 python -m pytest tests/test_cuda_warps.py)",
+)
+
+
+@pytest.fixture(autouse=True)
+def small_launches(monkeypatch):
+    from stn_numba import _cuda
+
+    monkeypatch.setattr(_cuda, "THREADS_PER_BLOCK", 4)
+    monkeypatch.setattr(_cuda, "MAX_BLOCKS", 3)
+    return _cuda
+
+
+def _homography(rng, n, dtype):
+    H = np.zeros((n, 3, 3))
+    H[:, :2] = random_theta(rng, n, 2, strength=0.2)
+    H[:, 2, :2] = rng.uniform(-0.4, 0.4, (n, 2))
+    H[:, 2, 2] = 1.0
+    H[0, 2] = (1.5, 0.0, 0.5)  # sample 0 has points behind the camera
+    return H.astype(dtype)
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_perspective_gpu_equals_cpu(rng, mode, dtype):
+    x = rng.standard_normal((2, 2, 4, 5)).astype(dtype)
+    H = _homography(rng, 2, dtype)
+    v, g = tol(dtype), tol(dtype, "grad")
+    kw = dict(mode=mode, padding_mode="border", align_corners=False)
+    grid_cpu = stn.perspective_grid(H, (2, 1, 3, 6))
+    grid_gpu = stn.perspective_grid(H, (2, 1, 3, 6), device="cuda")
+    np.testing.assert_allclose(grid_gpu, grid_cpu, **v)  # NaN in the same places
+    gg = np.nan_to_num(rng.standard_normal(grid_cpu.shape).astype(dtype))
+    np.testing.assert_allclose(
+        stn.perspective_grid_backward(gg, H, (2, 1, 3, 6), device="cuda"),
+        stn.perspective_grid_backward(gg, H, (2, 1, 3, 6)),
+        **g,
+    )
+    out = stn.warp_perspective(x, H, (3, 6), **kw)
+    np.testing.assert_allclose(stn.warp_perspective(x, H, (3, 6), device="cuda", **kw), out, **v)
+    go = rng.standard_normal(out.shape).astype(dtype)
+    gi_c, gH_c = stn.warp_perspective_backward(go, x, H, (3, 6), **kw)
+    gi, gH = stn.warp_perspective_backward(go, x, H, (3, 6), device="cuda", **kw)
+    np.testing.assert_allclose(gi, gi_c, **g)
+    np.testing.assert_allclose(gH, gH_c, **g)
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_flow_gpu_equals_cpu(rng, dims, dtype):
+    sp_in = (3, 4, 5)[3 - dims :]
+    sp_out = (2, 3, 4)[3 - dims :]
+    x = rng.standard_normal((2, 2) + sp_in).astype(dtype)
+    flow = rng.uniform(-1.5, 1.5, (2,) + sp_out + (dims,)).astype(dtype)
+    v, g = tol(dtype), tol(dtype, "grad")
+    for ac in (True, False):
+        np.testing.assert_allclose(
+            stn.flow_grid(flow, sp_in, ac, device="cuda"), stn.flow_grid(flow, sp_in, ac), **v
+        )
+        np.testing.assert_allclose(
+            stn.flow_grid_backward(flow, sp_in, ac, device="cuda"),
+            stn.flow_grid_backward(flow, sp_in, ac),
+            **g,
+        )
+    kw = dict(padding_mode="reflection", align_corners=True)
+    out = stn.warp_flow(x, flow, **kw)
+    np.testing.assert_allclose(stn.warp_flow(x, flow, device="cuda", **kw), out, **v)
+    go = rng.standard_normal(out.shape).astype(dtype)
+    gi_c, gf_c = stn.warp_flow_backward(go, x, flow, **kw)
+    gi, gf = stn.warp_flow_backward(go, x, flow, device="cuda", **kw)
+    np.testing.assert_allclose(gi, gi_c, **g)
+    np.testing.assert_allclose(gf, gf_c, **g)
+
+
+def test_device_arrays_in_device_arrays_out(rng):
+    x = rng.standard_normal((2, 1, 4, 4)).astype(np.float32)
+    H = _homography(rng, 2, np.float32)
+    flow = rng.uniform(-1, 1, (2, 4, 4, 2)).astype(np.float32)
+    dx, dH, df = cuda.to_device(x), cuda.to_device(H), cuda.to_device(flow)
+    for res, ref in (
+        (stn.warp_perspective(dx, dH), stn.warp_perspective(x, H)),
+        (stn.warp_flow(dx, df), stn.warp_flow(x, flow)),
+    ):
+        assert not isinstance(res, np.ndarray)
+        np.testing.assert_allclose(res.copy_to_host(), ref, **tol(np.float32))
