@@ -2,7 +2,8 @@
 
 Run: ``python -m pytest benchmarks/test_suite.py --benchmark-only`` (or ``python -m
 stn_numba bench`` for one table). Definitions live in :mod:`stn_numba._bench`:
-workloads W1–W5, operations grid_sample / warp_affine / backward, implementations
+workloads W1–W5, operations grid_sample / warp_affine / backward / warp_perspective /
+warp_flow, implementations
 stn_numba, torch (CPU), OpenCV (per channel plane) and scipy.ndimage. Every
 implementation is warm (first call excluded), runs on the same arrays with the same
 thread count, and is checked against stn_numba before it is timed. Compare medians

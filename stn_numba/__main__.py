@@ -3,8 +3,9 @@
 ``python -m stn_numba [demo|bench] [--quick]``: ``demo`` warps a synthetic test image (a
 rotation by 30° with a 1.2× zoom), checks it against ``scipy.ndimage.affine_transform``,
 then runs the benchmark suite; ``bench`` runs only the suite. The suite (workloads W1–W5 ×
-grid_sample / warp_affine / backward × stn_numba, torch, OpenCV, scipy; see
-:mod:`stn_numba._bench`) prints one table of medians and stn_numba's speed-up over each.
+grid_sample / warp_affine / backward / warp_perspective / warp_flow × stn_numba, torch,
+OpenCV, scipy; see :mod:`stn_numba._bench`) prints one table of medians and stn_numba's
+speed-up over each.
 """
 
 import argparse
@@ -89,7 +90,8 @@ def bench(quick):
                 slow = impl == "scipy" or big
                 repeat = (3 if quick else 5) if slow else (7 if quick else 15)
                 row[impl] = B.median_ms(fn, repeat)
-            rows.append((name, op, row))
+            if "stn_numba" in row:  # else stn_numba has no such operation here (skipped)
+                rows.append((name, op, row))
             print(".", end="", flush=True, file=sys.stderr)
     print(file=sys.stderr)
     shape = lambda n: "×".join(map(str, B.WORKLOADS[n]))  # noqa: E731
@@ -98,11 +100,11 @@ def bench(quick):
         "speed-up = other / stn_numba"
     )
     others = [i for i in B.IMPLEMENTATIONS if i != "stn_numba"]
-    head = f"{'workload':<19}{'operation':<13}{'stn_numba':>10}"
+    head = f"{'workload':<19}{'operation':<17}{'stn_numba':>10}"
     head += "".join(f"{o:>9}{'×':>7}" for o in others)
     print(head)
     for name, op, row in rows:
-        line = f"{name + ' ' + shape(name):<19}{op:<13}{row['stn_numba']:>10.2f}"
+        line = f"{name + ' ' + shape(name):<19}{op:<17}{row['stn_numba']:>10.2f}"
         for o in others:
             if o in row:
                 line += f"{row[o]:>9.2f}{row[o] / row['stn_numba']:>6.1f}×"

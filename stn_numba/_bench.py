@@ -18,7 +18,13 @@ W5    2×1×96×96×96          trilinear
 Operations: ``grid_sample`` (grid given), ``warp_affine`` (θ given; torch's baseline is
 ``affine_grid`` + ``grid_sample``, scipy's ``affine_transform``, OpenCV's
 ``warpAffine``), ``backward`` (gradients w.r.t. input and grid of grid_sample; torch:
-the autograd backward call only, its forward graph built outside the timing).
+the autograd backward call only, its forward graph built outside the timing),
+``warp_perspective`` (a random homography near θ per sample, 2-D only; torch: the grid
+from H in torch ops + ``grid_sample``; OpenCV ``warpPerspective``; scipy:
+``map_coordinates`` at points computed in NumPy) and ``warp_flow`` (a smooth random
+flow of up to ±4 pixels; torch: grid = normalised(identity + flow) + ``grid_sample``;
+OpenCV ``remap`` at identity + flow; scipy ``map_coordinates``). Building the grid or
+the maps from H or the flow is part of every timed call: it is part of the job.
 """
 
 import os
@@ -35,7 +41,7 @@ WORKLOADS = {
     "W5": (2, 1, 96, 96, 96),
 }
 QUICK = ("W1", "W2", "W5")
-OPERATIONS = ("grid_sample", "warp_affine", "backward")
+OPERATIONS = ("grid_sample", "warp_affine", "backward", "warp_perspective", "warp_flow")
 IMPLEMENTATIONS = ("stn_numba", "torch", "opencv", "scipy")
 
 
@@ -69,7 +75,23 @@ def make_data(workload, seed=0):
     theta = random_theta(shape[0], len(shape) - 2, rng)
     grid = stn.affine_grid(theta, shape)
     gout = rng.random(shape, dtype=np.float32)
-    return {"x": x, "theta": theta, "grid": grid, "gout": gout}
+    n, dims = shape[0], len(shape) - 2
+    H = None
+    if dims == 2:  # θ plus a perspective row; |h20| + |h21| <= 0.3 keeps Z >= 0.7 > 0
+        H = np.zeros((n, 3, 3), np.float32)
+        H[:, :2] = theta
+        H[:, 2, :2] = rng.uniform(-0.15, 0.15, (n, 2))
+        H[:, 2, 2] = 1.0
+    # a smooth flow: one random low-frequency sinusoid per axis, amplitude <= 4 px
+    axes = np.meshgrid(*[np.linspace(0, 1, s) for s in shape[2:]], indexing="ij")
+    flow = np.empty((n, *shape[2:], dims), np.float32)
+    for k in range(dims):
+        phase = rng.uniform(0, 2 * np.pi, (n, dims))
+        amp = rng.uniform(1.0, 4.0, n)
+        for i in range(n):
+            wave = sum(np.sin(3.0 * a + p) for a, p in zip(axes, phase[i], strict=True))
+            flow[i, ..., k] = amp[i] / dims * wave
+    return {"x": x, "theta": theta, "grid": grid, "gout": gout, "H": H, "flow": flow}
 
 
 # ----------------------------------------------------------------------------
@@ -101,6 +123,20 @@ def _pixel_matrix(theta_n, in_sizes, out_sizes):
 # ----------------------------------------------------------------------------
 
 
+def _no_3d_homography(data):
+    if data["H"] is None:
+        raise Skip("a homography is 2-D (no 3-D warp_perspective)")
+
+
+def _perspective_pixels(H_n, size):
+    """Homography on normalised (x, y) -> on pixel (x, y) of an H × W image (same size
+    in and out, align_corners=False): U · H · U⁻¹."""
+    h, w = size
+    to_norm = np.array([[2.0 / w, 0, 1.0 / w - 1], [0, 2.0 / h, 1.0 / h - 1], [0, 0, 1]])
+    to_pix = np.array([[w / 2.0, 0, (w - 1) / 2.0], [0, h / 2.0, (h - 1) / 2.0], [0, 0, 1]])
+    return to_pix @ H_n.astype(np.float64) @ to_norm
+
+
 def _stn(op, data):
     import stn_numba as stn
 
@@ -109,6 +145,11 @@ def _stn(op, data):
         return lambda: stn.grid_sample(x, grid)
     if op == "warp_affine":
         return lambda: stn.warp_affine(x, theta)
+    if op == "warp_perspective":
+        _no_3d_homography(data)
+        return lambda: stn.warp_perspective(x, data["H"])
+    if op == "warp_flow":
+        return lambda: stn.warp_flow(x, data["flow"])
     return lambda: stn.grid_sample_backward(gout, x, grid)
 
 
@@ -134,6 +175,31 @@ def _torch(op, data):
             return F.grid_sample(x, g, align_corners=False).numpy()
 
         return warp
+    if op in ("warp_perspective", "warp_flow"):
+        n, dims = x.shape[0], x.ndim - 2
+        eye = torch.eye(dims, dims + 1).expand(n, dims, dims + 1)
+        base = F.affine_grid(eye, list(x.shape), align_corners=False)  # (x, y[, z]), constant
+    if op == "warp_perspective":
+        _no_3d_homography(data)
+        Hm = torch.from_numpy(data["H"])
+        ones = torch.ones(base.shape[:-1] + (1,))
+        base3 = torch.cat([base, ones], -1).reshape(n, -1, 3)
+
+        def persp():
+            xyz = torch.bmm(base3, Hm.transpose(1, 2))
+            g = (xyz[..., :2] / xyz[..., 2:]).reshape(base.shape)
+            return F.grid_sample(x, g, align_corners=False).numpy()
+
+        return persp
+    if op == "warp_flow":
+        sizes = torch.tensor(list(x.shape[2:])[::-1], dtype=torch.float32)  # (W, H[, D])
+        flow = torch.from_numpy(data["flow"])
+
+        def warp_flow():
+            g = base + flow * (2.0 / sizes)
+            return F.grid_sample(x, g, align_corners=False).numpy()
+
+        return warp_flow
     xg = x.clone().requires_grad_(True)
     gg = grid.clone().requires_grad_(True)
     out = F.grid_sample(xg, gg, align_corners=False)
@@ -179,6 +245,33 @@ def _opencv(op, data):
             return out
 
         return remap
+    if op == "warp_perspective":
+        mats = [_perspective_pixels(data["H"][n], (H, W)) for n in range(N)]
+
+        def persp():
+            out = np.empty_like(x)
+            for n in range(N):
+                for c in range(C):
+                    out[n, c] = cv2.warpPerspective(
+                        x[n, c], mats[n], (W, H), flags=flags | cv2.WARP_INVERSE_MAP, **border
+                    )
+            return out
+
+        return persp
+    if op == "warp_flow":
+        flow = data["flow"]
+        yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+
+        def remap_flow():
+            out = np.empty_like(x)
+            for n in range(N):
+                mx = xx + flow[n, ..., 0]
+                my = yy + flow[n, ..., 1]
+                for c in range(C):
+                    out[n, c] = cv2.remap(x[n, c], mx, my, flags, **border)
+            return out
+
+        return remap_flow
     # warpAffine with WARP_INVERSE_MAP takes the dst -> src matrix in (x, y) pixels
     mats = []
     for n in range(N):
@@ -223,6 +316,36 @@ def _scipy(op, data):
             return out
 
         return mapc
+    if op == "warp_perspective":
+        _no_3d_homography(data)
+        Hs, Ws = spatial
+        yy, xx = np.mgrid[0:Hs, 0:Ws].astype(np.float64)
+        pts = np.stack([xx.ravel(), yy.ravel(), np.ones(xx.size)])
+        mats = [_perspective_pixels(data["H"][n], spatial) for n in range(N)]
+
+        def persp():
+            out = np.empty_like(x)
+            for n in range(N):
+                X, Y, Z = mats[n] @ pts
+                coords = np.stack([(Y / Z).reshape(Hs, Ws), (X / Z).reshape(Hs, Ws)])
+                for c in range(C):
+                    out[n, c] = ndimage.map_coordinates(x[n, c], coords, **kw)
+            return out
+
+        return persp
+    if op == "warp_flow":
+        flow = data["flow"]
+        idx = np.indices(spatial, dtype=np.float32)  # (row, col) / (z, y, x)
+
+        def mapflow():
+            out = np.empty_like(x)
+            for n in range(N):
+                coords = np.stack([idx[a] + flow[n, ..., d - 1 - a] for a in range(d)])
+                for c in range(C):
+                    out[n, c] = ndimage.map_coordinates(x[n, c], coords, **kw)
+            return out
+
+        return mapflow
     mats = [_pixel_matrix(data["theta"][n], spatial, spatial) for n in range(N)]
 
     def affine():
