@@ -9,6 +9,8 @@ from .functional import (
     affine_grid_backward,
     grid_sample,
     grid_sample_backward,
+    tps_grid,
+    tps_grid_backward,
     warp_affine,
     warp_affine_backward,
 )
@@ -21,6 +23,8 @@ __all__ = [
     "affine_grid_backward",
     "grid_sample",
     "grid_sample_backward",
+    "tps_grid",
+    "tps_grid_backward",
     "warp_affine",
     "warp_affine_backward",
 ]
