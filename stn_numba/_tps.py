@@ -90,7 +90,7 @@ def check_points(source, target):
 def check_finite(points, name):
     if not np.all(np.isfinite(points)):
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(points))[0])
-        raise ValueError(f"{name} must be finite; got {points[bad]!r} at index {bad}")
+        raise ValueError(f"{name} must be finite; got {float(points[bad])!r} at index {bad}")
 
 
 def host(x):

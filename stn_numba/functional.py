@@ -663,8 +663,8 @@ def tps_grid_backward(
         dL/dgrid.
     source_points, target_points, size, align_corners, regularization
         As given to :func:`tps_grid`. The result does not depend on the values of
-        target_points (the grid is linear in them); they are checked for shape and
-        dtype only.
+        target_points (the grid is linear in them); they are only checked (shape,
+        dtype, finite).
     device : {None, "cpu", "cuda"}
         Where to run; None picks "cuda" when an array argument is a GPU array.
 
@@ -697,6 +697,7 @@ def tps_grid_backward(
     same_dtype("target_points", target_points, grad_grid=grad_grid)
     check_shape(grad_grid, "grad_grid", (n, size[2], size[3], 2))
     src = _tps.source_array(source_points, lam)
+    _tps.check_finite(_tps.host(target_points), "target_points")
     G = backend.run_tps_grid_backward(grad_grid, src, align_corners)
     grad = _tps.target_gradient(G, src, lam).astype(grad_grid.dtype)
     if host_out:
