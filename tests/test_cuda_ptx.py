@@ -145,6 +145,9 @@ def signatures(t):
         "k_abs_row_sums": (arr(t, 2), arr(float64, 2)),
         "k_fixed_point_scales": (arr(float64, 2), float64, arr(float64, 1)),
         "k_fixed_to_float": (arr(nt.int64, 2), arr(float64, 1), arr(t, 2)),
+        # thin-plate spline (tps_grid): coefficients and source points are float64
+        "k_tps_grid_2d": (arr(float64, 3), arr(float64, 3), arr(t, 4), boolean),
+        "k_tps_rows_2d": (arr(t, 4), arr(float64, 3), arr(float64, 2), boolean),
     }
 
 
