@@ -28,6 +28,7 @@ from ._kernels import (
     accumulate_perspective_2d,
     accumulate_theta_2d,
     accumulate_theta_3d,
+    accumulate_tps,
     bicubic_sample_2d,
     bilinear_point_2d,
     flow_point_2d,
@@ -43,6 +44,7 @@ from ._kernels import (
     sample_3d,
     scatter_2d,
     scatter_3d,
+    tps_point,
     trilinear_point_3d,
     unravel_2d,
 )
@@ -756,3 +758,60 @@ def run_flow_grid(flow, grid, in_size, align_corners):
 def run_flow_grid_backward(ggrid, scales):
     """dL/dflow = dL/dgrid times d grid / d flow, a constant per axis (``scales``, (x, y[, z]))."""
     return (ggrid.astype(np.float64) * np.asarray(scales, np.float64)).astype(ggrid.dtype)
+
+
+# ----------------------------------------------------------------------------
+# Thin-plate spline (tps_grid): the spline's coefficients are solved on the host
+# (stn_numba._tps); the drivers evaluate it per pixel, or sum its basis rows
+# ----------------------------------------------------------------------------
+
+
+@driver
+def tps_grid_2d(coef, src, grid, align_corners):
+    N, Ho, Wo = grid.shape[0], grid.shape[1], grid.shape[2]
+    for job in prange(N * Ho):
+        n = job // Ho
+        h = job - n * Ho
+        yb = base_coord(h, Ho, align_corners)
+        for w in range(Wo):
+            gx, gy = tps_point(coef, src, n, base_coord(w, Wo, align_corners), yb)
+            grid[n, h, w, 0] = gx
+            grid[n, h, w, 1] = gy
+
+
+@driver
+def tps_grid_backward_2d(ggrid, src, rowacc, align_corners):
+    """rowacc[n * Ho + h] = Σ_w B[(n, h, w)] ⊗ ggrid[n, h, w], flattened to 2 (K + 3)."""
+    N, Ho, Wo = ggrid.shape[0], ggrid.shape[1], ggrid.shape[2]
+    for job in prange(N * Ho):
+        n = job // Ho
+        h = job - n * Ho
+        for q in range(rowacc.shape[1]):
+            rowacc[job, q] = 0.0
+        yb = base_coord(h, Ho, align_corners)
+        for w in range(Wo):
+            xb = base_coord(w, Wo, align_corners)
+            accumulate_tps(rowacc, job, src, n, xb, yb, ggrid[n, h, w, 0], ggrid[n, h, w, 1])
+
+
+def run_tps_grid(coef, src, grid, align_corners):
+    """grid (N, H, W, 2) = the splines of ``coef`` (N, K + 3, 2) at the base grid."""
+    tps_grid_2d(coef, src, grid, align_corners)
+
+
+def run_tps_grid_backward(ggrid, src, align_corners):
+    """G = Σ_p B[p]ᵀ ⊗ ggrid[p] per sample, (N, K + 3, 2) float64, in a fixed order."""
+    n, k3 = ggrid.shape[0], src.shape[1] + 3
+    rows = n * ggrid.shape[1]
+    acc = np.empty((rows, 2 * k3), dtype=np.float64)
+    tps_grid_backward_2d(ggrid, src, acc, align_corners)
+    return _reduce_rows(acc, n).reshape(n, k3, 2)
+
+
+def _reduce_rows(acc, n):
+    """Per-row partial sums (n * rows, P) -> (n, P), summed in row order."""
+    acc = acc.reshape(n, -1, acc.shape[1]) if n else acc.reshape(0, 0, acc.shape[1])
+    total = np.zeros((n, acc.shape[2]), dtype=np.float64)
+    for r in range(acc.shape[1]):  # fixed order, independent of threads
+        total += acc[:, r]
+    return total

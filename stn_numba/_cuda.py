@@ -626,3 +626,64 @@ def run_flow_grid_backward(ggrid, scales):
         sc = cuda.to_device(np.asarray(scales, dtype=np.float64))
         _launch(k_scale_columns, ggrid.size, ggrid.reshape(rows, dims), sc, out.reshape(rows, dims))
     return out
+
+
+# ----------------------------------------------------------------------------
+# Thin-plate spline (tps_grid): coefficients solved on the host (stn_numba._tps)
+# and copied in (a few hundred bytes); the kernels evaluate the spline per pixel,
+# or sum its basis rows per output row (then k_reduce_rows, in a fixed order)
+# ----------------------------------------------------------------------------
+
+
+@_cuda_jit
+def k_tps_grid_2d(coef, src, grid, align_corners):
+    N, Ho, Wo = grid.shape[0], grid.shape[1], grid.shape[2]
+    i = numba.int64(cuda.grid(1))
+    stride = numba.int64(cuda.gridsize(1))
+    while i < N * Ho * Wo:
+        n, h, w = K.unravel_2d(i, Ho, Wo)
+        xb = K.base_coord(w, Wo, align_corners)
+        yb = K.base_coord(h, Ho, align_corners)
+        gx, gy = K.tps_point(coef, src, n, xb, yb)
+        grid[n, h, w, 0] = gx
+        grid[n, h, w, 1] = gy
+        i += stride
+
+
+@_cuda_jit
+def k_tps_rows_2d(ggrid, src, acc, align_corners):
+    """acc[row] = Σ_w B[(n, h, w)] ⊗ ggrid[n, h, w] for each output row (n, h)."""
+    N, Ho, Wo = ggrid.shape[0], ggrid.shape[1], ggrid.shape[2]
+    i = numba.int64(cuda.grid(1))
+    stride = numba.int64(cuda.gridsize(1))
+    while i < N * Ho:
+        n = i // Ho
+        h = i - n * Ho
+        for q in range(acc.shape[1]):
+            acc[i, q] = 0.0
+        yb = K.base_coord(h, Ho, align_corners)
+        for w in range(Wo):
+            xb = K.base_coord(w, Wo, align_corners)
+            K.accumulate_tps(acc, i, src, n, xb, yb, ggrid[n, h, w, 0], ggrid[n, h, w, 1])
+        i += stride
+
+
+def run_tps_grid(coef, src, grid, align_corners):
+    """grid (N, H, W, 2) on the device = the splines of ``coef`` (host, float64)."""
+    total = int(np.prod(grid.shape[:-1]))
+    _launch(k_tps_grid_2d, total, to_device(coef), to_device(src), grid, align_corners)
+
+
+def run_tps_grid_backward(ggrid, src, align_corners):
+    """G = Σ_p B[p]ᵀ ⊗ ggrid[p] per sample, (N, K + 3, 2) float64 on the host (it goes
+    into the host solve), summed per row and then in row order: deterministic."""
+    ggrid = to_device(ggrid)
+    n, k3 = ggrid.shape[0], src.shape[1] + 3
+    rows = n * ggrid.shape[1]
+    if n == 0:
+        return np.zeros((0, k3, 2))
+    acc = cuda.device_array((rows, 2 * k3), dtype=np.float64)
+    _launch(k_tps_rows_2d, rows, ggrid, to_device(src), acc, align_corners)
+    out = cuda.device_array((n, 2 * k3), dtype=np.float64)
+    _launch(k_reduce_rows, out.size, acc, out, rows // n)
+    return out.copy_to_host().reshape(n, k3, 2)

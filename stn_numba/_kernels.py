@@ -701,3 +701,52 @@ def flow_point_3d(flow, n, d, h, w, Din, Hin, Win, align_corners):
     gy, _ = normalize(h + float(flow[n, d, h, w, 1]), Hin, align_corners)
     gz, _ = normalize(d + float(flow[n, d, h, w, 2]), Din, align_corners)
     return gx, gy, gz
+
+
+# ----------------------------------------------------------------------------
+# Thin-plate spline (tps_grid): evaluate the spline at one base-grid point, and
+# accumulate that point's basis row times its grid gradient (see stn_numba._tps)
+# ----------------------------------------------------------------------------
+
+
+@scalar
+def tps_radial(dx, dy):
+    """U(r) = r² log(r²) of the offset (dx, dy); U(0) = 0."""
+    r2 = dx * dx + dy * dy
+    if r2 == 0.0:
+        return 0.0
+    return r2 * math.log(r2)
+
+
+@kernel
+def tps_point(coef, src, n, xb, yb):
+    """f(xb, yb) of sample n: ``coef`` (N, K + 3, 2) = [w_1 .. w_K, a_0, a_1, a_2],
+    ``src`` (N or 1, K, 2) source points (one set shared when its batch is 1), float64."""
+    K = src.shape[1]
+    m = n if src.shape[0] > 1 else 0
+    gx = coef[n, K, 0] + coef[n, K + 1, 0] * xb + coef[n, K + 2, 0] * yb
+    gy = coef[n, K, 1] + coef[n, K + 1, 1] * xb + coef[n, K + 2, 1] * yb
+    for k in range(K):
+        u = tps_radial(xb - src[m, k, 0], yb - src[m, k, 1])
+        gx += coef[n, k, 0] * u
+        gy += coef[n, k, 1] * u
+    return gx, gy
+
+
+@kernel
+def accumulate_tps(acc, row, src, n, xb, yb, ggx, ggy):
+    """acc[row, 2j + c] += B_j · (ggx, ggy)[c], B = (U(|p - s_1|) .. U(|p - s_K|), 1, x, y)."""
+    K = src.shape[1]
+    m = n if src.shape[0] > 1 else 0
+    ggx = float(ggx)
+    ggy = float(ggy)
+    for k in range(K):
+        u = tps_radial(xb - src[m, k, 0], yb - src[m, k, 1])
+        acc[row, 2 * k] += u * ggx
+        acc[row, 2 * k + 1] += u * ggy
+    acc[row, 2 * K] += ggx
+    acc[row, 2 * K + 1] += ggy
+    acc[row, 2 * K + 2] += xb * ggx
+    acc[row, 2 * K + 3] += xb * ggy
+    acc[row, 2 * K + 4] += yb * ggx
+    acc[row, 2 * K + 5] += yb * ggy

@@ -1056,3 +1056,181 @@ def warp_affine_backward(
         grad_output, input, None, theta, m, p, ac, input_grad, theta_grad, deterministic
     )
     return _finish(gi, host_out), _finish(gt, host_out)
+
+
+# ----------------------------------------------------------------------------
+# thin-plate spline (tps_grid)
+# ----------------------------------------------------------------------------
+
+
+def _check_tps_args(source_points, target_points, size, align_corners, regularization):
+    from ._tps import check_points, check_regularization
+
+    n, k = check_points(source_points, target_points)
+    same_dtype("target_points", target_points, source_points=source_points)
+    align_corners = check_bool(align_corners, "align_corners")
+    lam = check_regularization(regularization)
+    size = check_size(size, "size", n, 2, "target_points")
+    return n, k, size, align_corners, lam
+
+
+def tps_grid(
+    source_points,
+    target_points,
+    size,
+    align_corners=False,
+    regularization=0.0,
+    *,
+    out=None,
+    device=None,
+):
+    """Sampling grid of a thin-plate spline through K control points per sample.
+
+    The spline ``f: R² -> R²`` maps ``source_points[n, k]`` onto ``target_points[n, k]``
+    and ``grid[n, h, w] = f(x_w, y_h)`` at :func:`affine_grid`'s base grid, so the grid
+    plugs into :func:`grid_sample`: the output pixel at ``source_points[k]`` samples the
+    input at ``target_points[k]`` (a localisation net regresses the targets). Targets
+    equal to the sources give the identity grid, and targets that are an affine map θ
+    of the sources give ``affine_grid(θ)`` (to float64 rounding).
+
+    The spline (one per output coordinate x, y)::
+
+        f(p) = a_0 + a_1 x + a_2 y + Σ_k w_k U(|p - s_k|),   U(r) = r² log(r²),  U(0) = 0
+
+    with ``Σ_k w_k = Σ_k w_k x_k = Σ_k w_k y_k = 0``: the coefficients solve the
+    (K + 3) × (K + 3) system ``[[U(|s_j - s_k|) + λ δ_jk, P], [Pᵀ, 0]]`` (rows of P:
+    ``(1, x_k, y_k)``) with right-hand side ``[t; 0]``, once per sample, in float64 on
+    the host (``numpy.linalg.solve``); each pixel is then evaluated in float64 on the
+    chosen device (cost O(K) per pixel).
+
+    Parameters
+    ----------
+    source_points : ndarray, (N, K, 2) or (K, 2)
+        Control points in the *output* image, normalised (x, y) as the base grid of
+        :func:`affine_grid` (-1 left/top, +1 right/bottom; see ``align_corners``);
+        (K, 2) is shared by every sample. K >= 3, not all on one line.
+    target_points : ndarray, (N, K, 2)
+        Where each control point samples the *input*, normalised (x, y). Same dtype as
+        source_points.
+    size : sequence of int
+        Output size (N, C, H, W); N must equal target_points' batch, C is ignored.
+    align_corners : bool, default False
+        As in :func:`affine_grid`: whether the base grid reaches ±1 at the centres (True)
+        or the outer edges (False) of the corner pixels.
+    regularization : float, default 0.0
+        λ >= 0 added to the diagonal of the kernel matrix. 0 interpolates the targets
+        exactly; λ > 0 gives a smoother spline that only approximates them (large λ
+        tends to the least-squares affine fit), and then duplicate source points are
+        allowed. Its scale is tied to ``U(r) = r² log(r²)`` (not r² log r, which is
+        half of it) and to normalised coordinates.
+    out : ndarray, optional
+        Preallocated C-contiguous result of the right shape and dtype.
+    device : {None, "cpu", "cuda"}
+        Where to run; None picks "cuda" when an array argument is a GPU array (the
+        small solve always runs on the host: the control points are copied there).
+
+    Returns
+    -------
+    grid : ndarray, (N, H, W, 2)
+        Normalised source points of each output pixel, last axis (x, y); the dtype of
+        the control points.
+
+    Raises
+    ------
+    TypeError
+        Non-float or mixed dtypes, align_corners not a bool, regularization not a real
+        number, size not a sequence of ints.
+    ValueError
+        Wrong shapes (K differing between the two, batch mismatch, size of the wrong
+        length or with entries < 1), K < 3, non-finite control points, negative or
+        non-finite regularization, and degenerate source points: all collinear (or all
+        equal), or duplicated when regularization is 0.
+
+    Examples
+    --------
+    >>> import numpy as np, stn_numba as stn
+    >>> src = np.array([[-1.0, -1], [1, -1], [-1, 1], [1, 1], [0, 0]])
+    >>> tgt = src[None] * 0.5                       # zoom in 2x about the centre
+    >>> grid = stn.tps_grid(src, tgt, (1, 1, 3, 3), align_corners=True)
+    >>> np.allclose(grid[0, 0], [[-0.5, -0.5], [0, -0.5], [0.5, -0.5]])
+    True
+    """
+    from . import _tps
+
+    given = {"source_points": source_points, "target_points": target_points}
+    dev, backend, host_out, (source_points, target_points) = _arrays(device, given)
+    n, k, size, align_corners, lam = _check_tps_args(
+        source_points, target_points, size, align_corners, regularization
+    )
+    coef, src = _tps.prepare(source_points, target_points, lam)
+    shape = (n, size[2], size[3], 2)
+    grid, target = _output(out, shape, target_points.dtype, given, dev, backend)
+    backend.run_tps_grid(coef, src, grid, align_corners)
+    return _finish(grid, host_out, target)
+
+
+def tps_grid_backward(
+    grad_grid,
+    source_points,
+    target_points,
+    size,
+    align_corners=False,
+    regularization=0.0,
+    *,
+    device=None,
+):
+    """Gradient of :func:`tps_grid` with respect to the target points.
+
+    The grid is linear in the targets, ``grid[p] = B[p] · L⁻¹[:, :K] · t`` with
+    ``B[p] = (U(|p - s_1|), ..., U(|p - s_K|), 1, x, y)``, so the gradient is exact:
+    ``dL/dt = L⁻¹[:, :K]ᵀ · G`` with ``G = Σ_p B[p]ᵀ ⊗ grad_grid[p]``. G is summed per
+    output row in float64 and then over the rows in a fixed order (bit-identical for any
+    thread count and on the GPU from run to run); the solve with L runs in float64 on
+    the host. The gradient with respect to the source points is not provided.
+
+    Parameters
+    ----------
+    grad_grid : ndarray, (N, H, W, 2)
+        dL/dgrid.
+    source_points, target_points, size, align_corners, regularization
+        As given to :func:`tps_grid`. The result does not depend on the values of
+        target_points (the grid is linear in them); they are only checked (shape,
+        dtype, finite).
+    device : {None, "cpu", "cuda"}
+        Where to run; None picks "cuda" when an array argument is a GPU array.
+
+    Returns
+    -------
+    grad_target_points : ndarray, (N, K, 2)
+        dL/dtarget_points, in grad_grid's dtype.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`tps_grid`, and grad_grid of the wrong shape or dtype.
+
+    Examples
+    --------
+    >>> import numpy as np, stn_numba as stn
+    >>> src = np.array([[-1.0, -1], [1, -1], [-1, 1], [1, 1], [0, 0]])
+    >>> tgt = src[None].copy()
+    >>> g = stn.tps_grid_backward(np.ones((1, 4, 4, 2)), src, tgt, (1, 1, 4, 4))
+    >>> g.shape, bool(np.isclose(g.sum(), 2 * 16))   # each grid value sums the targets
+    ((1, 5, 2), True)
+    """
+    from . import _tps
+
+    given = {"grad_grid": grad_grid, "source_points": source_points, "target_points": target_points}
+    dev, backend, host_out, (grad_grid, source_points, target_points) = _arrays(device, given)
+    n, k, size, align_corners, lam = _check_tps_args(
+        source_points, target_points, size, align_corners, regularization
+    )
+    same_dtype("target_points", target_points, grad_grid=grad_grid)
+    check_shape(grad_grid, "grad_grid", (n, size[2], size[3], 2))
+    src = _tps.source_array(source_points, lam)
+    _tps.check_finite(_tps.host(target_points), "target_points")
+    G = backend.run_tps_grid_backward(grad_grid, src, align_corners)
+    grad = _tps.target_gradient(G, src, lam).astype(grad_grid.dtype)
+    if host_out:
+        return grad
+    return backend.to_device(grad)

@@ -150,6 +150,9 @@ def signatures(t):
         "k_flow_grid_2d": (arr(t, 4), arr(t, 4), i64, i64, boolean),
         "k_flow_grid_3d": (arr(t, 5), arr(t, 5), i64, i64, i64, boolean),
         "k_scale_columns": (arr(t, 2), arr(float64, 1), arr(t, 2)),
+        # thin-plate spline (tps_grid): coefficients and source points are float64
+        "k_tps_grid_2d": (arr(float64, 3), arr(float64, 3), arr(t, 4), boolean),
+        "k_tps_rows_2d": (arr(t, 4), arr(float64, 3), arr(float64, 2), boolean),
     }
 
 
