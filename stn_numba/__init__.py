@@ -24,3 +24,8 @@ __all__ = [
     "warp_affine",
     "warp_affine_backward",
 ]
+
+# issue 5: forward warping (splatting)
+from .functional import splat, splat_backward
+
+__all__ += ["splat", "splat_backward"]
