@@ -293,18 +293,17 @@ def test_backward_against_finite_differences(rng, dims, mode, padding, align_cor
     kw = dict(mode=mode, padding_mode=padding, align_corners=align_corners)
     gi, gg = stn.splat_backward(gout, x, grid, **kw)
 
-    # input: the loss is linear in x, so any step is exact; check a full difference too
+    # input: the loss is linear in x, so a unit step is exact (a dozen entries: each
+    # difference is two splat calls)
     def loss_x(xv):
         return inner(gout, stn.splat(xv, grid, size, **kw))
 
-    fd_x = np.zeros_like(x)
-    for k in range(x.size):
+    for k in rng.choice(x.size, 12, replace=False):
         xp, xm = x.copy(), x.copy()
         xp.flat[k] += 0.5
         xm.flat[k] -= 0.5
-        fd_x.flat[k] = loss_x(xp) - loss_x(xm)
-    np.testing.assert_allclose(gi, fd_x, **tol(np.float64, "grad"))
-    np.testing.assert_allclose(gi, stn.grid_sample(gout, grid, **kw), rtol=0, atol=0)
+        assert gi.flat[k] == pytest.approx(loss_x(xp) - loss_x(xm), rel=1e-10, abs=1e-10)
+    np.testing.assert_array_equal(gi, stn.grid_sample(gout, grid, **kw))
 
     # grid: input pixel p moves with grid[p] only -> perturb one component everywhere
     fd_g = np.empty_like(grid)
@@ -390,7 +389,7 @@ def test_bad_input(rng):
     gout = np.zeros(x.shape[:2] + size)
     with pytest.raises(ValueError, match="grid must have shape"):
         stn.splat(x, grid[:, :3], size)  # not on input's lattice
-    with pytest.raises(ValueError, match="grid.shape\\[0\\]"):
+    with pytest.raises(ValueError, match=r"grid\.shape\[0\]"):
         stn.splat(x, grid[:1], size)
     with pytest.raises(ValueError, match="grid's last axis"):
         stn.splat(x, np.zeros((2, 4, 5, 3)), size)
