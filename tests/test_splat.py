@@ -426,3 +426,29 @@ def test_bad_input(rng):
         stn.splat_backward(gout, x, grid, grid_grad="yes")
     with pytest.raises(ValueError, match="grid must have shape"):
         stn.splat_backward(gout, x, grid[:, :, :4])
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+def test_non_finite_grid_values(rng, mode):
+    """NaN targets drop their pixel; ±inf and huge ones are clamped like grid_sample's
+    points (border: the edge), so the output stays finite and adjointness holds."""
+    y, grid, size = problem(rng, 2)
+    grid[0, 0, 0] = (np.nan, 0.0)
+    grid[0, 1, 2] = (np.inf, -np.inf)
+    grid[1, 2, 3] = (0.1, 1e30)
+    grid[1, 3, 4] = (-np.inf, np.nan)
+    x = rng.standard_normal(y.shape[:2] + size)
+    for padding in PADDINGS:
+        out = stn.splat(y, grid, size, mode, padding)
+        assert np.isfinite(out).all()
+        lhs = inner(stn.grid_sample(x, grid, mode, padding), y)
+        assert lhs == pytest.approx(inner(x, out), rel=1e-12, abs=1e-12)
+        gi, gg = stn.splat_backward(x, y, grid, mode, padding)
+        assert np.isfinite(gi).all() and np.isfinite(gg).all()
+    bare = y.copy()
+    bare[0, :, 0, 0] = 0.0  # the pixels with a NaN target contribute nothing
+    bare[1, :, 3, 4] = 0.0
+    for padding in PADDINGS:
+        np.testing.assert_array_equal(
+            stn.splat(y, grid, size, mode, padding), stn.splat(bare, grid, size, mode, padding)
+        )
