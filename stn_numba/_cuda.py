@@ -528,7 +528,7 @@ def run_splat(src, grid, out, mode, padding_mode, align_corners, deterministic=T
     """out (device, (N, C, *size)) = splat of ``src`` (on grid's lattice): the scatter of
     :func:`run_backward`'s input gradient with ``src`` as grad_output. Deterministic:
     an int64 fixed-point accumulator of out's size (8 bytes per output element) and
-    one float64 per input row; otherwise float atomics straight into ``out``."""
+    one float64 per input row and channel; otherwise float atomics straight into ``out``."""
     src = to_device(src)
     grid = to_device(grid)
     dims = src.ndim - 2

@@ -609,10 +609,10 @@ def splat(
     Returns
     -------
     output : ndarray, (N, C, *size)
-        input's dtype. Sums are accumulated in the output array, each output element
-        receiving its contributions in input raster order: bit-identical for any
-        number of threads. Extra memory: 16 bytes per input row on the CPU; on the GPU
-        with ``deterministic=True`` an int64 accumulator of the output's size.
+        input's dtype. On the CPU each output element receives its contributions in
+        input raster order, summed in the output array: bit-identical for any number
+        of threads. Extra memory: 16 bytes per input row on the CPU; on the GPU with
+        ``deterministic=True``, an int64 accumulator of the output's size.
 
     Raises
     ------
