@@ -815,3 +815,46 @@ def _reduce_rows(acc, n):
     for r in range(acc.shape[1]):  # fixed order, independent of threads
         total += acc[:, r]
     return total
+
+
+# ----------------------------------------------------------------------------
+# splat (forward warping): the input-gradient scatter on its own (issue 5)
+# ----------------------------------------------------------------------------
+
+
+def run_splat(src, grid, out, mode, padding_mode, align_corners, deterministic=True):
+    """out[...] = splat of ``src`` (on grid's lattice) into ``out`` (N, C, *size).
+
+    The adjoint of the sampler: the drivers of :func:`run_backward`'s input gradient,
+    with ``src`` as grad_output, so the result is bit-identical to it (and to itself
+    for any thread count). Extra memory: the int64 row spans, 16 bytes per input row.
+    ``deterministic`` is accepted for the interface: the CPU is always deterministic.
+    """
+    dims = src.ndim - 2
+    dtype = src.dtype
+    n = src.shape[0]
+    out[...] = 0
+    theta = _placeholder(dtype, 3)
+    nb = bands(n, out.shape[2])
+    rows = n * int(np.prod(src.shape[2:-1]))
+    spans = np.empty((rows, 2), dtype=np.int64)
+    if nb > 1:  # which output rows (slices) each input row touches, to skip the rest
+        spans_of = row_spans_2d if dims == 2 else row_spans_3d
+        sp = src.shape[2:]
+        spans_of(grid, theta, False, spans, *sp, out.shape[2], padding_mode, align_corners)
+    else:
+        spans[:, 0] = 0
+        spans[:, 1] = out.shape[2] - 1
+    if mode == BILINEAR:
+        # The one-pass driver with point_grad=False reads only the shape of its input
+        # argument, so ``out`` stands in for it: no array of the output's size is made.
+        one_pass = backward_bilinear_2d_cpu if dims == 2 else backward_trilinear_3d_cpu
+        acc = np.empty((0, dims * (dims + 1)), dtype=np.float64)
+        ggrid = _placeholder(dtype, dims + 2)
+        one_pass(
+            src, out, grid, theta, False, out, ggrid, acc, spans, nb,
+            padding_mode, align_corners, True, False,
+        )  # fmt: skip
+    else:
+        scatter = scatter_2d_cpu if dims == 2 else scatter_3d_cpu
+        scatter(src, grid, theta, False, out, spans, nb, mode, padding_mode, align_corners)

@@ -687,3 +687,35 @@ def run_tps_grid_backward(ggrid, src, align_corners):
     out = cuda.device_array((n, 2 * k3), dtype=np.float64)
     _launch(k_reduce_rows, out.size, acc, out, rows // n)
     return out.copy_to_host().reshape(n, k3, 2)
+
+
+# ----------------------------------------------------------------------------
+# splat (forward warping): the input-gradient scatter on its own (issue 5)
+# ----------------------------------------------------------------------------
+
+
+def run_splat(src, grid, out, mode, padding_mode, align_corners, deterministic=True):
+    """out (device, (N, C, *size)) = splat of ``src`` (on grid's lattice): the scatter of
+    :func:`run_backward`'s input gradient with ``src`` as grad_output. Deterministic:
+    an int64 fixed-point accumulator of out's size (8 bytes per output element) and
+    one float64 per input row and channel; otherwise float atomics straight into ``out``."""
+    src = to_device(src)
+    grid = to_device(grid)
+    dims = src.ndim - 2
+    n = src.shape[0]
+    theta = _placeholder(src.dtype, 3)
+    scatter = k_scatter_2d if dims == 2 else k_scatter_3d
+    total = n * int(np.prod(src.shape[2:]))
+    args = (mode, padding_mode, align_corners)
+    if deterministic:
+        scales = _fixed_point_scales(src, mode)
+        acc = zeros(out.shape, np.int64)
+        _launch(scatter, total, src, grid, theta, False, acc, scales, *args)
+        if out.size:
+            per = out.size // n
+            _launch(k_fixed_to_float, out.size, acc.reshape(n, per), scales, out.reshape(n, per))
+    else:
+        if out.size:
+            _launch(k_fill_zero, out.size, out.reshape(-1))
+        scales = cuda.to_device(np.ones(n))
+        _launch(scatter, total, src, grid, theta, False, out, scales, *args)

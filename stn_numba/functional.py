@@ -52,6 +52,8 @@ __all__ = [
     "grid_sample_backward",
     "perspective_grid",
     "perspective_grid_backward",
+    "splat",
+    "splat_backward",
     "warp_affine",
     "warp_affine_backward",
     "warp_flow",
@@ -1234,3 +1236,219 @@ def tps_grid_backward(
     if host_out:
         return grad
     return backend.to_device(grad)
+
+
+# ----------------------------------------------------------------------------
+# splat: forward warping, the adjoint of grid_sample w.r.t. its input (issue 5)
+# ----------------------------------------------------------------------------
+
+
+def _check_splat_args(input, grid, mode, padding_mode, align_corners):
+    """grid_sample's checks, plus: grid is on input's lattice (same spatial shape)."""
+    checked = _check_sample_args(input, grid, mode, padding_mode, align_corners)
+    spatial = tuple(input.shape[2:])
+    if tuple(grid.shape[1:-1]) != spatial:
+        dims = len(spatial)
+        raise ValueError(
+            f"grid must have shape {(input.shape[0],) + spatial + (dims,)} (one target point "
+            f"per input pixel, on input's lattice); got {tuple(grid.shape)}"
+        )
+    return checked
+
+
+def splat(
+    input,
+    grid,
+    size=None,
+    mode="bilinear",
+    padding_mode="zeros",
+    align_corners=False,
+    *,
+    out=None,
+    device=None,
+    deterministic=True,
+):
+    """Forward warping: scatter every input pixel to its point of ``grid`` in the output.
+
+    ``input[n, :, h, w]`` is added, with the interpolation weights of ``mode``, to the
+    output pixels around the normalised point ``grid[n, h, w]`` of an output of spatial
+    shape ``size``. This is exactly the adjoint of :func:`grid_sample` with respect to
+    its input: for every x of shape (N, C, *size),
+    ``<grid_sample(x, grid), input> == <x, splat(input, grid, size)>``, and
+    ``splat(y, grid, size)`` equals ``grid_sample_backward(y, x, grid, ...)[0]``.
+    PyTorch has no built-in for it. Uses: forward warping of a frame by an optical flow
+    (frame interpolation: ``grid`` = the identity grid plus the flow in normalised
+    units), rendering points or particles into an image, the transpose of a sampling
+    operator in an inverse problem. For an average instead of a sum (normalised
+    splatting), divide by ``splat(ones, grid, size)`` where it is positive.
+
+    Conventions: grid's last axis is (x, y[, z]), normalised with respect to the
+    *output* (-1 the left/top, +1 the right/bottom; ``align_corners`` as in
+    :func:`grid_sample`). The weights are grid_sample's: ``zeros`` drops the taps that
+    fall outside the output (their share is lost), ``border`` clips the point to the
+    edge (mass piles up there), ``reflection`` folds it back inside. ``nearest`` sends
+    each pixel whole to one output pixel (rounded half to even); ``bicubic`` spreads it
+    over 4×4 pixels with Keys' weights (some negative).
+
+    Parameters
+    ----------
+    input : ndarray, (N, C, H, W) or (N, C, D, H, W)
+        Values to scatter, one per grid point, float32 or float64.
+    grid : ndarray, (N, H, W, 2) or (N, D, H, W, 3)
+        Target of each input pixel, normalised with respect to the output; same N and
+        spatial shape as input, same dtype.
+    size : sequence of int, optional
+        Output spatial shape (H_out, W_out) or (D_out, H_out, W_out); None (default)
+        keeps the input's spatial shape (same-size forward warping).
+    mode : {"bilinear", "nearest", "bicubic"}
+        Interpolation weights; "bilinear" is trilinear for 5-D input; "bicubic" 2-D only.
+    padding_mode : {"zeros", "border", "reflection"}
+        What happens to taps outside the output (see above).
+    align_corners : bool, default False
+        Whether ±1 are the centres (True) or outer edges (False) of the output's corner
+        pixels.
+    out : ndarray, optional
+        Preallocated C-contiguous result of shape (N, C, *size); must not overlap input
+        or grid. It is overwritten, not added to.
+    device : {None, "cpu", "cuda"}
+        Where to run; None picks "cuda" when an array argument is a GPU array.
+    deterministic : bool, default True
+        GPU only (the CPU is always deterministic): True accumulates in 64-bit fixed
+        point with integer atomics, bit-identical from run to run; False uses float
+        atomics (faster; the last bits vary between runs).
+
+    Returns
+    -------
+    output : ndarray, (N, C, *size)
+        input's dtype. On the CPU each output element receives its contributions in
+        input raster order, summed in the output array: bit-identical for any number
+        of threads. Extra memory: 16 bytes per input row on the CPU; on the GPU with
+        ``deterministic=True``, an int64 accumulator of the output's size.
+
+    Raises
+    ------
+    TypeError
+        Non-float or mixed dtypes, non-bool align_corners/deterministic, non-str modes,
+        size not a sequence of ints.
+    ValueError
+        Wrong ndim, grid not on input's lattice (batch, spatial shape, last axis),
+        size of the wrong length or with entries < 1, unknown mode or padding_mode,
+        mode="bicubic" for 5-D input, a bad ``out``.
+
+    See Also
+    --------
+    splat_backward : its gradients with respect to input and grid.
+
+    Examples
+    --------
+    Move each pixel of a 1×3 row half a pixel to the right; the half of the last pixel
+    that leaves the image is dropped (zeros padding):
+
+    >>> import numpy as np, stn_numba as stn
+    >>> x = np.array([[[[1.0, 2.0, 3.0]]]])                        # (N, C, H, W)
+    >>> grid = np.array([[[[-0.5, 0.0], [0.5, 0.0], [1.5, 0.0]]]])  # (N, H, W, 2)
+    >>> stn.splat(x, grid, align_corners=True)
+    array([[[[0.5, 1.5, 2.5]]]])
+    """
+    given = {"input": input, "grid": grid}
+    dev, backend, host_out, (input, grid) = _arrays(device, given)
+    input, grid, dims, m, p, ac = _check_splat_args(input, grid, mode, padding_mode, align_corners)
+    deterministic = check_bool(deterministic, "deterministic")
+    size = tuple(input.shape[2:]) if size is None else as_int_tuple(size, "size", dims, 1)
+    shape = tuple(input.shape[:2]) + size
+    output, target = _output(out, shape, input.dtype, given, dev, backend)
+    backend.run_splat(input, grid, output, m, p, ac, deterministic)
+    return _finish(output, host_out, target)
+
+
+def splat_backward(
+    grad_output,
+    input,
+    grid,
+    mode="bilinear",
+    padding_mode="zeros",
+    align_corners=False,
+    *,
+    input_grad=True,
+    grid_grad=True,
+    deterministic=True,
+    device=None,
+):
+    """Gradients of :func:`splat` with respect to input and grid.
+
+    With ``L = <grad_output, splat(input, grid)> = <grid_sample(grad_output, grid), input>``
+    (adjointness), the input gradient is the adjoint's adjoint,
+    ``grad_input = grid_sample(grad_output, grid)``: each input pixel reads the output
+    gradient at its target point. The grid gradient is that of grid_sample with the
+    roles swapped: ``grid_sample_backward(input, grad_output, grid)``'s grad_grid, i.e.
+    ``grad_grid[n, h, w] = Σ_c input[n, c, h, w] · ∂/∂grid[n, h, w] grid_sample(grad_output,
+    grid)[n, c, h, w]``. Both are gathers (one thread per input pixel, no shared
+    writes), so both are deterministic on every device. PyTorch has no built-in splat,
+    so these are not available from its autograd either.
+
+    Parameters
+    ----------
+    grad_output : ndarray, (N, C, *size)
+        dL/doutput, the shape of the forward's output (its spatial shape is ``size``).
+    input, grid, mode, padding_mode, align_corners
+        As given to :func:`splat`.
+    input_grad, grid_grad : bool, default True
+        Which gradients to compute; one not asked for is not computed and comes back
+        as None.
+    deterministic : bool, default True
+        Accepted for symmetry with the other backwards; both gradients are gathers and
+        bit-identical from run to run either way.
+    device : {None, "cpu", "cuda"}
+        Where to run; None picks "cuda" when an array argument is a GPU array.
+
+    Returns
+    -------
+    grad_input : ndarray or None
+        dL/dinput, input's shape and dtype.
+    grad_grid : ndarray or None
+        dL/dgrid, grid's shape. Zero for mode="nearest", and zero where a coordinate
+        was clipped by ``border``/``reflection`` padding (grid_sample's convention); at
+        exact integer pixel coordinates, the one-sided derivative of §3 of the spec.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`splat`; grad_output of the wrong ndim, batch, channels or dtype.
+
+    Examples
+    --------
+    >>> import numpy as np, stn_numba as stn
+    >>> x = np.array([[[[1.0, 2.0, 3.0]]]])
+    >>> grid = np.array([[[[-0.5, 0.0], [0.5, 0.0], [1.5, 0.0]]]])
+    >>> go = np.array([[[[1.0, 10.0, 100.0]]]])
+    >>> gi, gg = stn.splat_backward(go, x, grid, align_corners=True)
+    >>> gi                        # grad_output read at each target point
+    array([[[[ 5.5, 55. , 50. ]]]])
+    >>> gg[..., 0]                # d/dx of each target: input × slope (1 pixel per unit)
+    array([[[   9.,  180., -300.]]])
+    """
+    dev, backend, host_out, (grad_output, input, grid) = _arrays(
+        device, {"grad_output": grad_output, "input": input, "grid": grid}
+    )
+    input, grid, dims, m, p, ac = _check_splat_args(input, grid, mode, padding_mode, align_corners)
+    input_grad = check_bool(input_grad, "input_grad")
+    grid_grad = check_bool(grid_grad, "grid_grad")
+    deterministic = check_bool(deterministic, "deterministic")
+    check_input(grad_output, "grad_output")
+    same_dtype("input", input, grad_output=grad_output)
+    if grad_output.ndim != input.ndim or tuple(grad_output.shape[:2]) != tuple(input.shape[:2]):
+        raise ValueError(
+            f"grad_output must have shape {tuple(input.shape[:2])} + the output size "
+            f"({dims} spatial axes); got {tuple(grad_output.shape)}"
+        )
+    if dev == "cuda":  # copy NumPy arrays to the device once for both gradients
+        grad_output, input, grid = (backend.to_device(a) for a in (grad_output, input, grid))
+    gi = gg = None
+    if input_grad:
+        gi = backend.empty(input.shape, input.dtype)
+        backend.run_sample(grad_output, grid, None, gi, m, p, ac)
+    if grid_grad:
+        _, gg = backend.run_backward(
+            input, grad_output, grid, None, m, p, ac, False, True, deterministic
+        )
+    return _finish(gi, host_out), _finish(gg, host_out)
