@@ -24,3 +24,34 @@ __all__ = [
     "warp_affine",
     "warp_affine_backward",
 ]
+
+# ----------------------------------------------------------------------------
+# Issue 5: transformation matrices (parameterised affine, pixel-space conversions)
+# ----------------------------------------------------------------------------
+from .matrices import (
+    AffineThetaGrads,
+    AttentionThetaGrads,
+    affine_theta,
+    affine_theta_backward,
+    attention_theta,
+    attention_theta_backward,
+    theta_from_cv2,
+    theta_from_scipy,
+    theta_to_cv2,
+    theta_to_scipy,
+    warp_affine_pixels,
+)
+
+__all__ += [
+    "AffineThetaGrads",
+    "AttentionThetaGrads",
+    "affine_theta",
+    "affine_theta_backward",
+    "attention_theta",
+    "attention_theta_backward",
+    "theta_from_cv2",
+    "theta_from_scipy",
+    "theta_to_cv2",
+    "theta_to_scipy",
+    "warp_affine_pixels",
+]
