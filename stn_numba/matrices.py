@@ -232,8 +232,9 @@ def affine_theta(
       zooms in (s = 0.5 shows the central half, enlarged), s > 1 zooms out.
     - **shear** k: the input x read is ``x + k·y``; k > 0 slants vertical lines of the
       content so that their lower ends lean left.
-    - **translation** (tx, ty): the output's centre shows the input point (tx, ty)
-      (normalised), i.e. the content moves by (-tx, -ty) halves of the image.
+    - **translation** (tx, ty): the output's centre shows the input point (tx, ty), i.e.
+      the content moves by (-tx, -ty) in normalised units (1 = half the image's
+      width / height).
 
     Parameters
     ----------
@@ -926,7 +927,8 @@ def warp_affine_pixels(
 
     Precision: scipy's result is matched to float rounding. OpenCV's bilinear may round
     the source point to 1/32 pixel and use fixed-point weights (OpenCV 4's
-    ``warpAffine``; OpenCV 5's float path is exact): the two then differ by up to
+    ``warpAffine``; OpenCV 5.0 was measured to agree to float32 rounding): the two then
+    differ by up to
     ``(Lx + Ly) · (1/64 + 1/1024)``, Lx and Ly the largest differences between
     horizontally and vertically adjacent pixels (zeros outside).
 
@@ -988,6 +990,7 @@ def warp_affine_pixels(
     """
     from .functional import warp_affine
 
+    device = check_device(device, {"input": input, "matrix": matrix, "offset": offset})
     if not isinstance(convention, str) or convention not in ("cv2", "scipy"):
         raise ValueError(f"convention must be 'cv2' or 'scipy'; got {describe(convention)}")
     inverse_map = check_bool(inverse_map, "inverse_map")
