@@ -167,10 +167,11 @@ def _params(values, batch, batch_label="batch"):
         if batched and arr.shape[0] != 1:
             batches[name] = arr.shape[0]
         arrays[name], fixed[name] = arr, dt
-    if batch is not None and (
-        isinstance(batch, (bool, np.bool_)) or not isinstance(batch, (int, np.integer)) or batch < 1
-    ):
-        raise TypeError(f"batch must be a positive int or None; got {describe(batch)}")
+    if batch is not None:
+        if isinstance(batch, (bool, np.bool_)) or not isinstance(batch, (int, np.integer)):
+            raise TypeError(f"batch must be an int or None; got {describe(batch)}")
+        if batch < 1:
+            raise ValueError(f"batch must be >= 1; got {batch}")
     sizes = set(batches.values()) | ({int(batch)} if batch is not None else set())
     if len(sizes) > 1:
         listed = ", ".join(f"{k} has {v}" for k, v in batches.items())
