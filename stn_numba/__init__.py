@@ -24,13 +24,32 @@ from .functional import (
     warp_perspective,
     warp_perspective_backward,
 )
+from .matrices import (
+    AffineThetaGrads,
+    AttentionThetaGrads,
+    affine_theta,
+    affine_theta_backward,
+    attention_theta,
+    attention_theta_backward,
+    theta_from_cv2,
+    theta_from_scipy,
+    theta_to_cv2,
+    theta_to_scipy,
+    warp_affine_pixels,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AffineThetaGrads",
+    "AttentionThetaGrads",
     "__version__",
     "affine_grid",
     "affine_grid_backward",
+    "affine_theta",
+    "affine_theta_backward",
+    "attention_theta",
+    "attention_theta_backward",
     "flow_grid",
     "flow_grid_backward",
     "grid_sample",
@@ -39,10 +58,15 @@ __all__ = [
     "perspective_grid_backward",
     "splat",
     "splat_backward",
+    "theta_from_cv2",
+    "theta_from_scipy",
+    "theta_to_cv2",
+    "theta_to_scipy",
     "tps_grid",
     "tps_grid_backward",
     "warp_affine",
     "warp_affine_backward",
+    "warp_affine_pixels",
     "warp_flow",
     "warp_flow_backward",
     "warp_perspective",
