@@ -5,7 +5,8 @@ NAME]``: ``demo`` warps the shipped test card (or ``--image``: ``.npy``, or PNG/
 Pillow) by a rotation, a zoom, a shear, a projective and a thin-plate-spline transform
 (or only ``--transform NAME``, repeatable), writes a PNG contact sheet (``--output``,
 default ``stn_demo.png``), checks every output against ``scipy.ndimage`` and times both;
-``bench`` runs only the benchmark suite; no command runs the demo, then the suite. The suite (workloads W1–W5 ×
+``bench`` runs only the benchmark suite; no command runs the demo, then the suite.
+The suite (workloads W1–W5 ×
 grid_sample / warp_affine / backward / warp_perspective / warp_flow × stn_numba, torch,
 OpenCV, scipy; see :mod:`stn_numba._bench`) prints one table of medians and stn_numba's
 speed-up over each.

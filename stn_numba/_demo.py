@@ -119,10 +119,10 @@ def _transforms(size, dtype):
         "projective": ("perspective", proj),
         "tps": ("tps", (src, tgt)),
     }
-    return {
-        k: (f, tuple(np.asarray(p, dtype)[None] for p in v) if f == "tps" else v[None].astype(dtype))
-        for k, (f, v) in out.items()
-    }
+    cast = lambda f, v: (  # noqa: E731
+        tuple(np.asarray(p, dtype)[None] for p in v) if f == "tps" else v[None].astype(dtype)
+    )
+    return {k: (f, cast(f, v)) for k, (f, v) in out.items()}
 
 
 def _warp(x, family, params):
@@ -294,12 +294,17 @@ def run(image=None, output="stn_demo.png", transforms=TRANSFORMS, verbose=True, 
     write_png(output, sheet)
     if verbose:
         c, h, w = img.shape
-        print(f"Demo: {label} ({h}×{w}, {c} channel{'s' if c > 1 else ''}) warped by "
-              f"{', '.join(transforms)}.")
-        print(f"Wrote the contact sheet (input, sampling grids, outputs) to {os.path.abspath(output)}")
+        print(
+            f"Demo: {label} ({h}×{w}, {c} channel{'s' if c > 1 else ''}) warped by "
+            f"{', '.join(transforms)}."
+        )
+        where = os.path.abspath(output)
+        print(f"Wrote the contact sheet (input, sampling grids, outputs) to {where}")
         print(f"max |stn_numba − scipy.ndimage| over the outputs: {diff:.1e}")
         if ms:
             parts = [f"{k} {a:.2f} vs {b:.2f} ms ({b / a:.1f}×)" for k, (a, b) in ms.items()]
-            print("time per warp, stn_numba vs scipy.ndimage (median, float64; scipy's map_coordinates is given the grid, stn_numba makes it): "
-                  + "; ".join(parts))
+            print(
+                "time per warp, stn_numba vs scipy.ndimage (median, float64; scipy's "
+                "map_coordinates is given the grid, stn_numba makes it): " + "; ".join(parts)
+            )
     return dict(path=output, sheet=sheet, outputs=outputs, grids=grids, max_diff=diff, ms=ms)

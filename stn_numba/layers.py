@@ -138,8 +138,7 @@ class SpatialTransformer:
             source_points = np.asarray(source_points)
             if source_points.ndim not in (2, 3) or source_points.shape[-1] != 2:
                 raise ValueError(
-                    "source_points must have shape (K, 2) or (N, K, 2); "
-                    f"got {source_points.shape}"
+                    f"source_points must have shape (K, 2) or (N, K, 2); got {source_points.shape}"
                 )
         else:
             if source_points is not None:
