@@ -16,6 +16,7 @@ STN outputs (the tutorial's figure). :func:`train` is importable (the tests run 
 """
 
 import argparse
+import itertools
 import os
 import sys
 import time
@@ -118,7 +119,7 @@ class MLP:
 
     def __init__(self, sizes, rng, zero_last=False):
         self.layers = []
-        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        for i, (a, b) in enumerate(itertools.pairwise(sizes)):
             last = i == len(sizes) - 2
             self.layers.append(Linear(a, b, rng, zero=zero_last and last))
             if not last:

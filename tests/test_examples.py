@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, "examples"))
 
-import register as R  # noqa: E402
+import register as R
 
 A = R.affine_matrix(20.0, 1.1, (0.08, -0.06))  # the 20° + 10 % scale + shift
 

@@ -116,7 +116,7 @@ def test_affine_volumes(rng):
 def test_errors(rng):
     with pytest.raises(ValueError, match="transform must be one of"):
         SpatialTransformer("similarity")
-    with pytest.raises(ValueError, match="source_points .* is required"):
+    with pytest.raises(ValueError, match=r"source_points .* is required"):
         SpatialTransformer("tps")
     with pytest.raises(ValueError, match="source_points is only for"):
         SpatialTransformer("affine", source_points=SRC)
