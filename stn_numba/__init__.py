@@ -24,6 +24,7 @@ from .functional import (
     warp_perspective,
     warp_perspective_backward,
 )
+from .layers import SpatialTransformer
 from .matrices import (
     AffineThetaGrads,
     AttentionThetaGrads,
@@ -43,6 +44,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AffineThetaGrads",
     "AttentionThetaGrads",
+    "SpatialTransformer",
     "__version__",
     "affine_grid",
     "affine_grid_backward",

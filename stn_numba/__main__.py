@@ -1,8 +1,12 @@
-"""``python -m stn_numba``: a demo warp and the benchmark table.
+"""``python -m stn_numba``: the demo contact sheet and the benchmark table.
 
-``python -m stn_numba [demo|bench] [--quick]``: ``demo`` warps a synthetic test image (a
-rotation by 30° with a 1.2× zoom), checks it against ``scipy.ndimage.affine_transform``,
-then runs the benchmark suite; ``bench`` runs only the suite. The suite (workloads W1–W5 ×
+``python -m stn_numba [demo|bench] [--quick] [--image PATH] [--output PATH] [--transform
+NAME]``: ``demo`` warps the shipped test card (or ``--image``: ``.npy``, or PNG/JPEG with
+Pillow) by a rotation, a zoom, a shear, a projective and a thin-plate-spline transform
+(or only ``--transform NAME``, repeatable), writes a PNG contact sheet (``--output``,
+default ``stn_demo.png``), checks every output against ``scipy.ndimage`` and times both;
+``bench`` runs only the benchmark suite; no command runs the demo, then the suite.
+The suite (workloads W1–W5 ×
 grid_sample / warp_affine / backward / warp_perspective / warp_flow × stn_numba, torch,
 OpenCV, scipy; see :mod:`stn_numba._bench`) prints one table of medians and stn_numba's
 speed-up over each.
@@ -16,32 +20,13 @@ import sys
 import numpy as np
 
 
-def demo():
-    from scipy import ndimage
+def demo(image=None, output="stn_demo.png", transforms=None):
+    """Run the demo (see :mod:`stn_numba._demo`); True when every warp matches scipy."""
+    from . import _demo
 
-    import stn_numba as stn
-
-    H = W = 24
-    yy, xx = np.mgrid[0:H, 0:W]
-    img = (((yy // 4) + (xx // 4)) % 2).astype(np.float64)[None, None]
-    a = np.deg2rad(30.0)
-    theta = np.array(
-        [[[np.cos(a) / 1.2, -np.sin(a) / 1.2, 0.0], [np.sin(a) / 1.2, np.cos(a) / 1.2, 0.0]]]
-    )
-    out = stn.warp_affine(img, theta, align_corners=True)
-    # The same warp with scipy (SPEC §4): matrix in pixel (row, col) units.
-    c = (H - 1) / 2
-    R = theta[0, :, :2][::-1, ::-1]
-    ref = ndimage.affine_transform(
-        img[0, 0], R, offset=c - R @ [c, c], order=1, mode="grid-constant", prefilter=False
-    )
-    err = np.abs(out[0, 0] - ref).max()
-    print("Demo: a 24×24 checkerboard rotated by 30° and zoomed 1.2× (warp_affine):\n")
-    shades = " .:-=+*#%@"
-    for row in out[0, 0]:
-        print("  " + "".join(shades[int(round(v * 9))] * 2 for v in np.clip(row, 0, 1)))
-    print(f"\nmax |stn_numba - scipy.ndimage.affine_transform| = {err:.2e}\n")
-    return err < 1e-9
+    result = _demo.run(image, output, transforms or _demo.TRANSFORMS)
+    print()
+    return result["max_diff"] < 1e-9
 
 
 def cold_start():
@@ -123,21 +108,43 @@ def bench(quick):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m stn_numba", description=__doc__.split("\n")[0])
+    from ._demo import TRANSFORMS
+
     parser.add_argument(
         "command",
         nargs="?",
-        default="demo",
+        default=None,
         choices=["demo", "bench"],
-        help="demo: demo warp then benchmark table; bench: the table only",
+        help="demo: the contact sheet only; bench: the benchmark table only; "
+        "none: the demo, then the table",
     )
     parser.add_argument(
         "--quick", action="store_true", help="workloads W1, W2, W5 only (under two minutes)"
     )
+    parser.add_argument(
+        "--image",
+        metavar="PATH",
+        help="demo image: .npy (H, W), (H, W, C) or (C, H, W), uint8 or floats in [0, 1]; "
+        "PNG/JPEG need Pillow (default: the shipped 128×128 test card)",
+    )
+    parser.add_argument(
+        "--output", metavar="PATH", default="stn_demo.png", help="where to write the PNG sheet"
+    )
+    parser.add_argument(
+        "--transform",
+        action="append",
+        choices=TRANSFORMS,
+        help="only this warp (repeatable; default: all five)",
+    )
     args = parser.parse_args(argv)
     ok = True
-    if args.command == "demo":
-        ok = demo()
-    bench(args.quick)
+    if args.command in (None, "demo"):
+        try:
+            ok = demo(args.image, args.output, args.transform)
+        except (ImportError, OSError, TypeError, ValueError) as why:
+            parser.error(f"demo: {why}")
+    if args.command in (None, "bench"):
+        bench(args.quick)
     return 0 if ok else 1
 
 

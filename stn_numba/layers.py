@@ -1,0 +1,326 @@
+"""Layer objects for NumPy training loops (issue 7).
+
+:class:`SpatialTransformer` wraps a grid generator and the sampler of
+:mod:`stn_numba.functional` into a ``forward`` / ``backward`` pair that caches what the
+backward needs, the way a layer of a hand-written NumPy network does.
+"""
+
+import numpy as np
+
+from . import functional as F
+from ._validate import check_bool
+
+__all__ = ["SpatialTransformer"]
+
+_TRANSFORMS = ("affine", "perspective", "tps")
+
+
+class SpatialTransformer:
+    """A spatial transformer layer: warp ``x`` by per-sample parameters θ, with gradients.
+
+    The grid generator and sampler of a Spatial Transformer (Jaderberg et al., 2015)
+    without the localisation net: ``forward(x, theta)`` warps the batch ``x`` by the
+    transforms θ (regressed by your localisation net) and keeps references to its
+    arguments; ``backward(grad_out)`` returns ``(grad_x, grad_theta)``, the gradients
+    of the loss with respect to both, which your training loop then passes on to the
+    layer before (``grad_x``) and to the localisation net (``grad_theta``).
+
+    Parameters
+    ----------
+    transform : {"affine", "perspective", "tps"}, default "affine"
+        The family of θ:
+
+        - ``"affine"``: θ (N, 2, 3) for images (N, C, H, W), or (N, 3, 4) for volumes
+          (N, C, D, H, W); forward is :func:`~stn_numba.warp_affine` (fused, no grid
+          array).
+        - ``"perspective"``: homographies θ (N, 3, 3) on normalised (x, y, 1);
+          forward is :func:`~stn_numba.warp_perspective`.
+        - ``"tps"``: θ is the thin-plate spline's target points (N, K, 2) for the
+          fixed ``source_points``; forward is :func:`~stn_numba.tps_grid` followed by
+          :func:`~stn_numba.grid_sample`.
+    size : sequence of int, optional
+        Output spatial shape, (H, W) (or (D, H, W) for affine volumes); None keeps the
+        input's spatial shape.
+    source_points : array_like, (K, 2) or (N, K, 2), optional
+        TPS control points in the output image, normalised (x, y); required for
+        ``"tps"`` and refused for the other families. They are cast to θ's dtype.
+    mode : {"bilinear", "nearest", "bicubic"}, default "bilinear"
+        Interpolation, as in :func:`~stn_numba.grid_sample`.
+    padding_mode : {"zeros", "border", "reflection"}, default "zeros"
+        As in :func:`~stn_numba.grid_sample`.
+    align_corners : bool, default False
+        As in :func:`~stn_numba.affine_grid` (PyTorch's convention; the tutorial's
+        ``F.affine_grid``/``F.grid_sample`` use False).
+    regularization : float, default 0.0
+        TPS smoothing λ (see :func:`~stn_numba.tps_grid`); only for ``"tps"``.
+    device : {None, "cpu", "cuda"}, default None
+        Passed to every call: None runs on the GPU when an array argument is a GPU
+        array, ``"cuda"`` runs NumPy arrays on the GPU and returns NumPy arrays.
+
+    Attributes
+    ----------
+    transform, size, source_points, mode, padding_mode, align_corners, regularization,
+    device
+        The constructor's arguments (``size`` as a tuple or None).
+
+    Raises
+    ------
+    ValueError
+        Unknown transform; source_points missing for ``"tps"`` or given for another
+        family; regularization given for a family other than ``"tps"``.
+    TypeError
+        size not a sequence of ints.
+
+    Notes
+    -----
+    Conventions are the library's (PyTorch's): θ maps *output* normalised coordinates to
+    *input* normalised coordinates (−1 left/top, +1 right/bottom, last axis (x, y)), so
+    the identity transform returns the input unchanged. :meth:`identity` gives the
+    identity parameters of the chosen family, e.g. to initialise the bias of a
+    localisation net's last layer.
+
+    ``forward`` keeps references (no copies) to ``x`` and ``theta``, and for ``"tps"``
+    the sampling grid; do not modify them in place before calling ``backward``. The
+    cache holds the latest forward only: call ``backward`` once per ``forward``.
+    The dtype (float32 or float64) of x and θ must agree; outputs and gradients have it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from stn_numba import SpatialTransformer
+    >>> st = SpatialTransformer("affine")
+    >>> x = np.random.default_rng(0).random((2, 1, 8, 8))
+    >>> theta = st.identity(2, x.dtype)
+    >>> theta[:, :, 2] = 0.25                     # shift: read a quarter to the right/down
+    >>> y = st.forward(x, theta)
+    >>> loss = (y**2).sum()
+    >>> grad_x, grad_theta = st.backward(2 * y)  # dloss/dy = 2y
+    >>> grad_x.shape, grad_theta.shape
+    ((2, 1, 8, 8), (2, 2, 3))
+
+    Thin-plate spline with 9 control points on a 3×3 lattice:
+
+    >>> g = np.linspace(-0.8, 0.8, 3)
+    >>> src = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
+    >>> tps = SpatialTransformer("tps", source_points=src)
+    >>> tgt = tps.identity(2, x.dtype)
+    >>> np.allclose(tps.forward(x, tgt), x)        # identity targets: no warp
+    True
+    >>> tps.backward(np.ones_like(x), input_grad=False)[1].shape
+    (2, 9, 2)
+    """
+
+    def __init__(
+        self,
+        transform="affine",
+        size=None,
+        *,
+        source_points=None,
+        mode="bilinear",
+        padding_mode="zeros",
+        align_corners=False,
+        regularization=None,
+        device=None,
+    ):
+        if not isinstance(transform, str) or transform not in _TRANSFORMS:
+            raise ValueError(f"transform must be one of {_TRANSFORMS}; got {transform!r}")
+        if size is not None:
+            if isinstance(size, (str, bytes)) or not hasattr(size, "__len__"):
+                raise TypeError(f"size must be None or a sequence of ints; got {size!r}")
+            if not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in size):
+                raise TypeError(f"size must be None or a sequence of ints; got {size!r}")
+            size = tuple(int(s) for s in size)
+        if transform == "tps":
+            if source_points is None:
+                raise ValueError(
+                    'source_points (K, 2) or (N, K, 2) is required for transform="tps"; got None'
+                )
+            source_points = np.asarray(source_points)
+            if source_points.ndim not in (2, 3) or source_points.shape[-1] != 2:
+                raise ValueError(
+                    f"source_points must have shape (K, 2) or (N, K, 2); got {source_points.shape}"
+                )
+        else:
+            if source_points is not None:
+                raise ValueError(
+                    f'source_points is only for transform="tps"; got it with {transform!r}'
+                )
+            if regularization is not None:
+                raise ValueError(
+                    f'regularization is only for transform="tps"; got it with {transform!r}'
+                )
+        self.transform = transform
+        self.size = size
+        self.source_points = source_points
+        self.mode = mode
+        self.padding_mode = padding_mode
+        self.align_corners = align_corners
+        self.regularization = 0.0 if regularization is None else regularization
+        self.device = device
+        self._cache = None
+
+    def __repr__(self):
+        extra = f", source_points={self.source_points.shape}" if self.transform == "tps" else ""
+        return (
+            f"SpatialTransformer({self.transform!r}, size={self.size}{extra}, "
+            f"mode={self.mode!r}, padding_mode={self.padding_mode!r}, "
+            f"align_corners={self.align_corners}, device={self.device!r})"
+        )
+
+    def identity(self, batch, dtype=np.float32):
+        """Parameters θ of the identity transform for ``batch`` samples (NumPy, writable).
+
+        Parameters
+        ----------
+        batch : int
+            Number of samples N.
+        dtype : numpy dtype, default float32
+            float32 or float64.
+
+        Returns
+        -------
+        theta : ndarray
+            ``"affine"``: (N, 2, 3) ``[[1, 0, 0], [0, 1, 0]]`` (2-D; build (N, 3, 4) with
+            ``np.eye(3, 4)`` for volumes); ``"perspective"``: (N, 3, 3) identity;
+            ``"tps"``: the source points, (N, K, 2).
+
+        Examples
+        --------
+        >>> from stn_numba import SpatialTransformer
+        >>> SpatialTransformer("perspective").identity(1, "float64")[0]
+        array([[1., 0., 0.],
+               [0., 1., 0.],
+               [0., 0., 1.]])
+        """
+        if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
+            raise ValueError(f"batch must be an int >= 1; got {batch!r}")
+        dtype = np.dtype(dtype)
+        if self.transform == "affine":
+            one = np.eye(2, 3)
+        elif self.transform == "perspective":
+            one = np.eye(3)
+        else:
+            src = self.source_points
+            return np.array(np.broadcast_to(src, (batch,) + src.shape[-2:]), dtype=dtype)
+        return np.array(np.broadcast_to(one, (batch,) + one.shape), dtype=dtype)
+
+    def _size(self, x):
+        spatial = self.size if self.size is not None else tuple(x.shape[2:])
+        return spatial
+
+    def _source(self, theta):
+        src = self.source_points
+        dtype = theta.dtype if hasattr(theta, "dtype") else np.asarray(theta).dtype
+        return src.astype(dtype, copy=False)
+
+    def forward(self, x, theta):
+        """Warp ``x`` by θ and remember both for :meth:`backward`.
+
+        Parameters
+        ----------
+        x : ndarray, (N, C, H_in, W_in) (or (N, C, D, H, W) for 3-D affine)
+            Input batch, float32 or float64; NumPy or a GPU array.
+        theta : ndarray
+            (N, 2, 3) / (N, 3, 4) affine, (N, 3, 3) homographies, or (N, K, 2) TPS
+            target points, in x's dtype.
+
+        Returns
+        -------
+        output : ndarray, (N, C, *size)
+            The warped batch, x's dtype (a GPU array for GPU arrays in).
+
+        Raises
+        ------
+        TypeError, ValueError
+            As the underlying functions (:func:`~stn_numba.warp_affine`,
+            :func:`~stn_numba.warp_perspective`, :func:`~stn_numba.tps_grid` and
+            :func:`~stn_numba.grid_sample`), before anything is cached.
+        """
+        kw = dict(
+            mode=self.mode,
+            padding_mode=self.padding_mode,
+            align_corners=self.align_corners,
+            device=self.device,
+        )
+        grid = None
+        if self.transform == "affine":
+            out = F.warp_affine(x, theta, self.size, **kw)
+        elif self.transform == "perspective":
+            out = F.warp_perspective(x, theta, self.size, **kw)
+        else:
+            if len(x.shape) != 4:
+                raise ValueError(
+                    f"x must be 4-D (N, C, H, W) for transform='tps'; got shape {tuple(x.shape)}"
+                )
+            full = tuple(x.shape[:2]) + self._size(x)
+            grid = F.tps_grid(
+                self._source(theta),
+                theta,
+                full,
+                self.align_corners,
+                self.regularization,
+                device=self.device,
+            )
+            out = F.grid_sample(x, grid, **kw)
+        self._cache = (x, theta, grid)
+        return out
+
+    __call__ = forward
+
+    def backward(self, grad_out, input_grad=True):
+        """Gradients of the loss with respect to the last :meth:`forward`'s x and θ.
+
+        Parameters
+        ----------
+        grad_out : ndarray, (N, C, *size)
+            dL/doutput, in the output's dtype (and on its device).
+        input_grad : bool, default True
+            Whether to compute dL/dx; False skips that work (e.g. when x is the raw
+            input of the network) and returns None in its place.
+
+        Returns
+        -------
+        grad_x : ndarray or None
+            dL/dx, x's shape.
+        grad_theta : ndarray
+            dL/dθ, θ's shape (for ``"tps"``: with respect to the target points).
+
+        Raises
+        ------
+        RuntimeError
+            No forward has been run.
+        TypeError, ValueError
+            grad_out of the wrong shape or dtype; input_grad not a bool.
+        """
+        if self._cache is None:
+            raise RuntimeError("SpatialTransformer.backward called before forward")
+        input_grad = check_bool(input_grad, "input_grad")
+        x, theta, grid = self._cache
+        kw = dict(
+            mode=self.mode,
+            padding_mode=self.padding_mode,
+            align_corners=self.align_corners,
+            device=self.device,
+        )
+        if self.transform == "affine":
+            return F.warp_affine_backward(
+                grad_out, x, theta, self.size, input_grad=input_grad, theta_grad=True, **kw
+            )
+        if self.transform == "perspective":
+            return F.warp_perspective_backward(
+                grad_out, x, theta, self.size, input_grad=input_grad, H_grad=True, **kw
+            )
+        grad_x, grad_grid = F.grid_sample_backward(
+            grad_out, x, grid, input_grad=input_grad, grid_grad=True, **kw
+        )
+        full = tuple(x.shape[:2]) + self._size(x)
+        grad_theta = F.tps_grid_backward(
+            grad_grid,
+            self._source(theta),
+            theta,
+            full,
+            self.align_corners,
+            self.regularization,
+            device=self.device,
+        )
+        return grad_x, grad_theta
