@@ -201,8 +201,8 @@ class SpatialTransformer:
             one = np.eye(3)
         else:
             src = self.source_points
-            return np.array(np.broadcast_to(src, (batch,) + src.shape[-2:]), dtype=dtype)
-        return np.array(np.broadcast_to(one, (batch,) + one.shape), dtype=dtype)
+            return np.array(np.broadcast_to(src, (batch,) + src.shape[-2:]), dtype=dtype, order="C")
+        return np.array(np.broadcast_to(one, (batch,) + one.shape), dtype=dtype, order="C")
 
     def _size(self, x):
         spatial = self.size if self.size is not None else tuple(x.shape[2:])

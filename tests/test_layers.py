@@ -91,6 +91,13 @@ def test_finite_differences(rng, transform):
         np.testing.assert_allclose((gx * d).sum(), num, rtol=1e-6, atol=1e-8)
 
 
+def test_identity_is_c_contiguous():
+    # a broadcast copied in "K" order would put the batch axis innermost (cuda.to_device
+    # and the kernels want C order)
+    for st in (SpatialTransformer("affine"), SpatialTransformer("tps", source_points=SRC)):
+        assert st.identity(3, np.float32).flags.c_contiguous
+
+
 def test_identity_and_size_none(rng):
     x = rng.random((N, C, H, W))
     for st in (
