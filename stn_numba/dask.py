@@ -109,7 +109,10 @@ def _local_pool_size():
     candidates = [dt.default_pool, dask.config.get("pool", None)]
     candidates += [p for per_thread in list(dt.pools.values()) for p in per_thread.values()]
     for pool in candidates:
-        if me in getattr(pool, "_threads", ()):
+        # a new pool thread starts running tasks before it is added to pool._threads, but
+        # it is named after the pool from the start
+        prefix = getattr(pool, "_thread_name_prefix", None)
+        if me in getattr(pool, "_threads", ()) or (prefix and me.name.startswith(prefix + "_")):
             return pool._max_workers
     return None
 

@@ -184,9 +184,28 @@ def test_default_threads_per_scheduler(rng):
     # threaded pool of 2: half of Numba's threads each (at least 1)
     with dask.config.set(num_workers=2):
         assert set(_thread_count_of_blocks(dx, scheduler="threads")) == {max(1, total // 2)}
-    # a pool of 1 runs one task at a time: Numba keeps all its threads
+    # a pool of 1 runs one task at a time: Numba keeps all its threads (the compute
+    # keyword works too: the pool is recognised from the task's thread)
     with dask.config.set(num_workers=1):
         assert set(_thread_count_of_blocks(dx, scheduler="threads")) == {-1}
+    assert set(_thread_count_of_blocks(dx, scheduler="threads", num_workers=1)) == {-1}
+
+
+def test_pool_thread_recognised_before_registration():
+    """A new pool thread runs its first task before ThreadPoolExecutor adds it to
+    pool._threads; its name identifies the pool."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(3)
+    seen = {}
+    t = threading.Thread(
+        target=lambda: seen.update(slots=stnd.task_slots()), name=pool._thread_name_prefix + "_0"
+    )
+    with dask.config.set(pool=pool):
+        t.start()
+        t.join()
+    pool.shutdown()
+    assert seen["slots"] == 3
 
 
 def test_run_block_sets_and_restores_numba_threads():
