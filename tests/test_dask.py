@@ -48,7 +48,18 @@ def _thread_count_of_blocks(arr, **compute_kwargs):
 
 
 def test_import_stn_numba_does_not_import_dask():
-    code = "import sys, stn_numba; assert 'dask' not in sys.modules, 'dask imported'"
+    # and without dask, stn_numba.dask says what to install
+    code = (
+        "import sys, stn_numba\n"
+        "assert 'dask' not in sys.modules, 'import stn_numba imported dask'\n"
+        "sys.modules['dask'] = None  # as if dask were not installed\n"
+        "try:\n"
+        "    import stn_numba.dask\n"
+        "except ImportError as e:\n"
+        "    assert \"pip install 'stn_numba[dask]'\" in str(e), str(e)\n"
+        "else:\n"
+        "    raise AssertionError('no ImportError')\n"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
