@@ -658,11 +658,15 @@ def perspective_point_2d(theta, n, h, w, Ho, Wo, align_corners):
 def accumulate_perspective_2d(acc, row, ggx, ggy, theta, n, h, w, Ho, Wo, align_corners):
     """acc[row, :9] += dL/dθ[n] of one pixel: with b = (x_w, y_h, 1) and (gx, gy) =
     (X, Y) / Z, dL/dθ[0] = ggx·b/Z, dL/dθ[1] = ggy·b/Z, dL/dθ[2] = -(ggx·gx + ggy·gy)·b/Z.
-    Pixels with Z <= W_EPS (sampled as outside) and NaN gradients add nothing."""
+    Pixels with Z <= W_EPS (sampled as outside), with a non-finite grid value (an inf
+    or NaN in θ: the sampler's derivative there is 0, and 0·inf must not leak NaN into
+    dL/dθ) and NaN gradients add nothing."""
     gx, gy, r = perspective_point_2d(theta, n, h, w, Ho, Wo, align_corners)
     ggx = float(ggx)
     ggy = float(ggy)
     if r == 0.0 or ggx != ggx or ggy != ggy:
+        return
+    if not (math.isfinite(gx) and math.isfinite(gy)):
         return
     xb = base_coord(w, Wo, align_corners)
     yb = base_coord(h, Ho, align_corners)

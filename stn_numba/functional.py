@@ -454,7 +454,8 @@ def perspective_grid_backward(grad_grid, H, size, align_corners=False, *, device
     grad_H : ndarray, (N, 3, 3)
         With b = (x_w, y_h, 1) and (gx, gy) = (X, Y)/Z: ``dL/dH[0] = Σ ggx·b/Z``,
         ``dL/dH[1] = Σ ggy·b/Z``, ``dL/dH[2] = -Σ (ggx·gx + ggy·gy)·b/Z``; points with
-        Z <= 1e-12 (NaN in the grid) contribute 0. Summed per row in float64, rows
+        Z <= 1e-12 (NaN in the grid) or a non-finite grid value (inf or NaN in H)
+        contribute 0. Summed per row in float64, rows
         reduced in a fixed order: bit-identical for any thread count.
 
     Raises

@@ -1008,6 +1008,11 @@ def warp_affine_pixels(
             raise ValueError("offset is for convention='scipy'; cv2's M holds the translation")
         if ndim != 4:
             raise ValueError(f"convention='cv2' is 2-D: input must be 4-D; got {describe(input)}")
+        m, _ = _matrix(matrix, "matrix")  # checked here so that the messages name `matrix`
+        if m.ndim not in (2, 3) or m.shape[-2:] != (2, 3):
+            raise ValueError(
+                f"matrix must have shape (2, 3) or (N, 2, 3) for convention='cv2'; got {m.shape}"
+            )
         theta = theta_from_cv2(
             matrix,
             in_sizes,

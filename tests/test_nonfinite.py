@@ -1,0 +1,289 @@
+"""Non-finite and huge values (NaN, ±inf, ±1e30) in grids, θ, H, flows and TPS points
+(issue 6; the rules are in docs/errors.md, "Non-finite and huge values").
+
+Every mode × padding × align_corners, forward and backward, float32 and float64, 2-D and
+3-D. The checks: no crash; the output and every gradient finite (the input is); the points
+that hold the bad values give the documented result; and the other points are untouched
+(no NaN leaks): their outputs and grid gradients equal a run without the bad points.
+
+The references are the library's own results on *finite* stand-ins, which the rules make
+exact: a NaN coordinate samples 0 with zero gradient (= that point removed: its
+grad_output zeroed); ±inf and ±1e30 are clamped to ±2**40 pixels with derivative 0, which
+under ``zeros`` and ``border`` padding is the same as a coordinate of ±3 (outside the
+input, so 0, or clipped to the edge: both with derivative 0).
+"""
+
+import numpy as np
+import pytest
+from conftest import DTYPES, MODES_2D, MODES_3D, PADDINGS, tol
+
+import stn_numba as stn
+
+BAD = [np.nan, np.inf, -np.inf, 1e30, -1e30]
+BAD_IDS = ["nan", "inf", "-inf", "1e30", "-1e30"]
+
+CASES_2D = [(2, m, p) for m in MODES_2D for p in PADDINGS]
+CASES_3D = [(3, m, p) for m in MODES_3D for p in PADDINGS]
+
+
+def _problem(dims, dtype, bad, seed=3):
+    """input (2, 2, *spatial), grid with its first row (first plane in 3-D) of sample 0
+    holding ``bad`` in one or more coordinates of each point, grad_output."""
+    rng = np.random.default_rng(seed)
+    spatial_in = (4, 5) if dims == 2 else (3, 4, 5)
+    spatial_out = (3, 4) if dims == 2 else (2, 3, 4)
+    x = rng.standard_normal((2, 2, *spatial_in)).astype(dtype)
+    grid = rng.uniform(-1.2, 1.2, (2, *spatial_out, dims))
+    row = grid[0, 0] if dims == 2 else grid[0, 0, 0]  # (W, dims) view: the bad points
+    patterns = [(0,), (1,), tuple(range(dims)), (dims - 1,)]
+    for w, axes in enumerate(patterns):
+        row[w, list(axes)] = bad if w != 3 else -bad  # both signs of inf / huge
+    gout = rng.standard_normal((2, 2, *spatial_out)).astype(dtype)
+    return x, grid.astype(dtype), gout
+
+
+def _bad_mask(grid):
+    """(N, *spatial) True at points with a non-finite or huge coordinate."""
+    return ~np.all(np.abs(grid) < 1e20, axis=-1)
+
+
+def _stand_in(grid):
+    """±inf / ±1e30 -> ±3 (outside the input; NaN stays)."""
+    g = grid.copy()
+    big = np.abs(g) >= 1e20
+    g[big] = 3.0 * np.sign(g[big])
+    return g
+
+
+@pytest.mark.parametrize("bad", BAD, ids=BAD_IDS)
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("dims,mode,padding", CASES_2D + CASES_3D)
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_grid_sample(dtype, dims, mode, padding, align_corners, bad):
+    x, grid, gout = _problem(dims, dtype, bad)
+    mask = _bad_mask(grid)
+    args = (mode, padding, align_corners)
+    out = stn.grid_sample(x, grid, *args)
+    gi, gg = stn.grid_sample_backward(gout, x, grid, *args)
+    assert np.isfinite(out).all() and np.isfinite(gi).all() and np.isfinite(gg).all()
+    # The bad coordinates themselves have zero gradient.
+    bad_coords = ~(np.abs(grid) < 1e20)
+    assert np.all(gg[bad_coords] == 0)
+    if np.isnan(bad):
+        # NaN: the point samples 0 and has zero gradient = the point removed.
+        assert np.all(out.transpose(0, *range(2, out.ndim), 1)[mask] == 0)
+        assert np.all(gg[mask] == 0)
+        g0 = np.where(np.isnan(grid), 0, grid).astype(dtype)
+        go0 = gout.copy()
+        go0.transpose(0, *range(2, go0.ndim), 1)[mask] = 0
+        want_out = stn.grid_sample(x, g0, *args)
+        want_gi, want_gg = stn.grid_sample_backward(go0, x, g0, *args)
+        keep = ~mask
+        np.testing.assert_array_equal(
+            out.transpose(0, *range(2, out.ndim), 1)[keep],
+            want_out.transpose(0, *range(2, out.ndim), 1)[keep],
+        )
+        np.testing.assert_array_equal(gg[keep], want_gg[keep])
+        np.testing.assert_array_equal(gi, want_gi)
+    elif padding in ("zeros", "border"):
+        # ±inf, ±1e30: exactly what a coordinate of ±3 gives (outside / clipped).
+        # (bicubic: at ±3 and at 2**40 the clipped taps have other weights, summing to
+        # 1 up to rounding)
+        same = np.testing.assert_array_equal
+        if mode == "bicubic":
+
+            def same(a, b):
+                np.testing.assert_allclose(a, b, **tol(dtype, "grad"))
+
+        ref = _stand_in(grid)
+        same(out, stn.grid_sample(x, ref, *args))
+        want_gi, want_gg = stn.grid_sample_backward(gout, x, ref, *args)
+        same(gg[~bad_coords], want_gg[~bad_coords])
+        same(gi, want_gi)
+    else:
+        # reflection folds ±2**40 back inside: some finite point; the others untouched.
+        keep = ~mask
+        ref = np.where(mask[..., None], 0, grid).astype(dtype)
+        want = stn.grid_sample(x, ref, *args)
+        np.testing.assert_array_equal(
+            out.transpose(0, *range(2, out.ndim), 1)[keep],
+            want.transpose(0, *range(2, out.ndim), 1)[keep],
+        )
+        _, want_gg = stn.grid_sample_backward(gout, x, ref, *args)
+        np.testing.assert_array_equal(gg[keep], want_gg[keep])
+        if mode != "bicubic":  # a convex combination of input values
+            assert out.min() >= x.min() and out.max() <= x.max()
+
+
+@pytest.mark.parametrize("bad", BAD, ids=BAD_IDS)
+@pytest.mark.parametrize("mode,padding", [(m, p) for m in MODES_2D for p in PADDINGS])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_splat(dtype, mode, padding, bad):
+    """splat scatters with grid_sample's weights: NaN targets drop their pixel, clamped
+    ones go outside (zeros) or to the edge (border) or fold back (reflection)."""
+    x, grid, _ = _problem(2, dtype, bad)
+    x = x[:, :, :3, :4].copy()  # splat's input lives on grid's lattice
+    for ac in (False, True):
+        out = stn.splat(x, grid, (4, 5), mode, padding, ac)
+        gi, gg = stn.splat_backward(np.ones_like(out), x, grid, mode, padding, ac)
+        assert np.isfinite(out).all() and np.isfinite(gi).all() and np.isfinite(gg).all()
+        assert np.all(gg[~(np.abs(grid) < 1e20)] == 0)
+        # adjointness survives: <grid_sample(y', g), x> == <y', splat(x, g)>
+        yy = np.random.default_rng(6).standard_normal(out.shape).astype(dtype)
+        lhs = np.vdot(stn.grid_sample(yy, grid, mode, padding, ac).astype(np.float64), x)
+        rhs = np.vdot(yy.astype(np.float64), out)
+        assert lhs == pytest.approx(rhs, rel=1e-4, abs=1e-4)
+        if np.isnan(bad):
+            bare = x.copy()
+            bare.transpose(0, 2, 3, 1)[_bad_mask(grid)] = 0
+            np.testing.assert_array_equal(out, stn.splat(bare, grid, (4, 5), mode, padding, ac))
+
+
+def _theta(dims, dtype, bad, where):
+    t = np.stack([np.eye(dims, dims + 1)] * 2) * 0.9
+    t[1][where] = bad
+    return t.astype(dtype)
+
+
+@pytest.mark.parametrize("bad", BAD, ids=BAD_IDS)
+@pytest.mark.parametrize("where", [(0, 0), (0, 2), (1, 1)], ids=["linear", "shift", "diag"])
+@pytest.mark.parametrize("dims", [2, 3])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_warp_affine(dtype, dims, where, bad):
+    """A bad θ entry in sample 1: sample 1 is finite (0 / edge / folded) with finite
+    gradients; sample 0 is exactly what it is alone."""
+    x, _, _ = _problem(dims, dtype, 0.0)
+    theta = _theta(dims, dtype, bad, where)
+    modes = MODES_2D if dims == 2 else MODES_3D
+    for mode in modes:
+        for padding in PADDINGS:
+            for ac in (False, True):
+                args = (None, mode, padding, ac)
+                out = stn.warp_affine(x, theta, *args)
+                gi, gt = stn.warp_affine_backward(np.ones_like(out), x, theta, *args)
+                assert np.isfinite(out).all() and np.isfinite(gi).all()
+                assert np.isfinite(gt).all()
+                alone = stn.warp_affine(x[:1], theta[:1], *args)
+                np.testing.assert_array_equal(out[:1], alone)
+                gi0, gt0 = stn.warp_affine_backward(np.ones_like(alone), x[:1], theta[:1], *args)
+                np.testing.assert_array_equal(gi[:1], gi0)
+                np.testing.assert_array_equal(gt[:1], gt0)
+                if np.isnan(bad):
+                    assert np.all(gi[1] == 0) and np.all(gt[1] == 0)
+
+
+@pytest.mark.parametrize("bad", BAD, ids=BAD_IDS)
+@pytest.mark.parametrize("where", [(0, 0), (0, 2), (2, 0), (2, 2)])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_warp_perspective(dtype, where, bad):
+    """A bad H entry in sample 1: its points are NaN (sampled as 0) or clamped; all
+    finite; sample 0 untouched."""
+    x, _, _ = _problem(2, dtype, 0.0)
+    H = np.stack([np.eye(3)] * 2)
+    H[1][where] = bad
+    H = H.astype(dtype)
+    grid = stn.perspective_grid(H, (2, 1, 4, 5))
+    assert not np.isinf(grid).any() or True  # the grid itself may hold inf/NaN
+    gH = stn.perspective_grid_backward(np.ones_like(grid), H, (2, 1, 4, 5))
+    assert np.isfinite(gH).all()
+    for mode in MODES_2D:
+        for padding in PADDINGS:
+            for ac in (False, True):
+                args = (None, mode, padding, ac)
+                out = stn.warp_perspective(x, H, *args)
+                gi, gHw = stn.warp_perspective_backward(np.ones_like(out), x, H, *args)
+                assert np.isfinite(out).all() and np.isfinite(gi).all()
+                assert np.isfinite(gHw).all()
+                alone = stn.warp_perspective(x[:1], H[:1], *args)
+                np.testing.assert_array_equal(out[:1], alone)
+
+
+@pytest.mark.parametrize("bad", BAD, ids=BAD_IDS)
+@pytest.mark.parametrize("dims", [2, 3])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_warp_flow(dtype, dims, bad):
+    """Bad flow vectors: warp_flow is grid_sample at flow_grid's points, so the grid
+    rules apply; the flow gradient at a bad component is 0."""
+    x, grid, gout = _problem(dims, dtype, bad)
+    flow = grid * 2  # same bad points; values in pixels
+    size = x.shape[2:]
+    fg = stn.flow_grid(flow, size)
+    assert np.array_equal(np.isnan(fg), np.isnan(flow))  # NaN stays NaN, inf stays inf
+    modes = MODES_2D if dims == 2 else MODES_3D
+    for mode in modes:
+        for padding in PADDINGS:
+            for ac in (False, True):
+                args = (mode, padding, ac)
+                out = stn.warp_flow(x, flow, *args)
+                gi, gf = stn.warp_flow_backward(gout, x, flow, *args)
+                assert np.isfinite(out).all() and np.isfinite(gi).all()
+                assert np.isfinite(gf).all()
+                assert np.all(gf[~(np.abs(flow) < 1e20)] == 0)
+                g = stn.flow_grid(flow, size, ac)
+                np.testing.assert_array_equal(out, stn.grid_sample(x, g, *args))
+
+
+@pytest.mark.parametrize("bad", BAD, ids=BAD_IDS)
+def test_grid_generators_pass_values_through(bad):
+    """affine_grid, perspective_grid and flow_grid compute in IEEE arithmetic: a bad
+    parameter gives bad grid values (NaN, ±inf or huge), never an error or a crash;
+    the samplers then apply the rules above. Their backwards stay finite where
+    grad_grid is finite and zero at the bad points of the samplers' gradients."""
+    theta = np.eye(2, 3)[None].copy()
+    theta[0, 0, 2] = bad
+    grid = stn.affine_grid(theta, (1, 1, 2, 3))
+    if np.isnan(bad):
+        assert np.isnan(grid[..., 0]).all() and np.isfinite(grid[..., 1]).all()
+    else:
+        assert np.all(np.abs(grid[..., 0]) >= 1e29)
+    flow = np.zeros((1, 2, 3, 2))
+    flow[0, 0, 0, 0] = bad
+    fg = stn.flow_grid(flow)
+    assert np.isnan(fg[0, 0, 0, 0]) == np.isnan(bad) and np.isfinite(fg[0, 1]).all()
+    # Backwards of the generators with a finite grad_grid are finite.
+    assert np.isfinite(stn.affine_grid_backward(np.ones((1, 2, 3, 2)), (1, 1, 2, 3))).all()
+    assert np.isfinite(stn.flow_grid_backward(np.ones((1, 2, 3, 2)), (2, 3))).all()
+
+
+@pytest.mark.parametrize("bad", BAD, ids=BAD_IDS)
+@pytest.mark.parametrize("which", ["source_points", "target_points"])
+def test_tps_points_rejected(which, bad):
+    """TPS control points must be finite: a clear ValueError, as documented (the spline
+    solve would otherwise fill the whole grid with NaN). 1e30 is finite and accepted
+    for targets (the grid is linear in them); as a source point it makes the system
+    ill-posed and is rejected or gives a finite grid — never a crash."""
+    src = np.array([[-1, -1], [1, -1], [-1, 1], [1, 1], [0, 0.0]])
+    tgt = src[None].copy()
+    args = {"source_points": src.copy(), "target_points": tgt}
+    args[which][..., 2, 1] = bad
+    if np.isfinite(bad):
+        try:
+            grid = stn.tps_grid(**args, size=(1, 1, 3, 4))
+        except ValueError:
+            return
+        assert not np.isnan(grid).any() or which == "source_points"
+        return
+    with pytest.raises(ValueError, match=rf"{which} must be finite"):
+        stn.tps_grid(**args, size=(1, 1, 3, 4))
+    with pytest.raises(ValueError, match=rf"{which} must be finite"):
+        stn.tps_grid_backward(np.zeros((1, 3, 4, 2)), **args, size=(1, 1, 3, 4))
+
+
+@pytest.mark.parametrize("bad", BAD, ids=BAD_IDS)
+def test_pixel_matrices_rejected(bad):
+    """The θ <-> pixel-matrix conversions refuse non-finite matrices (ValueError)."""
+    if np.isfinite(bad):
+        pytest.skip("±1e30 is a finite matrix entry")
+    M = np.eye(2, 3)
+    M[0, 2] = bad
+    for fn, name in [
+        (stn.theta_from_cv2, "M"),
+        (stn.theta_to_cv2, "theta"),
+        (stn.theta_to_scipy, "theta"),
+    ]:
+        with pytest.raises(ValueError, match=rf"{name} must be finite"):
+            fn(M, (3, 4))
+    with pytest.raises(ValueError, match="matrix must be finite"):
+        stn.theta_from_scipy(M, (3, 4))
+    with pytest.raises(ValueError, match="matrix must be finite"):
+        stn.warp_affine_pixels(np.zeros((1, 1, 3, 4)), M, convention="cv2")
