@@ -16,7 +16,10 @@ Backward, race-free and deterministic:
   bit-identical for any thread count, and the bands can follow the thread count.
 """
 
+import functools
 import math
+import threading
+from contextlib import nullcontext
 
 import numba
 import numpy as np
@@ -600,6 +603,35 @@ def flow_grid_3d(flow, grid, Din, Hin, Win, align_corners):
 # ----------------------------------------------------------------------------
 
 
+_LAUNCH_LOCK = threading.Lock()
+
+
+def _launch_guard():
+    """A lock under Numba's ``workqueue`` threading layer, else nothing.
+
+    ``workqueue`` (what Numba falls back to when neither TBB nor OpenMP is found) aborts
+    the whole process when two Python threads launch parallel kernels at once, so under
+    it (and before the first launch, when the layer is not known yet) launches are
+    serialised; with ``omp`` or ``tbb`` calls from several threads run concurrently.
+    """
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # no parallel kernel has run yet
+        layer = None
+    return _LAUNCH_LOCK if layer in (None, "workqueue") else nullcontext()
+
+
+def _serialised(run):
+    """Decorate a host entry point so that it launches under :func:`_launch_guard`."""
+
+    @functools.wraps(run)
+    def guarded(*args, **kwargs):
+        with _launch_guard():
+            return run(*args, **kwargs)
+
+    return guarded
+
+
 def empty(shape, dtype):
     return np.empty(shape, dtype=dtype)
 
@@ -634,6 +666,7 @@ def _reduce(acc, n, dims, dtype, cols=None):
     return total.reshape(n, dims, cols).astype(dtype)
 
 
+@_serialised
 def run_affine_grid(theta, grid, align_corners):
     if theta.shape[1] == 2:
         affine_grid_2d(theta, grid, align_corners)
@@ -641,6 +674,7 @@ def run_affine_grid(theta, grid, align_corners):
         affine_grid_3d(theta, grid, align_corners)
 
 
+@_serialised
 def run_affine_grid_backward(ggrid, align_corners):
     dims = ggrid.shape[-1]
     rows = int(np.prod(ggrid.shape[:-2]))
@@ -652,6 +686,7 @@ def run_affine_grid_backward(ggrid, align_corners):
     return _reduce(acc, ggrid.shape[0], dims, ggrid.dtype)
 
 
+@_serialised
 def run_sample(inp, grid, theta, out, mode, padding_mode, align_corners):
     """Forward; ``grid is None`` means fused (θ given)."""
     fused = grid is None
@@ -664,6 +699,7 @@ def run_sample(inp, grid, theta, out, mode, padding_mode, align_corners):
         sample_3d_cpu(inp, grid, theta, fused, out, mode, padding_mode, align_corners)
 
 
+@_serialised
 def run_backward(
     gout,
     inp,
@@ -738,16 +774,19 @@ def run_backward(
     return grad_input, grad_point
 
 
+@_serialised
 def run_perspective_grid(theta, grid, align_corners):
     perspective_grid_2d(theta, grid, align_corners)
 
 
+@_serialised
 def run_perspective_grid_backward(ggrid, theta, align_corners):
     acc = np.empty((ggrid.shape[0] * ggrid.shape[1], 9), dtype=np.float64)
     perspective_grid_backward_2d(ggrid, theta, acc, align_corners)
     return _reduce(acc, ggrid.shape[0], 3, ggrid.dtype, 3)
 
 
+@_serialised
 def run_flow_grid(flow, grid, in_size, align_corners):
     if flow.ndim == 4:
         flow_grid_2d(flow, grid, *in_size, align_corners)
@@ -755,6 +794,7 @@ def run_flow_grid(flow, grid, in_size, align_corners):
         flow_grid_3d(flow, grid, *in_size, align_corners)
 
 
+@_serialised
 def run_flow_grid_backward(ggrid, scales):
     """dL/dflow = dL/dgrid times d grid / d flow, a constant per axis (``scales``, (x, y[, z]))."""
     return (ggrid.astype(np.float64) * np.asarray(scales, np.float64)).astype(ggrid.dtype)
@@ -794,11 +834,13 @@ def tps_grid_backward_2d(ggrid, src, rowacc, align_corners):
             accumulate_tps(rowacc, job, src, n, xb, yb, ggrid[n, h, w, 0], ggrid[n, h, w, 1])
 
 
+@_serialised
 def run_tps_grid(coef, src, grid, align_corners):
     """grid (N, H, W, 2) = the splines of ``coef`` (N, K + 3, 2) at the base grid."""
     tps_grid_2d(coef, src, grid, align_corners)
 
 
+@_serialised
 def run_tps_grid_backward(ggrid, src, align_corners):
     """G = Σ_p B[p]ᵀ ⊗ ggrid[p] per sample, (N, K + 3, 2) float64, in a fixed order."""
     n, k3 = ggrid.shape[0], src.shape[1] + 3
@@ -822,6 +864,7 @@ def _reduce_rows(acc, n):
 # ----------------------------------------------------------------------------
 
 
+@_serialised
 def run_splat(src, grid, out, mode, padding_mode, align_corners, deterministic=True):
     """out[...] = splat of ``src`` (on grid's lattice) into ``out`` (N, C, *size).
 

@@ -109,6 +109,35 @@ def test_threads_equal_serial(fname):
                 assert g.tobytes() == s.tobytes()
 
 
+_WORKQUEUE_SCRIPT = """
+import concurrent.futures as cf
+import numba, numpy as np, stn_numba as stn
+rng = np.random.default_rng(0)
+x = rng.random((2, 1, 16, 16))
+theta = np.tile(np.eye(2, 3), (2, 1, 1)) + 0.1 * rng.standard_normal((2, 2, 3))
+ref = stn.warp_affine(x, theta)
+assert numba.threading_layer() == "workqueue", numba.threading_layer()
+with cf.ThreadPoolExecutor(max_workers=4) as pool:
+    outs = list(pool.map(lambda _: stn.warp_affine(x, theta), range(64)))
+assert all(np.array_equal(o, ref) for o in outs)
+print("ok")
+"""
+
+
+def test_threads_under_the_workqueue_layer():
+    """Numba's fallback threading layer aborts the process when two threads launch
+    parallel kernels at once; the library serialises its launches under it."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, NUMBA_THREADING_LAYER="workqueue", NUMBA_NUM_THREADS="2")
+    run = subprocess.run(
+        [sys.executable, "-c", _WORKQUEUE_SCRIPT], env=env, capture_output=True, text=True
+    )
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr[-2000:]
+
+
 # ----------------------------------------------------------------------------
 # More than 2**31 elements
 # ----------------------------------------------------------------------------
