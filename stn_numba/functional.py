@@ -341,6 +341,12 @@ def grid_sample_backward(
         dL/dgrid, grid's shape. Zero for mode="nearest"; zero where a coordinate was
         clipped by ``border``/``reflection`` padding (PyTorch's convention).
 
+    Notes
+    -----
+    Memory besides the returned gradients: 16 bytes per output row on the CPU (the
+    input rows each output row can touch); on the GPU with ``deterministic=True``, an
+    int64 accumulator of input's size and one float64 per sample.
+
     Raises
     ------
     TypeError, ValueError
@@ -1029,6 +1035,12 @@ def warp_affine_backward(
     grad_theta : ndarray or None
         dL/dθ, (N, 2, 3) or (N, 3, 4): per-row partial sums in float64 reduced in a
         fixed order; no grid array is allocated.
+
+    Notes
+    -----
+    Memory besides the returned gradients: 16 bytes (input-row spans) plus 8·6 (2-D) or
+    8·12 (3-D) bytes of θ partial sums per output row on the CPU; on the GPU with
+    ``deterministic=True`` also an int64 accumulator of input's size.
 
     Raises
     ------

@@ -1,0 +1,74 @@
+"""Memory: the forward allocates no temporary larger than its output; the backward's
+extra memory is what its docstring states. Measured with tracemalloc, which sees every
+NumPy allocation (the kernels themselves allocate nothing)."""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import stn_numba as stn
+
+N, C, H, W = 2, 3, 24, 20
+
+
+def peak_extra(fn):
+    """(result, peak bytes allocated during ``fn()`` beyond its results)."""
+    fn()  # compile and warm outside the measurement
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        result = fn()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    arrays = result if isinstance(result, tuple) else (result,)
+    kept = sum(a.nbytes for a in arrays if a is not None)
+    return result, peak - kept
+
+
+@pytest.fixture
+def data(rng):
+    x = rng.random((N, C, H, W))
+    theta = np.tile(np.eye(2, 3), (N, 1, 1)) + 0.1 * rng.standard_normal((N, 2, 3))
+    grid = stn.affine_grid(theta, x.shape)
+    return x, theta, grid
+
+
+def test_forward_temporaries_are_smaller_than_the_output(data):
+    x, theta, grid = data
+    H3 = np.concatenate([theta, np.tile([[[0.0, 0.0, 1.0]]], (N, 1, 1))], axis=1)
+    flow = np.zeros((N, H, W, 2))
+    cases = {
+        "grid_sample": lambda: stn.grid_sample(x, grid),
+        "warp_affine": lambda: stn.warp_affine(x, theta),
+        "affine_grid": lambda: stn.affine_grid(theta, x.shape),
+        "warp_perspective": lambda: stn.warp_perspective(x, H3),
+        "warp_flow": lambda: stn.warp_flow(x, flow),
+        "splat": lambda: stn.splat(x, grid),
+    }
+    for name, fn in cases.items():
+        out, extra = peak_extra(fn)
+        assert extra <= out.nbytes, f"{name}: {extra} B of temporaries for a {out.nbytes} B output"
+    # the fused warp and the sampler allocate (almost) nothing besides the output
+    for name in ("grid_sample", "warp_affine", "affine_grid"):
+        _, extra = peak_extra(cases[name])
+        assert extra < 4096, f"{name}: {extra} B"
+    # warp_perspective / warp_flow: exactly one (N, H, W, 2) grid, as documented
+    for name in ("warp_perspective", "warp_flow"):
+        _, extra = peak_extra(cases[name])
+        assert grid.nbytes <= extra < grid.nbytes + 4096, f"{name}: {extra} B"
+
+
+def test_backward_extra_memory_is_bounded(data):
+    x, theta, grid = data
+    gout = np.ones_like(x)
+    # grid_sample_backward / warp_affine_backward: 16 B per output row (input-row spans)
+    # and, for θ, 48 B per output row (float64 partial sums) besides the gradients
+    rows = N * H
+    for name, fn in {
+        "grid_sample_backward": lambda: stn.grid_sample_backward(gout, x, grid),
+        "warp_affine_backward": lambda: stn.warp_affine_backward(gout, x, theta),
+    }.items():
+        _, extra = peak_extra(fn)
+        assert extra <= 64 * rows + 4096, f"{name}: {extra} B for {rows} output rows"
