@@ -345,7 +345,7 @@ def grid_sample_backward(
     -----
     Memory besides the returned gradients: 16 bytes per output row on the CPU (the
     input rows each output row can touch); on the GPU with ``deterministic=True``, an
-    int64 accumulator of input's size and one float64 per sample.
+    int64 accumulator of input's size and one float64 per row of grad_output.
 
     Raises
     ------

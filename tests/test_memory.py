@@ -1,6 +1,10 @@
 """Memory: the forward allocates no temporary larger than its output; the backward's
 extra memory is what its docstring states. Measured with tracemalloc, which sees every
-NumPy allocation (the kernels themselves allocate nothing)."""
+NumPy allocation (the kernels themselves allocate nothing).
+
+Known exception, documented: warp_perspective and warp_flow go through one temporary
+(N, H, W, 2) grid, 2/C of the output — larger than the output when C == 1 (here C = 3).
+"""
 
 import tracemalloc
 
