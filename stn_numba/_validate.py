@@ -1,6 +1,7 @@
 """Checks at the public boundary. Kernels never validate: what reaches them is
 contiguous, native-endian float32/float64 of the right shapes."""
 
+import ctypes
 import operator
 
 import numpy as np
@@ -53,7 +54,27 @@ def as_float_array(x, name):
         raise TypeError(f"{name} must have dtype float32 or float64; got {dt}{hint}")
     if not dt.isnative:
         dt = dt.newbyteorder("=")
-    return np.asarray(x, dtype=dt, order="C")  # keeps 0-d arrays 0-d, for the messages
+    arr = np.asarray(x, dtype=dt, order="C")  # keeps 0-d arrays 0-d, for the messages
+    if not arr.flags.writeable:
+        arr = _readable_alias(arr)
+    return arr
+
+
+def _readable_alias(a):
+    """A writeable-flagged alias of the read-only C-contiguous array ``a`` (no copy).
+
+    Numba types read-only arrays apart and would compile a second specialisation of every
+    kernel for them (tens of seconds on first use). The kernels only ever read their
+    inputs, so they are handed this alias of the same memory instead; it holds a
+    reference to ``a``, so the memory outlives it. Nothing is ever written through it
+    (outputs and accumulators are separate arrays, and ``out=`` must not overlap an
+    input).
+    """
+    if a.size == 0 or a.ndim == 0:
+        return a.copy()
+    buf = (ctypes.c_char * a.nbytes).from_address(a.ctypes.data)
+    buf.owner = a  # keeps the memory alive as long as the alias
+    return np.frombuffer(buf, dtype=a.dtype).reshape(a.shape)
 
 
 def same_dtype(ref_name, ref, **others):

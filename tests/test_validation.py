@@ -1192,3 +1192,27 @@ class TestDevice:
         """device=None with a GPU-like argument picks "cuda", which then says it is missing."""
         with pytest.raises(RuntimeError, match="needs a usable CUDA GPU"):
             stn.affine_grid(FakeGPUArray(), (1, 1, 2, 3))
+
+
+def test_readonly_input_is_read_in_place_and_kept_alive():
+    """A read-only contiguous input is read through a writeable-flagged alias (no copy, no
+    second JIT specialisation), which keeps the caller's memory alive and is never
+    written through."""
+    import gc
+    import weakref
+
+    from stn_numba._validate import as_float_array
+
+    x = np.arange(12.0).reshape(1, 1, 3, 4)
+    x.setflags(write=False)
+    alias = as_float_array(x, "input")
+    assert alias.flags.writeable and np.shares_memory(alias, x)
+    ref = weakref.ref(x)
+    del x
+    gc.collect()
+    assert ref() is not None  # held by the alias
+    np.testing.assert_array_equal(alias, np.arange(12.0).reshape(1, 1, 3, 4))
+    ro = np.frombuffer(np.arange(8.0).tobytes(), dtype=np.float64).reshape(1, 1, 2, 4)
+    grid = np.zeros((1, 1, 1, 2))
+    out = stn.grid_sample(ro, grid, align_corners=True)
+    assert out[0, 0, 0, 0] == np.mean(ro[0, 0, :, 1:3]) and not ro.flags.writeable
