@@ -8,7 +8,8 @@ backward needs, the way a layer of a hand-written NumPy network does.
 import numpy as np
 
 from . import functional as F
-from ._validate import check_bool
+from ._modes import _lookup, mode_code, padding_code
+from ._validate import check_bool, describe
 
 __all__ = ["SpatialTransformer"]
 
@@ -66,10 +67,12 @@ class SpatialTransformer:
     Raises
     ------
     ValueError
-        Unknown transform; source_points missing for ``"tps"`` or given for another
+        Unknown transform, mode or padding_mode (with "did you mean"), device not None,
+        "cpu" or "cuda"; source_points missing for ``"tps"`` or given for another
         family; regularization given for a family other than ``"tps"``.
     TypeError
-        size not a sequence of ints.
+        size not a sequence of ints; transform, mode or padding_mode not a str;
+        align_corners not a bool.
 
     Notes
     -----
@@ -122,8 +125,7 @@ class SpatialTransformer:
         regularization=None,
         device=None,
     ):
-        if not isinstance(transform, str) or transform not in _TRANSFORMS:
-            raise ValueError(f"transform must be one of {_TRANSFORMS}; got {transform!r}")
+        _lookup({t: t for t in _TRANSFORMS}, transform, "transform")
         if size is not None:
             if isinstance(size, (str, bytes)) or not hasattr(size, "__len__"):
                 raise TypeError(f"size must be None or a sequence of ints; got {size!r}")
@@ -149,6 +151,11 @@ class SpatialTransformer:
                 raise ValueError(
                     f'regularization is only for transform="tps"; got it with {transform!r}'
                 )
+        mode_code(mode, 2)  # names checked here; bicubic on volumes is refused at forward
+        padding_code(padding_mode)
+        check_bool(align_corners, "align_corners")
+        if not (device is None or (isinstance(device, str) and device in ("cpu", "cuda"))):
+            raise ValueError(f"device must be None, 'cpu' or 'cuda'; got {describe(device)}")
         self.transform = transform
         self.size = size
         self.source_points = source_points

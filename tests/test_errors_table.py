@@ -76,6 +76,7 @@ VALID = {
         "input": "z(1, 1, 3, 4)",
         "H": "eye(1, 3, 3)",
     },
+    "SpatialTransformer": {"transform": "'affine'"},
     "flow_grid": {"flow": "z(1, 3, 4, 2)"},
     "flow_grid_backward": {"grad_grid": "z(1, 3, 4, 2)", "input_size": "(3, 4)"},
     "warp_flow": {"input": "z(1, 1, 3, 4)", "flow": "z(1, 3, 4, 2)"},
@@ -483,6 +484,19 @@ def _cases():
         (f, "offset", "(1.0, 2.0)", OTHER),
         (f, "out", "[0.0]", OUT),
         (f, "out", "z(1, 1, 3, 5)", OUT),
+        (f, "device", "'gpu'", DEVICE),
+    ]
+    f = "SpatialTransformer"  # the constructor; forward/backward call the functions above
+    rows += [
+        (f, "transform", "'projective'", MODE),
+        (f, "transform", "None", MODE),
+        (f, "size", "5", SIZE_LEN),
+        (f, "size", "(3.0, 4.0)", SIZE_VAL),
+        (f, "source_points", f"{SRC5}", OTHER),
+        (f, "regularization", "0.1", OTHER),
+        (f, "mode", "'bilinar'", MODE),
+        (f, "padding_mode", "'zero'", PADDING),
+        (f, "align_corners", "1", BOOL),
         (f, "device", "'gpu'", DEVICE),
     ]
     return rows
