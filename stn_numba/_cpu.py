@@ -51,7 +51,7 @@ from ._kernels import (
     trilinear_point_3d,
     unravel_2d,
 )
-from ._modes import BILINEAR, NEAREST
+from ._modes import AFFINE, BILINEAR, FLOW, GRID, NEAREST
 
 # ----------------------------------------------------------------------------
 # affine_grid
@@ -686,17 +686,28 @@ def run_affine_grid_backward(ggrid, align_corners):
     return _reduce(acc, ggrid.shape[0], dims, ggrid.dtype)
 
 
-@_serialised
-def run_sample(inp, grid, theta, out, mode, padding_mode, align_corners):
-    """Forward; ``grid is None`` means fused (θ given)."""
-    fused = grid is None
+def flow_sizes(inp):
+    """The input size (W, H[, D]) as the (1, dims, 1) ``theta`` of a FLOW source."""
     dims = inp.ndim - 2
-    grid = _placeholder(inp.dtype, dims + 2) if fused else grid
-    theta = _placeholder(inp.dtype, 3) if not fused else theta
+    return np.array(inp.shape[2:][::-1], dtype=inp.dtype).reshape(1, dims, 1)
+
+
+@_serialised
+def run_sample(inp, grid, theta, out, mode, padding_mode, align_corners, source=None):
+    """Forward. ``source`` (:mod:`stn_numba._modes`): None means AFFINE when ``grid`` is
+    None (θ given), else GRID; PERSPECTIVE: ``theta`` is the homography and there is no
+    grid; FLOW: ``grid`` is the flow (input pixels)."""
+    dims = inp.ndim - 2
+    if source is None:
+        source = AFFINE if grid is None else GRID
+    if source == FLOW:
+        theta = flow_sizes(inp)
+    grid = _placeholder(inp.dtype, dims + 2) if grid is None else grid
+    theta = _placeholder(inp.dtype, 3) if theta is None else theta
     if dims == 2:
-        sample_2d_cpu(inp, grid, theta, fused, out, mode, padding_mode, align_corners)
+        sample_2d_cpu(inp, grid, theta, source, out, mode, padding_mode, align_corners)
     else:
-        sample_3d_cpu(inp, grid, theta, fused, out, mode, padding_mode, align_corners)
+        sample_3d_cpu(inp, grid, theta, source, out, mode, padding_mode, align_corners)
 
 
 @_serialised

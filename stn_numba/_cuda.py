@@ -33,7 +33,7 @@ from numba.core.dispatcher import Dispatcher
 from numba.extending import overload
 
 from . import _coords, _jit, _kernels
-from ._modes import BICUBIC
+from ._modes import AFFINE, BICUBIC, FLOW, GRID
 
 SIMULATOR = bool(numba.config.ENABLE_CUDASIM)
 
@@ -511,15 +511,19 @@ def run_affine_grid_backward(ggrid, align_corners):
     return _reduce(acc, ggrid.shape[0], dims, ggrid.dtype)
 
 
-def run_sample(inp, grid, theta, out, mode, padding_mode, align_corners):
+def run_sample(inp, grid, theta, out, mode, padding_mode, align_corners, source=None):
+    """Forward; ``source`` as in :func:`stn_numba._cpu.run_sample`."""
+    dims = len(inp.shape) - 2
+    if source is None:
+        source = AFFINE if grid is None else GRID
+    if source == FLOW:
+        theta = np.array(inp.shape[2:][::-1], dtype=inp.dtype).reshape(1, dims, 1)
     inp = to_device(inp)
-    fused = grid is None
-    dims = inp.ndim - 2
-    grid = _placeholder(inp.dtype, dims + 2) if fused else to_device(grid)
-    theta = _placeholder(inp.dtype, 3) if not fused else to_device(theta)
+    grid = _placeholder(inp.dtype, dims + 2) if grid is None else to_device(grid)
+    theta = _placeholder(inp.dtype, 3) if theta is None else to_device(theta)
     k = k_sample_2d if dims == 2 else k_sample_3d
     total = out.shape[0] * int(np.prod(out.shape[2:]))
-    _launch(k, total, inp, grid, theta, fused, out, mode, padding_mode, align_corners)
+    _launch(k, total, inp, grid, theta, source, out, mode, padding_mode, align_corners)
 
 
 def run_backward(

@@ -34,7 +34,7 @@ from ._coords import (
     unnormalize,
 )
 from ._jit import accumulate, kernel, scalar
-from ._modes import BICUBIC, BORDER, NEAREST, REFLECTION
+from ._modes import BICUBIC, BORDER, FLOW, NEAREST, PERSPECTIVE, REFLECTION
 
 BIG_SPAN = BIG / 2
 
@@ -67,7 +67,20 @@ def unravel_3d(i, A, B, C):
 
 @kernel
 def grid_point_2d(grid, theta, fused, n, h, w, Ho, Wo, align_corners):
-    """Normalised source point (gx, gy) of output pixel (n, h, w), as float64."""
+    """Normalised source point (gx, gy) of output pixel (n, h, w), as float64.
+
+    ``fused`` says where it comes from (:mod:`stn_numba._modes`): False/GRID reads
+    ``grid``; True/AFFINE applies θ; PERSPECTIVE applies the homography ``theta`` (NaN
+    behind the camera); FLOW adds the displacement ``grid[n, h, w]`` (input pixels) to
+    (w, h) and normalises it for the input size (W, H) = ``theta[0, :, 0]``.
+    """
+    if fused == PERSPECTIVE:
+        gx, gy, _ = perspective_point_2d(theta, n, h, w, Ho, Wo, align_corners)
+        return gx, gy
+    if fused == FLOW:
+        gx, _ = normalize(w + float(grid[n, h, w, 0]), float(theta[0, 0, 0]), align_corners)
+        gy, _ = normalize(h + float(grid[n, h, w, 1]), float(theta[0, 1, 0]), align_corners)
+        return gx, gy
     if fused:
         xb = base_coord(w, Wo, align_corners)
         yb = base_coord(h, Ho, align_corners)
@@ -79,7 +92,14 @@ def grid_point_2d(grid, theta, fused, n, h, w, Ho, Wo, align_corners):
 
 @kernel
 def grid_point_3d(grid, theta, fused, n, d, h, w, Do, Ho, Wo, align_corners):
-    """Normalised source point (gx, gy, gz) of output voxel (n, d, h, w), as float64."""
+    """Normalised source point (gx, gy, gz) of output voxel (n, d, h, w), as float64;
+    ``fused`` as in :func:`grid_point_2d` (no PERSPECTIVE in 3-D; FLOW's input size
+    (W, H, D) is ``theta[0, :, 0]``)."""
+    if fused == FLOW:
+        gx, _ = normalize(w + float(grid[n, d, h, w, 0]), float(theta[0, 0, 0]), align_corners)
+        gy, _ = normalize(h + float(grid[n, d, h, w, 1]), float(theta[0, 1, 0]), align_corners)
+        gz, _ = normalize(d + float(grid[n, d, h, w, 2]), float(theta[0, 2, 0]), align_corners)
+        return gx, gy, gz
     if fused:
         xb = base_coord(w, Wo, align_corners)
         yb = base_coord(h, Ho, align_corners)

@@ -10,6 +10,12 @@ ZEROS = 0
 BORDER = 1
 REFLECTION = 2
 
+# Where the sampling points come from (the ``fused`` argument of the sample kernels).
+GRID = 0  # read from a grid array
+AFFINE = 1  # θ applied to the base grid (warp_affine)
+PERSPECTIVE = 2  # a homography applied to the base grid, dehomogenised (warp_perspective)
+FLOW = 3  # output position + a displacement in input pixels (warp_flow)
+
 INTERPOLATION_MODES = {"bilinear": BILINEAR, "nearest": NEAREST, "bicubic": BICUBIC}
 PADDING_MODES = {"zeros": ZEROS, "border": BORDER, "reflection": REFLECTION}
 

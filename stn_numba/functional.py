@@ -26,7 +26,7 @@ values beyond 2**40 pixels are clamped there, so ``border`` reads the edge,
 import numpy as np
 
 from . import _cpu
-from ._modes import mode_code, padding_code
+from ._modes import FLOW, PERSPECTIVE, mode_code, padding_code
 from ._validate import (
     as_float_array,
     as_int_tuple,
@@ -541,9 +541,9 @@ def warp_perspective(
 
     Notes
     -----
-    The sampling points go through a temporary (N, H, W, 2) grid (computed in the same
-    kernels as :func:`perspective_grid`), unlike :func:`warp_affine`, which computes
-    them inside the sampler. A pixel-unit homography (OpenCV's ``warpPerspective``
+    Fused like :func:`warp_affine`: each output pixel's point is computed from H inside
+    the sampler (the arithmetic of :func:`perspective_grid`), so no grid array is made.
+    A pixel-unit homography (OpenCV's ``warpPerspective``
     with ``WARP_INVERSE_MAP``) becomes a normalised one as ``U_in⁻¹·M·U_out`` with
     the pixel <-> normalised maps of SPEC §3.
 
@@ -566,9 +566,7 @@ def warp_perspective(
     size, m, p, ac = _check_perspective_args(input, H, size, mode, padding_mode, align_corners)
     shape = tuple(input.shape[:2]) + size
     output, target = _output(out, shape, input.dtype, given, dev, backend)
-    grid = backend.empty((shape[0],) + size + (2,), input.dtype)
-    backend.run_perspective_grid(H, grid, ac)
-    backend.run_sample(input, grid, None, output, m, p, ac)
+    backend.run_sample(input, None, H, output, m, p, ac, source=PERSPECTIVE)
     return _finish(output, host_out, target)
 
 
@@ -809,7 +807,8 @@ def warp_flow(
     Returns
     -------
     output : ndarray, (N, C, H, W) (flow's spatial shape)
-        input's dtype. Extra memory: one grid of flow's size.
+        input's dtype. Fused: each pixel's point is computed from the flow inside the
+        sampler (the arithmetic of :func:`flow_grid`); no grid array is made.
 
     Raises
     ------
@@ -829,9 +828,7 @@ def warp_flow(
     in_size, m, p, ac = _check_warp_flow_args(input, flow, mode, padding_mode, align_corners)
     shape = tuple(input.shape[:2]) + tuple(flow.shape[1:-1])
     output, target = _output(out, shape, input.dtype, given, dev, backend)
-    grid = backend.empty(flow.shape, flow.dtype)
-    backend.run_flow_grid(flow, grid, in_size, ac)
-    backend.run_sample(input, grid, None, output, m, p, ac)
+    backend.run_sample(input, flow, None, output, m, p, ac, source=FLOW)
     return _finish(output, host_out, target)
 
 

@@ -56,8 +56,8 @@ def signatures(t):
         "k_theta_rows_2d": (arr(t, 4), arr(float64, 2), boolean),
         "k_theta_rows_3d": (arr(t, 5), arr(float64, 2), boolean),
         "k_reduce_rows": (arr(float64, 2), arr(t, 2), int64),
-        "k_sample_2d": (arr(t, 4), arr(t, 4), arr(t, 3), boolean, arr(t, 4), i64, i64, boolean),
-        "k_sample_3d": (arr(t, 5), arr(t, 5), arr(t, 3), boolean, arr(t, 5), i64, i64, boolean),
+        "k_sample_2d": (arr(t, 4), arr(t, 4), arr(t, 3), i64, arr(t, 4), i64, i64, boolean),
+        "k_sample_3d": (arr(t, 5), arr(t, 5), arr(t, 3), i64, arr(t, 5), i64, i64, boolean),
         "k_grad_grid_2d": (
             arr(t, 4),
             arr(t, 4),

@@ -220,7 +220,11 @@ def test_warp_flow(dtype, dims, bad):
                 assert np.isfinite(gf).all()
                 assert np.all(gf[~(np.abs(flow) < 1e20)] == 0)
                 g = stn.flow_grid(flow, size, ac)
-                np.testing.assert_array_equal(out, stn.grid_sample(x, g, *args))
+                ref = stn.grid_sample(x, g, *args)
+                if dtype == np.float64:
+                    np.testing.assert_array_equal(out, ref)
+                else:  # warp_flow keeps its points in float64; the grid is rounded
+                    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("bad", BAD, ids=BAD_IDS)
