@@ -24,8 +24,10 @@ _ACCEPTED = "float32, float64, uint8, uint16 or int16"
 
 
 def _dtype_of(x):
-    """x's dtype without converting it (None for objects NumPy cannot make an array of)."""
+    """x's dtype without converting it (None when it has none that can be read here)."""
     dt = getattr(x, "dtype", None)
+    if dt is None and is_gpu_array(x):
+        return None
     if dt is not None:
         try:
             return np.dtype(dt)
@@ -45,9 +47,9 @@ def _output_dtype(output_dtype):
     except TypeError:
         dt = None
     if dt is None or isinstance(output_dtype, bool) or dt not in _OUTPUT_DTYPES:
+        given = describe(output_dtype) if dt is None or isinstance(output_dtype, bool) else dt
         raise TypeError(
-            f"output_dtype must be None, float32, float64, uint8, uint16 or int16; "
-            f"got {describe(output_dtype)}"
+            f"output_dtype must be None, float32, float64, uint8, uint16 or int16; got {given}"
         )
     return dt.newbyteorder("=")
 
@@ -75,18 +77,26 @@ def _fill_array(fill_value, channels, dtype):
     return f.astype(dtype)
 
 
+def _is_float(dt):
+    return dt is not None and dt.kind == "f" and dt.itemsize in (4, 8)
+
+
+def _is_int_image(dt):
+    return dt is not None and dt.newbyteorder("=") in INT_DTYPES
+
+
 def _check_integer_input(input, gpu_hint):
     """Refuse integer dtypes other than INT_DTYPES, and integer GPU arrays."""
     dt = _dtype_of(input)
-    if dt is None or dt in _FLOATS:
+    if dt is None or _is_float(dt):
         return dt
-    if dt in INT_DTYPES and is_gpu_array(input):
+    if _is_int_image(dt) and is_gpu_array(input):
         raise TypeError(
             f"input is a GPU array of dtype {dt}; integer images are accepted as NumPy "
             f"arrays only (they are converted on the host): convert it on the device "
             f"first ({gpu_hint})"
         )
-    if dt not in INT_DTYPES:
+    if not _is_int_image(dt):
         hint = " (convert with .astype(np.float32))" if dt.kind in "fiub" else ""
         raise TypeError(f"input must have dtype {_ACCEPTED}; got {dt}{hint}")
     return dt
@@ -114,11 +124,11 @@ class Forward:
         target = _output_dtype(output_dtype)
         dt = _check_integer_input(input, "e.g. x.astype(cupy.float32)")
         ref_dt = _dtype_of(ref)
-        compute = ref_dt if ref_dt in _FLOATS else np.dtype(np.float32)
+        compute = ref_dt.newbyteorder("=") if _is_float(ref_dt) else np.dtype(np.float32)
         gpu = [k for k, v in {**arrays, "out": out}.items() if v is not None and is_gpu_array(v)]
-        if dt in INT_DTYPES:
+        if _is_int_image(dt):
             input = np.asarray(input).astype(compute)  # the one input-sized temporary
-        elif dt in _FLOATS:
+        elif _is_float(dt):
             compute = dt.newbyteorder("=")
         self.compute = compute
         self.target = compute if target is None else target
@@ -185,9 +195,9 @@ def backward(input, padding_mode, fill_value, arrays):
     dt = _dtype_of(input)
     if dt is not None and dt.kind in "iub":
         raise TypeError(
-            f"input must have dtype float32 or float64; got {dt} (integer images are "
-            f"accepted by the forward functions only, there is no integer backward: pass "
-            f"input.astype(np.float32))"
+            f"input must have dtype float32 or float64; got {dt} (convert with "
+            f".astype(np.float32); integer images are accepted by the forward functions "
+            f"only: there is no integer backward)"
         )
     pm, constant = sampling_padding(padding_mode)
     if fill_value is not None and not constant:
@@ -195,9 +205,9 @@ def backward(input, padding_mode, fill_value, arrays):
             f"fill_value is used only with padding_mode='constant'; got "
             f"padding_mode={padding_mode!r} and fill_value={describe(fill_value)}"
         )
-    if constant and fill_value is not None and dt in _FLOATS and np.ndim(input) >= 2:
+    if constant and fill_value is not None and _is_float(dt) and np.ndim(input) >= 2:
         channels = int(input.shape[1])
-        fill = _fill_array(fill_value, channels, dt)
+        fill = _fill_array(fill_value, channels, dt.newbyteorder("="))
         if np.any(fill != 0):
             gpu = [k for k, v in arrays.items() if v is not None and is_gpu_array(v)]
             if gpu:
