@@ -51,3 +51,22 @@ def mode_code(mode, spatial_dims):
 def padding_code(padding_mode):
     """Return the kernel code of ``padding_mode``."""
     return _lookup(PADDING_MODES, padding_mode, "padding_mode")
+
+
+# ----------------------------------------------------------------------------
+# padding_mode="constant" (issue 8): translated at the boundary, never a kernel code
+# ----------------------------------------------------------------------------
+
+#: The padding modes of the sampling functions (grid_sample, warp_*, their backwards):
+#: the kernel's, plus "constant", which functional.py turns into "zeros" padding of
+#: ``input - fill_value`` (see _intfill.py).
+SAMPLING_PADDING_MODES = {**PADDING_MODES, "constant": None}
+
+
+def sampling_padding(padding_mode):
+    """(kernel padding mode name, True if "constant") of a sampling function's
+    ``padding_mode``; unknown names raise with the list that includes "constant"."""
+    _lookup(SAMPLING_PADDING_MODES, padding_mode, "padding_mode")
+    if padding_mode == "constant":
+        return "zeros", True
+    return padding_mode, False

@@ -10,6 +10,8 @@ normalised coords   -1 is the left/top edge, +1 the right/bottom edge
 align_corners=True  ±1 are the centres of the corner pixels: i = (g + 1)/2 · (S - 1)
 align_corners=False ±1 are the outer edges of the corner pixels: i = ((g + 1)·S - 1)/2
 dtypes              float32 or float64, the same for every array; output = input's
+                    (the sampling forwards also take uint8/uint16/int16 input,
+                    computed in the grid's float dtype; output_dtype= converts)
 ==================  ==========================================================
 
 Arrays of any strides and memory order are accepted; no argument is ever modified.
@@ -18,14 +20,15 @@ Devices: every function takes ``device=None | "cpu" | "cuda"``. None runs on the
 when an array argument exposes ``__cuda_array_interface__`` (Numba device arrays,
 CuPy, CUDA torch tensors: zero copy, C-contiguous) and returns Numba device arrays;
 NumPy arrays with ``device="cuda"`` are copied in and the results copied back.
-NaN grid values sample as 0 with zero gradient (every padding mode); ±inf and
+NaN grid values sample as 0 (``fill_value`` with padding_mode="constant") with zero
+gradient (every padding mode); ±inf and
 values beyond 2**40 pixels are clamped there, so ``border`` reads the edge,
 ``reflection`` folds them inside and ``zeros`` gives 0.
 """
 
 import numpy as np
 
-from . import _cpu
+from . import _cpu, _intfill
 from ._modes import FLOW, PERSPECTIVE, mode_code, padding_code
 from ._validate import (
     as_float_array,
@@ -250,39 +253,65 @@ def grid_sample(
     *,
     out=None,
     device=None,
+    fill_value=None,
+    output_dtype=None,
 ):
     """Sample ``input`` at the normalised points of ``grid`` (PyTorch's ``F.grid_sample``).
 
     Parameters
     ----------
     input : ndarray, (N, C, H_in, W_in) or (N, C, D_in, H_in, W_in)
-        Images or volumes, float32 or float64.
+        Images or volumes, float32 or float64, or uint8, uint16, int16 (see Notes).
     grid : ndarray, (N, H, W, 2) or (N, D, H, W, 3)
         Normalised source points, last axis (x, y[, z]); same dtype as input.
     mode : {"bilinear", "nearest", "bicubic"}
         Interpolation; "bilinear" is trilinear on 5-D input; "bicubic" is 2-D only
         (Keys, A = -0.75, padding applied to each of the 4×4 taps). "nearest" rounds
         half to even.
-    padding_mode : {"zeros", "border", "reflection"}
-        Values outside the input: 0, the edge, or the input reflected.
+    padding_mode : {"zeros", "border", "reflection", "constant"}
+        Values outside the input: 0, the edge, the input reflected, or ``fill_value``.
     align_corners : bool, default False
         Whether ±1 are the centres (True) or outer edges (False) of the corner pixels.
     out : ndarray, optional
         Preallocated C-contiguous result; must not overlap input or grid.
     device : {None, "cpu", "cuda"}
         Where to run; None picks "cuda" when an array argument is a GPU array.
+    fill_value : float or sequence of float, optional
+        With ``padding_mode="constant"`` only (else a ValueError): the value of every
+        point outside the input, a number or one per channel (length C); default 0.0.
+    output_dtype : {None, float32, float64, uint8, uint16, int16}, optional
+        The result's dtype; None: the compute dtype (see Notes). Integer results are
+        rounded half to even (``np.rint``) and saturated to the type's range (NaN -> 0).
 
     Returns
     -------
     output : ndarray, (N, C, H, W) or (N, C, D, H, W)
-        input's dtype.
+        The compute dtype (input's, or grid's for integer input), or output_dtype.
+
+    Notes
+    -----
+    Integer images: uint8, uint16 and int16 ``input`` are converted to the float dtype
+    of ``grid`` (float32 or float64) at the boundary (one input-sized temporary) and
+    computed in it; the result has that dtype unless ``output_dtype`` says otherwise
+    (``out`` must then have the output dtype). Integer GPU arrays are refused (convert
+    them on the device); NumPy integer input with ``device="cuda"`` is converted on the
+    host. Other integer dtypes (int32, int64, ...) are a TypeError.
+
+    Constant fill: the interpolation weights of every mode sum to 1, so
+    ``padding_mode="constant"`` is computed exactly as zeros padding of
+    ``input - fill_value``, plus ``fill_value`` (one more input-sized temporary when the
+    fill is nonzero; equal up to the rounding of the compute dtype). Every tap outside
+    the input, and every NaN point, reads ``fill_value``. A nonzero fill needs NumPy
+    arrays (the shift runs on the host; ``device="cuda"`` with NumPy arrays is fine).
 
     Raises
     ------
     TypeError
-        Non-float or mixed dtypes, non-bool align_corners, non-str modes.
+        Unsupported or mixed dtypes, non-bool align_corners, non-str modes, a bad
+        output_dtype, a non-numeric fill_value, a nonzero fill with GPU arrays.
     ValueError
-        Wrong ndim, batch mismatch, grid's last axis, unknown mode or padding_mode.
+        Wrong ndim, batch mismatch, grid's last axis, unknown mode or padding_mode,
+        fill_value of the wrong length, non-finite or without padding_mode="constant".
 
     Examples
     --------
@@ -291,14 +320,21 @@ def grid_sample(
     >>> grid = np.array([[[[0.0, 0.0]]]])            # the centre of the image
     >>> stn.grid_sample(x, grid, align_corners=True)
     array([[[[1.5]]]])
+    >>> img = np.array([[[[10, 20], [30, 40]]]], dtype=np.uint8)
+    >>> far = np.array([[[[0.0, 0.0], [5.0, 5.0]]]])      # the centre, and far outside
+    >>> stn.grid_sample(img, far, padding_mode="constant", fill_value=255,
+    ...                 output_dtype=np.uint8)
+    array([[[[ 25, 255]]]], dtype=uint8)
     """
+    pre = _intfill.Forward(input, grid, padding_mode, fill_value, output_dtype, out, "grid")
+    input, padding_mode, out = pre.input, pre.padding_mode, pre.out  # issue 8
     given = {"input": input, "grid": grid}
     dev, backend, host_out, (input, grid) = _arrays(device, given)
     input, grid, dims, m, p, ac = _check_sample_args(input, grid, mode, padding_mode, align_corners)
     shape = tuple(input.shape[:2]) + tuple(grid.shape[1:-1])
     output, target = _output(out, shape, input.dtype, given, dev, backend)
     backend.run_sample(input, grid, None, output, m, p, ac)
-    return _finish(output, host_out, target)
+    return pre.finish(_finish(output, host_out, target))
 
 
 def grid_sample_backward(
@@ -313,6 +349,7 @@ def grid_sample_backward(
     *,
     device=None,
     deterministic=True,
+    fill_value=None,
 ):
     """Gradients of :func:`grid_sample` with respect to input and grid.
 
@@ -332,6 +369,11 @@ def grid_sample_backward(
         grad_input in 64-bit fixed point with integer atomics, bit-identical from run
         to run; False uses float atomics (faster, last bits vary between runs).
 
+    fill_value : float or sequence of float, optional
+        As given to the forward (``padding_mode="constant"``). grad_input is the one of
+        zeros padding; the grid-like gradient is zeros padding's with ``input -
+        fill_value``. There is no gradient with respect to fill_value. Integer ``input``
+        is a TypeError (no integer backward).
     Returns
     -------
     grad_input : ndarray or None
@@ -364,6 +406,9 @@ def grid_sample_backward(
     >>> gg[0, 0, 0]      # d out / d (x, y): 1 per pixel step, half a width per unit
     array([0.5, 1. ])
     """
+    input, padding_mode = _intfill.backward(  # issue 8: constant fill, integer input
+        input, padding_mode, fill_value, {"grad_output": grad_output, "input": input, "grid": grid}
+    )
     dev, backend, host_out, (grad_output, input, grid) = _arrays(
         device, {"grad_output": grad_output, "input": input, "grid": grid}
     )
@@ -513,13 +558,15 @@ def warp_perspective(
     *,
     out=None,
     device=None,
+    fill_value=None,
+    output_dtype=None,
 ):
     """Warp ``input`` by the homographies H: ``grid_sample(input, perspective_grid(H))``.
 
     Parameters
     ----------
     input : ndarray, (N, C, H_in, W_in)
-        Images, float32 or float64.
+        Images, float32 or float64, or uint8, uint16, int16 (see :func:`grid_sample`).
     H : ndarray, (N, 3, 3)
         Homographies from output to input normalised coordinates (see
         :func:`perspective_grid`), same dtype as input.
@@ -531,11 +578,14 @@ def warp_perspective(
         Preallocated C-contiguous result; must not overlap input or H.
     device : {None, "cpu", "cuda"}
         Where to run; None picks "cuda" when an array argument is a GPU array.
+    fill_value, output_dtype : optional
+        As in :func:`grid_sample` (``padding_mode="constant"``; integer results).
 
     Returns
     -------
     output : ndarray, (N, C, *size)
-        input's dtype. Output pixels whose point is at infinity or behind the camera
+        The compute dtype (input's, or H's for integer input), or
+        output_dtype. Output pixels whose point is at infinity or behind the camera
         (Z <= 1e-12) are 0 in every padding mode; the output is finite wherever the
         input is.
 
@@ -561,13 +611,15 @@ def warp_perspective(
     array([[2., 1., 0.],
            [5., 4., 3.]])
     """
+    pre = _intfill.Forward(input, H, padding_mode, fill_value, output_dtype, out, "H")
+    input, padding_mode, out = pre.input, pre.padding_mode, pre.out  # issue 8
     given = {"input": input, "H": H}
     dev, backend, host_out, (input, H) = _arrays(device, given)
     size, m, p, ac = _check_perspective_args(input, H, size, mode, padding_mode, align_corners)
     shape = tuple(input.shape[:2]) + size
     output, target = _output(out, shape, input.dtype, given, dev, backend)
     backend.run_sample(input, None, H, output, m, p, ac, source=PERSPECTIVE)
-    return _finish(output, host_out, target)
+    return pre.finish(_finish(output, host_out, target))
 
 
 def warp_perspective_backward(
@@ -583,6 +635,7 @@ def warp_perspective_backward(
     *,
     device=None,
     deterministic=True,
+    fill_value=None,
 ):
     """Gradients of :func:`warp_perspective` with respect to input and H.
 
@@ -599,6 +652,11 @@ def warp_perspective_backward(
     deterministic : bool, default True
         As in :func:`grid_sample_backward` (GPU only; grad_H is always deterministic).
 
+    fill_value : float or sequence of float, optional
+        As given to the forward (``padding_mode="constant"``). grad_input is the one of
+        zeros padding; the grid-like gradient is zeros padding's with ``input -
+        fill_value``. There is no gradient with respect to fill_value. Integer ``input``
+        is a TypeError (no integer backward).
     Returns
     -------
     grad_input : ndarray or None
@@ -620,6 +678,9 @@ def warp_perspective_backward(
     >>> gi.shape, gH.shape
     ((1, 1, 4, 4), (1, 3, 3))
     """
+    input, padding_mode = _intfill.backward(  # issue 8: constant fill, integer input
+        input, padding_mode, fill_value, {"grad_output": grad_output, "input": input, "H": H}
+    )
     dev, backend, host_out, (grad_output, input, H) = _arrays(
         device, {"grad_output": grad_output, "input": input, "H": H}
     )
@@ -784,6 +845,8 @@ def warp_flow(
     *,
     out=None,
     device=None,
+    fill_value=None,
+    output_dtype=None,
 ):
     """Warp ``input`` by a dense displacement field: ``output(p) = input(p + flow(p))``.
 
@@ -793,7 +856,7 @@ def warp_flow(
     Parameters
     ----------
     input : ndarray, (N, C, H_in, W_in) or (N, C, D_in, H_in, W_in)
-        Images or volumes, float32 or float64.
+        Images or volumes, float32 or float64, or uint8, uint16, int16 (see :func:`grid_sample`).
     flow : ndarray, (N, H, W, 2) or (N, D, H, W, 3)
         Displacements in input pixels on the output lattice; same dtype as input.
     mode, padding_mode, align_corners
@@ -803,12 +866,15 @@ def warp_flow(
         Preallocated C-contiguous (N, C, H, W) result; must not overlap input or flow.
     device : {None, "cpu", "cuda"}
         Where to run; None picks "cuda" when an array argument is a GPU array.
+    fill_value, output_dtype : optional
+        As in :func:`grid_sample` (``padding_mode="constant"``; integer results).
 
     Returns
     -------
     output : ndarray, (N, C, H, W) (flow's spatial shape)
-        input's dtype. Fused: each pixel's point is computed from the flow inside the
-        sampler (the arithmetic of :func:`flow_grid`); no grid array is made.
+        The compute dtype (input's, or flow's for integer input), or output_dtype.
+        Fused: each pixel's point is computed from the flow inside the sampler (the
+        arithmetic of :func:`flow_grid`); no grid array is made.
 
     Raises
     ------
@@ -823,13 +889,15 @@ def warp_flow(
     >>> stn.warp_flow(x, flow, padding_mode="border")[0, 0]
     array([[0.5, 1.5, 2.5, 3. ]])
     """
+    pre = _intfill.Forward(input, flow, padding_mode, fill_value, output_dtype, out, "flow")
+    input, padding_mode, out = pre.input, pre.padding_mode, pre.out  # issue 8
     given = {"input": input, "flow": flow}
     dev, backend, host_out, (input, flow) = _arrays(device, given)
     in_size, m, p, ac = _check_warp_flow_args(input, flow, mode, padding_mode, align_corners)
     shape = tuple(input.shape[:2]) + tuple(flow.shape[1:-1])
     output, target = _output(out, shape, input.dtype, given, dev, backend)
     backend.run_sample(input, flow, None, output, m, p, ac, source=FLOW)
-    return _finish(output, host_out, target)
+    return pre.finish(_finish(output, host_out, target))
 
 
 def warp_flow_backward(
@@ -844,6 +912,7 @@ def warp_flow_backward(
     *,
     device=None,
     deterministic=True,
+    fill_value=None,
 ):
     """Gradients of :func:`warp_flow` with respect to input and flow.
 
@@ -860,6 +929,11 @@ def warp_flow_backward(
     deterministic : bool, default True
         As in :func:`grid_sample_backward` (GPU only).
 
+    fill_value : float or sequence of float, optional
+        As given to the forward (``padding_mode="constant"``). grad_input is the one of
+        zeros padding; the grid-like gradient is zeros padding's with ``input -
+        fill_value``. There is no gradient with respect to fill_value. Integer ``input``
+        is a TypeError (no integer backward).
     Returns
     -------
     grad_input : ndarray or None
@@ -882,6 +956,9 @@ def warp_flow_backward(
     >>> gf[0, 0, :, 0]              # d output / d dx: the slope; zeros padding past the end
     array([ 1.,  1.,  1., -3.])
     """
+    input, padding_mode = _intfill.backward(  # issue 8: constant fill, integer input
+        input, padding_mode, fill_value, {"grad_output": grad_output, "input": input, "flow": flow}
+    )
     dev, backend, host_out, (grad_output, input, flow) = _arrays(
         device, {"grad_output": grad_output, "input": input, "flow": flow}
     )
@@ -942,6 +1019,8 @@ def warp_affine(
     *,
     out=None,
     device=None,
+    fill_value=None,
+    output_dtype=None,
 ):
     """Warp ``input`` by the affine maps θ: ``grid_sample(input, affine_grid(θ, ...))`` fused.
 
@@ -951,7 +1030,7 @@ def warp_affine(
     Parameters
     ----------
     input : ndarray, (N, C, H_in, W_in) or (N, C, D_in, H_in, W_in)
-        Images or volumes, float32 or float64.
+        Images or volumes, float32 or float64, or uint8, uint16, int16 (see :func:`grid_sample`).
     theta : ndarray, (N, 2, 3) or (N, 3, 4)
         Maps from output to input normalised coordinates (as in :func:`affine_grid`),
         same dtype as input.
@@ -963,11 +1042,14 @@ def warp_affine(
         Preallocated C-contiguous result; must not overlap input or θ.
     device : {None, "cpu", "cuda"}
         Where to run; None picks "cuda" when an array argument is a GPU array.
+    fill_value, output_dtype : optional
+        As in :func:`grid_sample` (``padding_mode="constant"``; integer results).
 
     Returns
     -------
     output : ndarray, (N, C, *size)
-        input's dtype.
+        The compute dtype (input's, or theta's for integer input), or
+        output_dtype.
 
     Raises
     ------
@@ -984,6 +1066,8 @@ def warp_affine(
     array([[2., 1., 0.],
            [5., 4., 3.]])
     """
+    pre = _intfill.Forward(input, theta, padding_mode, fill_value, output_dtype, out, "theta")
+    input, padding_mode, out = pre.input, pre.padding_mode, pre.out  # issue 8
     given = {"input": input, "theta": theta}
     dev, backend, host_out, (input, theta) = _arrays(device, given)
     input, theta, dims, size, m, p, ac = _check_warp_args(
@@ -992,7 +1076,7 @@ def warp_affine(
     shape = tuple(input.shape[:2]) + size
     output, target = _output(out, shape, input.dtype, given, dev, backend)
     backend.run_sample(input, None, theta, output, m, p, ac)
-    return _finish(output, host_out, target)
+    return pre.finish(_finish(output, host_out, target))
 
 
 def warp_affine_backward(
@@ -1008,6 +1092,7 @@ def warp_affine_backward(
     *,
     device=None,
     deterministic=True,
+    fill_value=None,
 ):
     """Gradients of :func:`warp_affine` with respect to input and θ.
 
@@ -1025,6 +1110,11 @@ def warp_affine_backward(
         As in :func:`grid_sample_backward` (GPU only; grad_theta is always
         deterministic).
 
+    fill_value : float or sequence of float, optional
+        As given to the forward (``padding_mode="constant"``). grad_input is the one of
+        zeros padding; the grid-like gradient is zeros padding's with ``input -
+        fill_value``. There is no gradient with respect to fill_value. Integer ``input``
+        is a TypeError (no integer backward).
     Returns
     -------
     grad_input : ndarray or None
@@ -1053,6 +1143,12 @@ def warp_affine_backward(
     >>> gi.shape, gt.shape
     ((1, 1, 4, 4), (1, 2, 3))
     """
+    input, padding_mode = _intfill.backward(  # issue 8: constant fill, integer input
+        input,
+        padding_mode,
+        fill_value,
+        {"grad_output": grad_output, "input": input, "theta": theta},
+    )
     dev, backend, host_out, (grad_output, input, theta) = _arrays(
         device, {"grad_output": grad_output, "input": input, "theta": theta}
     )

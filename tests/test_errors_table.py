@@ -153,9 +153,31 @@ def _dtype_rows(fname, arg, shape_src, kind=DTYPE):
     return [(fname, arg, f"{shape_src[:-1]}, dtype='{dt}')", kind) for dt in _BAD_DTYPES]
 
 
+def _fill_rows(fname, grad):
+    """Rows of padding_mode="constant" / fill_value / output_dtype / integer input (issue 8)."""
+    rows = [
+        (fname, "padding_mode", "'constnt'", PADDING),
+        (fname, "fill_value", "1.0", OTHER),  # without padding_mode="constant"
+        (fname, "fill_value", "[1.0, 2.0]", SHAPE),  # C = 1
+        (fname, "fill_value", "np.nan", OTHER),
+        (fname, "fill_value", "'0'", DTYPE),
+    ]
+    if grad:
+        rows.append((fname, "input", "z(1, 1, 3, 4, dtype='uint8')", DTYPE))  # no int backward
+    else:
+        rows += [
+            (fname, "input", "z(1, 1, 3, 4, dtype='int32')", DTYPE),
+            (fname, "output_dtype", "np.int32", DTYPE),
+            (fname, "output_dtype", "'float16'", DTYPE),
+            (fname, "output_dtype", "True", DTYPE),
+        ]
+    return rows
+
+
 def _sampler_rows(fname, first, with_size=False, dims_only_2d=False, grad=None):
     """Rows of the sampler-like functions (input + a grid-like second argument)."""
-    rows = [
+    rows = [*_fill_rows(fname, grad)] if not fname.startswith("splat") else []
+    rows += [
         (fname, "input", "z(3, 4)", NDIM),
         (fname, "input", "z(1, 1, 1, 3, 4, 1)", NDIM),
         (fname, "input", "z(1, 1, 0, 4)", SHAPE),
@@ -526,6 +548,8 @@ def call_source(fname, arg, bad):
         kwargs["matrix"] = "eye(2, 2)"
     if fname == "warp_affine_pixels" and arg == "offset":
         kwargs["convention"] = "'cv2'"
+    if arg == "fill_value" and bad != "1.0":
+        kwargs["padding_mode"] = "'constant'"
     kwargs[arg] = bad
     return kwargs
 

@@ -49,6 +49,8 @@ NOT_SEQUENCES = [4, 2.0, None, "1123", b"12", (i for i in (1, 1, 2, 3))]
 #: Unsupported dtypes of an array argument (longdouble is left out: it is float64 on
 #: some platforms).
 BAD_DTYPES = [np.int32, np.int64, np.uint8, np.bool_, np.float16, np.complex64, np.complex128]
+#: The input dtypes of the sampling forwards (integer images, issue 8).
+INPUT_DTYPES = "float32, float64, uint8, uint16 or int16"
 
 
 def make_args(fname, dims=2, dtype=np.float64, n=1, c=1):
@@ -469,7 +471,7 @@ class TestGridSample:
         with pytest.raises(ValueError, match=re.escape("(did you mean 'bilinear'?)")):
             sample_fn(args["input"], args["grid"], "bilnear")
 
-    @pytest.mark.parametrize("padding", ["zero", "Zeros", "", "constant", "reflect", "edge"])
+    @pytest.mark.parametrize("padding", ["zero", "Zeros", "", "const", "reflect", "edge"])
     def test_unknown_padding_mode(self, sample_fn, padding):
         args = make_args("grid_sample")
         with pytest.raises(ValueError, match=re.escape("padding_mode must be one of ")) as info:
@@ -489,7 +491,8 @@ class TestGridSample:
     @pytest.mark.parametrize("value", [None, 0, b"zeros"], ids=repr)
     def test_padding_mode_not_str(self, sample_fn, value):
         args = make_args("grid_sample")
-        msg = f"padding_mode must be a str, one of {sorted(PADDING_NAMES)}; got"
+        names = sorted(PADDING_NAMES + ("constant",))  # the sampling functions' list
+        msg = f"padding_mode must be a str, one of {names}; got"
         with pytest.raises(TypeError, match=re.escape(msg)):
             sample_fn(args["input"], args["grid"], "bilinear", value)
 
@@ -803,6 +806,11 @@ class TestDtypes:
         args = make_args(fname)
         args[arg] = args[arg].astype(bad)
         msg = f"{arg} must have dtype float32 or float64; got {np.dtype(bad)}"
+        if arg == "input" and fname in ("grid_sample", "warp_affine"):
+            if np.dtype(bad) == np.uint8:  # an integer image (tests/test_integer_fill.py)
+                assert call(fname, args).dtype == args["grid" if "grid" in args else "theta"].dtype
+                return
+            msg = f"input must have dtype {INPUT_DTYPES}; got {np.dtype(bad)}"
         with pytest.raises(TypeError, match=re.escape(msg)) as info:
             call(fname, args)
         if np.dtype(bad).kind in "iub" or bad is np.float16:
@@ -813,6 +821,8 @@ class TestDtypes:
         args = make_args(fname)
         args[arg] = args[arg].astype(object)
         msg = f"{arg} must have dtype float32 or float64; got object"
+        if arg == "input" and fname in ("grid_sample", "warp_affine"):
+            msg = f"input must have dtype {INPUT_DTYPES}; got object"
         with pytest.raises(TypeError, match=re.escape(msg)):
             call(fname, args)
 

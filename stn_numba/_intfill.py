@@ -1,0 +1,221 @@
+"""Integer images and constant fill, at the public boundary (issue 8).
+
+Nothing here reaches the kernels: integer input is converted to the float dtype of the
+grid-like argument before the backend runs, and ``padding_mode="constant"`` is turned
+into ``"zeros"`` padding of ``input - fill_value`` plus ``fill_value`` afterwards. The
+interpolation weights of every mode sum to 1 (bilinear/trilinear, nearest and Keys'
+bicubic), so inside the image the shift cancels exactly (up to the rounding of the
+compute dtype) and every tap outside reads ``fill_value``. No new kernel
+specialisation is compiled for either feature.
+"""
+
+import numbers
+
+import numpy as np
+
+from ._modes import sampling_padding
+from ._validate import _is_sequence, check_out, describe, is_gpu_array
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+#: Integer image dtypes the sampling forwards accept.
+INT_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.int16))
+_OUTPUT_DTYPES = _FLOATS + INT_DTYPES
+_ACCEPTED = "float32, float64, uint8, uint16 or int16"
+
+
+def _dtype_of(x):
+    """x's dtype without converting it (None when it has none that can be read here)."""
+    dt = getattr(x, "dtype", None)
+    if dt is None and is_gpu_array(x):
+        return None
+    if dt is not None:
+        try:
+            return np.dtype(dt)
+        except TypeError:
+            return None
+    try:
+        return np.asarray(x).dtype
+    except Exception:
+        return None
+
+
+def _output_dtype(output_dtype):
+    if output_dtype is None:
+        return None
+    try:
+        dt = np.dtype(output_dtype)
+    except TypeError:
+        dt = None
+    if dt is None or isinstance(output_dtype, bool) or dt not in _OUTPUT_DTYPES:
+        given = describe(output_dtype) if dt is None or isinstance(output_dtype, bool) else dt
+        raise TypeError(
+            f"output_dtype must be None, float32, float64, uint8, uint16 or int16; got {given}"
+        )
+    return dt.newbyteorder("=")
+
+
+def _fill_array(fill_value, channels, dtype):
+    """fill_value as a (C,) array of ``dtype`` (scalar: broadcast); finite reals only."""
+    if _is_sequence(fill_value):
+        vals = list(fill_value)
+        if len(vals) != channels:
+            raise ValueError(
+                f"fill_value must be a number or a sequence of C = {channels} numbers "
+                f"(one per channel); got {len(vals)} values"
+            )
+    else:
+        vals = [fill_value] * channels
+    for v in vals:
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+            raise TypeError(
+                f"fill_value must be a real number or a sequence of C = {channels} real "
+                f"numbers; got {describe(fill_value)}"
+            )
+    f = np.array([float(v) for v in vals], dtype=np.float64)
+    if not np.all(np.isfinite(f)):
+        raise ValueError(f"fill_value must be finite; got {describe(fill_value)}")
+    return f.astype(dtype)
+
+
+def _is_float(dt):
+    return dt is not None and dt.kind == "f" and dt.itemsize in (4, 8)
+
+
+def _is_int_image(dt):
+    return dt is not None and dt.newbyteorder("=") in INT_DTYPES
+
+
+def _check_integer_input(input, gpu_hint):
+    """Refuse integer dtypes other than INT_DTYPES, and integer GPU arrays."""
+    dt = _dtype_of(input)
+    if dt is None or _is_float(dt):
+        return dt
+    if _is_int_image(dt) and is_gpu_array(input):
+        raise TypeError(
+            f"input is a GPU array of dtype {dt}; integer images are accepted as NumPy "
+            f"arrays only (they are converted on the host): convert it on the device "
+            f"first ({gpu_hint})"
+        )
+    if not _is_int_image(dt):
+        hint = " (convert with .astype(np.float32))" if dt.kind in "fiub" else ""
+        raise TypeError(f"input must have dtype {_ACCEPTED}; got {dt}{hint}")
+    return dt
+
+
+class Forward:
+    """Pre-processing of a sampling forward's arguments, and post-processing of its result.
+
+    Use::
+
+        pre = Forward(input, grid, padding_mode, fill_value, output_dtype, out, "grid")
+        input, padding_mode, out = pre.input, pre.padding_mode, pre.out
+        ...  # the float forward, unchanged
+        return pre.finish(result)
+    """
+
+    def __init__(self, input, ref, padding_mode, fill_value, output_dtype, out, ref_name):
+        arrays = {"input": input, ref_name: ref}
+        self.padding_mode, constant = sampling_padding(padding_mode)
+        if fill_value is not None and not constant:
+            raise ValueError(
+                f"fill_value is used only with padding_mode='constant'; got "
+                f"padding_mode={padding_mode!r} and fill_value={describe(fill_value)}"
+            )
+        target = _output_dtype(output_dtype)
+        dt = _check_integer_input(input, "e.g. x.astype(cupy.float32)")
+        ref_dt = _dtype_of(ref)
+        compute = ref_dt.newbyteorder("=") if _is_float(ref_dt) else np.dtype(np.float32)
+        gpu = [k for k, v in {**arrays, "out": out}.items() if v is not None and is_gpu_array(v)]
+        if _is_int_image(dt):
+            input = np.asarray(input).astype(compute)  # the one input-sized temporary
+        elif _is_float(dt):
+            compute = dt.newbyteorder("=")
+        self.compute = compute
+        self.target = compute if target is None else target
+        self.user_out = None
+        if out is not None and isinstance(out, np.ndarray):
+            for k, v in arrays.items():
+                if isinstance(v, np.ndarray) and np.may_share_memory(out, v):
+                    raise ValueError(f"out must not overlap {k}")
+        if self.target != compute:
+            if gpu:
+                raise TypeError(
+                    f"output_dtype={self.target} needs NumPy arrays (the conversion runs on "
+                    f"the host; device='cuda' with NumPy arrays is fine); {gpu[0]} is a GPU "
+                    f"array: leave output_dtype=None and convert the result on the device"
+                )
+            if out is not None:
+                if not isinstance(out, np.ndarray):
+                    raise TypeError(f"out must be a NumPy array or None; got {describe(out)}")
+                if out.dtype != self.target:
+                    raise ValueError(
+                        f"out must have the output dtype {self.target} (output_dtype); "
+                        f"got dtype {out.dtype}"
+                    )
+                self.user_out, out = out, None
+        self.fill = None
+        if constant and fill_value is not None and np.ndim(input) >= 2:
+            channels = int(np.shape(input)[1]) if not is_gpu_array(input) else input.shape[1]
+            fill = _fill_array(fill_value, channels, compute)
+            if np.any(fill != 0):
+                if gpu:
+                    raise TypeError(
+                        f"padding_mode='constant' with a nonzero fill_value needs NumPy "
+                        f"arrays (the shift by fill_value runs on the host; device='cuda' "
+                        f"with NumPy arrays is fine); {gpu[0]} is a GPU array"
+                    )
+                if not isinstance(input, np.ndarray):
+                    input = np.asarray(input)
+                shape = (1, channels) + (1,) * (input.ndim - 2)
+                self.fill = fill.reshape(shape)
+                input = np.subtract(input, self.fill, dtype=compute)
+        self.input, self.out = input, out
+
+    def finish(self, result):
+        """Add the fill back, then convert to the output dtype (into ``out`` if given)."""
+        if self.fill is not None:
+            np.add(result, self.fill.astype(result.dtype), out=result)
+        if self.target == self.compute:
+            return result
+        if self.target.kind in "iu":
+            info = np.iinfo(self.target)
+            np.rint(result, out=result)
+            np.clip(result, info.min, info.max, out=result)
+            result[np.isnan(result)] = 0
+        if self.user_out is None:
+            return result.astype(self.target)
+        check_out(self.user_out, result.shape, self.target, {})
+        np.copyto(self.user_out, result, casting="unsafe")
+        return self.user_out
+
+
+def backward(input, padding_mode, fill_value, arrays):
+    """(input, padding_mode) for a sampling backward: integer input refused, constant
+    padding turned into zeros padding of ``input - fill_value``."""
+    dt = _dtype_of(input)
+    if dt is not None and dt.kind in "iub":
+        raise TypeError(
+            f"input must have dtype float32 or float64; got {dt} (convert with "
+            f".astype(np.float32); integer images are accepted by the forward functions "
+            f"only: there is no integer backward)"
+        )
+    pm, constant = sampling_padding(padding_mode)
+    if fill_value is not None and not constant:
+        raise ValueError(
+            f"fill_value is used only with padding_mode='constant'; got "
+            f"padding_mode={padding_mode!r} and fill_value={describe(fill_value)}"
+        )
+    if constant and fill_value is not None and _is_float(dt) and np.ndim(input) >= 2:
+        channels = int(input.shape[1])
+        fill = _fill_array(fill_value, channels, dt.newbyteorder("="))
+        if np.any(fill != 0):
+            gpu = [k for k, v in arrays.items() if v is not None and is_gpu_array(v)]
+            if gpu:
+                raise TypeError(
+                    f"padding_mode='constant' with a nonzero fill_value needs NumPy arrays "
+                    f"(the shift by fill_value runs on the host; device='cuda' with NumPy "
+                    f"arrays is fine); {gpu[0]} is a GPU array"
+                )
+            input = np.asarray(input)
+            input = np.subtract(input, fill.reshape((1, channels) + (1,) * (input.ndim - 2)))
+    return input, pm
