@@ -173,7 +173,7 @@ def test_errors(rng):
     # the eager function's own validation runs at once (on an empty batch)
     with pytest.raises(ValueError, match="mode"):
         stnd.warp_affine(dx, theta, mode="bogus")
-    with pytest.raises(TypeError, match="float32 or float64"):
+    with pytest.raises(TypeError, match="input must have dtype float32, float64, uint8"):
         stnd.warp_affine(dx.astype(np.int32), theta)
     with pytest.raises(ValueError, match="flow"):
         stnd.warp_flow(dx, np.zeros((N, 7, 9, 3)))
