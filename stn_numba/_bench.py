@@ -335,7 +335,7 @@ def _scipy(op, data):
         return persp
     if op == "warp_flow":
         flow = data["flow"]
-        idx = np.indices(spatial, dtype=np.float32)  # (row, col) / (z, y, x)
+        idx = np.indices(spatial, dtype=np.float64)  # (row, col) / (z, y, x); float64: exact
 
         def mapflow():
             out = np.empty_like(x)
