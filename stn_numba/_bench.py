@@ -25,6 +25,11 @@ from H in torch ops + ``grid_sample``; OpenCV ``warpPerspective``; scipy:
 flow of up to ±4 pixels; torch: grid = normalised(identity + flow) + ``grid_sample``;
 OpenCV ``remap`` at identity + flow; scipy ``map_coordinates``). Building the grid or
 the maps from H or the flow is part of every timed call: it is part of the job.
+``warp_affine_nhwc`` is warp_affine on the same images stored channels-last, (N, H, W, C)
+/ (N, D, H, W, C), in and out (issue 8): stn_numba ``layout="NHWC"``; torch on
+``channels_last`` tensors, the result returned as an NHWC array; OpenCV ``warpAffine``
+on each H×W×C image (its native interleaved path, every channel in one call); scipy
+``affine_transform`` per channel plane of the NHWC array.
 """
 
 import os
@@ -41,7 +46,14 @@ WORKLOADS = {
     "W5": (2, 1, 96, 96, 96),
 }
 QUICK = ("W1", "W2", "W5")
-OPERATIONS = ("grid_sample", "warp_affine", "backward", "warp_perspective", "warp_flow")
+OPERATIONS = (
+    "grid_sample",
+    "warp_affine",
+    "warp_affine_nhwc",
+    "backward",
+    "warp_perspective",
+    "warp_flow",
+)
 IMPLEMENTATIONS = ("stn_numba", "torch", "opencv", "scipy")
 
 
@@ -91,7 +103,16 @@ def make_data(workload, seed=0):
         for i in range(n):
             wave = sum(np.sin(3.0 * a + p) for a, p in zip(axes, phase[i], strict=True))
             flow[i, ..., k] = amp[i] / dims * wave
-    return {"x": x, "theta": theta, "grid": grid, "gout": gout, "H": H, "flow": flow}
+    x_last = np.ascontiguousarray(np.moveaxis(x, 1, -1))  # channels-last copy of x
+    return {
+        "x": x,
+        "x_last": x_last,
+        "theta": theta,
+        "grid": grid,
+        "gout": gout,
+        "H": H,
+        "flow": flow,
+    }
 
 
 # ----------------------------------------------------------------------------
@@ -145,6 +166,9 @@ def _stn(op, data):
         return lambda: stn.grid_sample(x, grid)
     if op == "warp_affine":
         return lambda: stn.warp_affine(x, theta)
+    if op == "warp_affine_nhwc":
+        layout = "NHWC" if x.ndim == 4 else "NDHWC"
+        return lambda: stn.warp_affine(data["x_last"], theta, layout=layout)
     if op == "warp_perspective":
         _no_3d_homography(data)
         return lambda: stn.warp_perspective(x, data["H"])
@@ -175,6 +199,18 @@ def _torch(op, data):
             return F.grid_sample(x, g, align_corners=False).numpy()
 
         return warp
+    if op == "warp_affine_nhwc":
+        fmt = torch.channels_last if x.ndim == 4 else torch.channels_last_3d
+        xl = torch.from_numpy(data["x_last"]).movedim(-1, 1)  # channels_last memory already
+        assert xl.is_contiguous(memory_format=fmt)
+        last = (0, *range(2, x.ndim), 1)
+
+        def warp_last():
+            g = F.affine_grid(theta, list(x.shape), align_corners=False)
+            y = F.grid_sample(xl, g, align_corners=False)
+            return y.permute(last).contiguous().numpy()  # no copy if y is channels_last
+
+        return warp_last
     if op in ("warp_perspective", "warp_flow"):
         n, dims = x.shape[0], x.ndim - 2
         eye = torch.eye(dims, dims + 1).expand(n, dims, dims + 1)
@@ -278,6 +314,21 @@ def _opencv(op, data):
         m = _pixel_matrix(data["theta"][n], (H, W), (H, W))  # (row, col) order
         swap = np.eye(3)[[1, 0, 2]]
         mats.append((swap @ m @ swap)[:2])
+    if op == "warp_affine_nhwc":
+        if C > 4:
+            raise Skip("OpenCV interleaves at most 4 channels")
+        xl = data["x_last"]
+
+        def warp_hwc():
+            out = np.empty_like(xl)
+            for n in range(N):
+                y = cv2.warpAffine(
+                    xl[n], mats[n], (W, H), flags=flags | cv2.WARP_INVERSE_MAP, **border
+                )
+                out[n] = y.reshape(H, W, C)  # C = 1 comes back as H×W
+            return out
+
+        return warp_hwc
 
     def warp():
         out = np.empty_like(x)
@@ -347,6 +398,17 @@ def _scipy(op, data):
 
         return mapflow
     mats = [_pixel_matrix(data["theta"][n], spatial, spatial) for n in range(N)]
+    if op == "warp_affine_nhwc":
+        xl = data["x_last"]
+
+        def affine_last():
+            out = np.empty_like(xl)
+            for n in range(N):
+                for c in range(C):  # strided channel planes, in and out
+                    ndimage.affine_transform(xl[n, ..., c], mats[n], output=out[n, ..., c], **kw)
+            return out
+
+        return affine_last
 
     def affine():
         out = np.empty_like(x)

@@ -752,7 +752,7 @@ def run_backward(
             spans[:, 1] = inp.shape[2] - 1
     if mode == BILINEAR and (nb == 1 or not (fused and point_grad)):
         # one pass for both gradients (θ row sums need whole rows: one band)
-        grad_input = np.zeros(inp.shape, dtype=dtype) if input_grad else None
+        grad_input = np.zeros_like(inp) if input_grad else None
         gin = grad_input if input_grad else _placeholder(dtype, dims + 2)
         k = dims * (dims + 1)
         acc = np.empty((spans.shape[0] if fused and point_grad else 0, k), dtype=np.float64)
@@ -768,7 +768,7 @@ def run_backward(
             grad_point = _reduce(acc, n, dims, dtype)
         return grad_input, grad_point
     if input_grad:
-        grad_input = np.zeros(inp.shape, dtype=dtype)
+        grad_input = np.zeros_like(inp)
         scatter = scatter_2d_cpu if dims == 2 else scatter_3d_cpu
         scatter(gout, grid, theta, fused, grad_input, spans, nb, *args)
     if point_grad:

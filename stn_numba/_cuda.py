@@ -33,6 +33,7 @@ from numba.core.dispatcher import Dispatcher
 from numba.extending import overload
 
 from . import _coords, _jit, _kernels
+from ._layout import inverse, memory_order, permute, physical
 from ._modes import AFFINE, BICUBIC, FLOW, GRID
 
 SIMULATOR = bool(numba.config.ENABLE_CUDASIM)
@@ -466,14 +467,35 @@ def _launch(kernel, total, *args):
 
 
 def to_device(x):
-    """Device view of a device array (zero copy), or a copy of a NumPy array."""
+    """Device view of a device array (zero copy), or a copy of a NumPy array that keeps
+    its memory order (a channels-last view stays one: see :mod:`stn_numba._layout`)."""
     if isinstance(x, np.ndarray):
-        return cuda.to_device(x)
+        order = memory_order(x)
+        return permute(cuda.to_device(np.ascontiguousarray(permute(x, order))), inverse(order))
     return x  # already a Numba device array (see _validate.as_float_array)
 
 
 def empty(shape, dtype):
     return cuda.device_array(shape, dtype=dtype)
+
+
+def empty_like(x, dtype):
+    """A new device array of x's shape, in x's memory order (channels-last stays so)."""
+    order = memory_order(x)
+    return permute(empty(tuple(x.shape[a] for a in order), dtype), inverse(order))
+
+
+def zeros_like(x, dtype):
+    arr = empty_like(x, dtype)
+    if arr.size:
+        _launch(k_fill_zero, arr.size, physical(arr).reshape(-1))
+    return arr
+
+
+def _rows(x, n):
+    """(n, size // n) view of the memory of an image-like array whose batch axis is
+    outermost (C order or channels-last): for the element-wise kernels."""
+    return physical(x).reshape(n, x.size // n)
 
 
 def zeros(shape, dtype):
@@ -545,21 +567,16 @@ def run_backward(
         args = (mode, padding_mode, align_corners)
         if deterministic:
             scales = _fixed_point_scales(gout, mode)
-            acc = zeros(inp.shape, np.int64)
+            acc = zeros_like(inp, np.int64)
             _launch(scatter, out_pixels, gout, grid, theta, fused, acc, scales, *args)
-            grad_input = cuda.device_array(inp.shape, dtype=dtype)
-            per = int(np.prod(inp.shape[1:]))
+            grad_input = empty_like(inp, dtype)
             if grad_input.size:
                 _launch(
-                    k_fixed_to_float,
-                    grad_input.size,
-                    acc.reshape(n, per),
-                    scales,
-                    grad_input.reshape(n, per),
+                    k_fixed_to_float, grad_input.size, _rows(acc, n), scales, _rows(grad_input, n)
                 )
         else:
             scales = cuda.to_device(np.ones(n))
-            grad_input = zeros(inp.shape, dtype)
+            grad_input = zeros_like(inp, dtype)
             _launch(scatter, out_pixels, gout, grid, theta, fused, grad_input, scales, *args)
     if point_grad:
         args = (mode, padding_mode, align_corners)
@@ -585,7 +602,7 @@ def _fixed_point_scales(gout, mode):
     rows = n * int(np.prod(gout.shape[1:-1]))
     sums = cuda.device_array((rows, 1), dtype=np.float64)
     if gout.size:
-        _launch(k_abs_row_sums, rows, gout.reshape(rows, gout.shape[gout.ndim - 1]), sums)
+        _launch(k_abs_row_sums, rows, _rows(gout, rows), sums)
         totals = _reduce_flat(sums, n)
     else:
         totals = zeros((n, 1), np.float64)
@@ -713,13 +730,12 @@ def run_splat(src, grid, out, mode, padding_mode, align_corners, deterministic=T
     args = (mode, padding_mode, align_corners)
     if deterministic:
         scales = _fixed_point_scales(src, mode)
-        acc = zeros(out.shape, np.int64)
+        acc = zeros_like(out, np.int64)
         _launch(scatter, total, src, grid, theta, False, acc, scales, *args)
         if out.size:
-            per = out.size // n
-            _launch(k_fixed_to_float, out.size, acc.reshape(n, per), scales, out.reshape(n, per))
+            _launch(k_fixed_to_float, out.size, _rows(acc, n), scales, _rows(out, n))
     else:
         if out.size:
-            _launch(k_fill_zero, out.size, out.reshape(-1))
+            _launch(k_fill_zero, out.size, physical(out).reshape(-1))
         scales = cuda.to_device(np.ones(n))
         _launch(scatter, total, src, grid, theta, False, out, scales, *args)

@@ -113,7 +113,9 @@ class Forward:
         return pre.finish(result)
     """
 
-    def __init__(self, input, ref, padding_mode, fill_value, output_dtype, out, ref_name):
+    def __init__(
+        self, input, ref, padding_mode, fill_value, output_dtype, out, ref_name, channel_axis=1
+    ):
         arrays = {"input": input, ref_name: ref}
         self.padding_mode, constant = sampling_padding(padding_mode)
         if fill_value is not None and not constant:
@@ -155,7 +157,8 @@ class Forward:
                 self.user_out, out = out, None
         self.fill = None
         if constant and fill_value is not None and np.ndim(input) >= 2:
-            channels = int(np.shape(input)[1]) if not is_gpu_array(input) else input.shape[1]
+            shp = input.shape if is_gpu_array(input) else np.shape(input)
+            channels = int(shp[channel_axis])
             fill = _fill_array(fill_value, channels, compute)
             if np.any(fill != 0):
                 if gpu:
@@ -166,8 +169,7 @@ class Forward:
                     )
                 if not isinstance(input, np.ndarray):
                     input = np.asarray(input)
-                shape = (1, channels) + (1,) * (input.ndim - 2)
-                self.fill = fill.reshape(shape)
+                self.fill = fill.reshape(_fill_shape(input.ndim, channels, channel_axis))
                 input = np.subtract(input, self.fill, dtype=compute)
         self.input, self.out = input, out
 
@@ -189,7 +191,14 @@ class Forward:
         return self.user_out
 
 
-def backward(input, padding_mode, fill_value, arrays):
+def _fill_shape(ndim, channels, channel_axis):
+    """The shape that broadcasts a (C,) fill over an image whose channel axis is given."""
+    shape = [1] * ndim
+    shape[channel_axis] = channels
+    return tuple(shape)
+
+
+def backward(input, padding_mode, fill_value, arrays, channel_axis=1):
     """(input, padding_mode) for a sampling backward: integer input refused, constant
     padding turned into zeros padding of ``input - fill_value``."""
     dt = _dtype_of(input)
@@ -206,7 +215,7 @@ def backward(input, padding_mode, fill_value, arrays):
             f"padding_mode={padding_mode!r} and fill_value={describe(fill_value)}"
         )
     if constant and fill_value is not None and _is_float(dt) and np.ndim(input) >= 2:
-        channels = int(input.shape[1])
+        channels = int(input.shape[channel_axis])
         fill = _fill_array(fill_value, channels, dt.newbyteorder("="))
         if np.any(fill != 0):
             gpu = [k for k, v in arrays.items() if v is not None and is_gpu_array(v)]
@@ -217,5 +226,6 @@ def backward(input, padding_mode, fill_value, arrays):
                     f"arrays is fine); {gpu[0]} is a GPU array"
                 )
             input = np.asarray(input)
-            input = np.subtract(input, fill.reshape((1, channels) + (1,) * (input.ndim - 2)))
+            shape = _fill_shape(input.ndim, channels, channel_axis)
+            input = np.subtract(input, fill.reshape(shape))
     return input, pm

@@ -30,7 +30,9 @@ def _lookup(table, value, name):
     except KeyError:
         import difflib
 
-        close = difflib.get_close_matches(value, list(table), n=1)
+        folded = {k.lower(): k for k in table}
+        close = [folded[value.lower()]] if value.lower() in folded else []
+        close = close or difflib.get_close_matches(value, list(table), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ValueError(
             f"{name} must be one of {', '.join(repr(k) for k in table)}; got {value!r}{hint}"
@@ -70,3 +72,22 @@ def sampling_padding(padding_mode):
     if padding_mode == "constant":
         return "zeros", True
     return padding_mode, False
+
+
+# ----------------------------------------------------------------------------
+# Memory layouts of images (issue 8): translated at the boundary (_layout.py)
+# ----------------------------------------------------------------------------
+
+#: layout name -> (channels last?, the ndim it is for; None: 4-D or 5-D). "NCHW", the
+#: default, also names 5-D channels-first input (as before layouts existed).
+LAYOUTS = {
+    "NCHW": (False, None),
+    "NHWC": (True, 4),
+    "NCDHW": (False, 5),
+    "NDHWC": (True, 5),
+}
+
+
+def layout_code(layout):
+    """(channels_last, ndim or None) of the image ``layout`` name."""
+    return _lookup(LAYOUTS, layout, "layout")

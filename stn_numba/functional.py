@@ -9,6 +9,8 @@ grid last axis      (x, y) or (x, y, z): x indexes W, y indexes H, z indexes D
 normalised coords   -1 is the left/top edge, +1 the right/bottom edge
 align_corners=True  ±1 are the centres of the corner pixels: i = (g + 1)/2 · (S - 1)
 align_corners=False ±1 are the outer edges of the corner pixels: i = ((g + 1)·S - 1)/2
+layout=             "NCHW"/"NCDHW" (default) or channels-last "NHWC"/"NDHWC" images,
+                    computed natively (no transposed copy); grids are unchanged
 dtypes              float32 or float64, the same for every array; output = input's
                     (the sampling forwards also take uint8/uint16/int16 input,
                     computed in the grid's float dtype; output_dtype= converts)
@@ -29,6 +31,7 @@ values beyond 2**40 pixels are clamped there, so ``border`` reads the edge,
 import numpy as np
 
 from . import _cpu, _intfill
+from ._layout import Layout
 from ._modes import FLOW, PERSPECTIVE, mode_code, padding_code
 from ._validate import (
     as_float_array,
@@ -75,20 +78,36 @@ def _backend(dev):
     return _cuda
 
 
-def _arrays(device, names_values):
+def _arrays(device, names_values, layout=None, images=()):
     """Resolve the device and convert every array argument.
 
     Returns (device, backend, host_out, arrays): ``host_out`` is True when no
-    argument lives on the GPU, so that NumPy in gives NumPy out.
+    argument lives on the GPU, so that NumPy in gives NumPy out. The arguments named
+    in ``images`` are in the caller's ``layout`` and come back as the kernels'
+    (N, C, ...) views of their memory (see :mod:`._layout`).
     """
     dev = check_device(device, names_values)
     host_out = not any(is_gpu_array(v) for v in names_values.values())
-    arrays = [as_float_array(v, k) for k, v in names_values.items()]
+    arrays = []
+    for k, v in names_values.items():
+        if k in images:
+            layout.check(v, k)
+            arrays.append(layout.to_kernel(as_float_array(v, k)))
+        else:
+            arrays.append(as_float_array(v, k))
     return dev, _backend(dev), host_out, arrays
 
 
-def _output(out, shape, dtype, args, dev, backend):
-    """(array the kernel writes, host array to copy it into afterwards or None)."""
+def _output(out, shape, dtype, args, dev, backend, layout=None):
+    """(array the kernel writes, host array to copy it into afterwards or None).
+
+    ``shape`` is in kernel order; with a ``layout``, the output is allocated (and
+    ``out`` checked) in the caller's layout and returned as the kernels' view."""
+    if layout is not None:
+        arr, target = _output(out, layout.shape(shape), dtype, args, dev, backend)
+        if dev == "cpu":
+            target = arr  # what _finish returns: the array itself (``out`` when given)
+        return layout.to_kernel(arr), target
     if out is None:
         return backend.empty(shape, dtype), None
     if dev == "cpu":
@@ -108,7 +127,7 @@ def _output(out, shape, dtype, args, dev, backend):
 def _finish(result, host_out, target=None):
     """Bring a device result home when the caller gave NumPy arrays."""
     if result is None or isinstance(result, np.ndarray):
-        return result
+        return result if target is None else target
     if target is not None:
         result.copy_to_host(target)
         return target
@@ -251,6 +270,7 @@ def grid_sample(
     padding_mode="zeros",
     align_corners=False,
     *,
+    layout="NCHW",
     out=None,
     device=None,
     fill_value=None,
@@ -274,6 +294,10 @@ def grid_sample(
         Whether ±1 are the centres (True) or outer edges (False) of the corner pixels.
     out : ndarray, optional
         Preallocated C-contiguous result; must not overlap input or grid.
+    layout : {"NCHW", "NHWC", "NCDHW", "NDHWC"}, default "NCHW"
+        Memory layout of the images (input, out, output): channels first, or channels
+        last, (N, H, W, C) / (N, D, H, W, C), computed natively with no transposed copy
+        (see :func:`grid_sample`). "NCHW" also takes 5-D channels-first input.
     device : {None, "cpu", "cuda"}
         Where to run; None picks "cuda" when an array argument is a GPU array.
     fill_value : float or sequence of float, optional
@@ -296,6 +320,13 @@ def grid_sample(
     (``out`` must then have the output dtype). Integer GPU arrays are refused (convert
     them on the device); NumPy integer input with ``device="cuda"`` is converted on the
     host. Other integer dtypes (int32, int64, ...) are a TypeError.
+
+    Layouts: with ``layout="NHWC"`` (``"NDHWC"``) the images — input, out, the
+    output, and in the backwards grad_output and grad_input — are (N, H, W, C)
+    ((N, D, H, W, C)); grids, θ, H and flows are the same in every layout. The kernels
+    index the channels-last memory directly (a permuted view, no transposed copy) and
+    give the same numbers as channels-first, bit for bit; results are C-contiguous in
+    the layout asked for. A channels-last GPU array must be C-contiguous as such.
 
     Constant fill: the interpolation weights of every mode sum to 1, so
     ``padding_mode="constant"`` is computed exactly as zeros padding of
@@ -326,15 +357,18 @@ def grid_sample(
     ...                 output_dtype=np.uint8)
     array([[[[ 25, 255]]]], dtype=uint8)
     """
-    pre = _intfill.Forward(input, grid, padding_mode, fill_value, output_dtype, out, "grid")
+    lay = Layout(layout)
+    pre = _intfill.Forward(
+        input, grid, padding_mode, fill_value, output_dtype, out, "grid", lay.channel_axis
+    )
     input, padding_mode, out = pre.input, pre.padding_mode, pre.out  # issue 8
     given = {"input": input, "grid": grid}
-    dev, backend, host_out, (input, grid) = _arrays(device, given)
+    dev, backend, host_out, (input, grid) = _arrays(device, given, lay, ("input",))
     input, grid, dims, m, p, ac = _check_sample_args(input, grid, mode, padding_mode, align_corners)
     shape = tuple(input.shape[:2]) + tuple(grid.shape[1:-1])
-    output, target = _output(out, shape, input.dtype, given, dev, backend)
+    output, target = _output(out, shape, input.dtype, given, dev, backend, lay)
     backend.run_sample(input, grid, None, output, m, p, ac)
-    return pre.finish(_finish(output, host_out, target))
+    return pre.finish(_finish(lay.from_kernel(output), host_out, target))
 
 
 def grid_sample_backward(
@@ -347,6 +381,7 @@ def grid_sample_backward(
     input_grad=True,
     grid_grad=True,
     *,
+    layout="NCHW",
     device=None,
     deterministic=True,
     fill_value=None,
@@ -362,6 +397,11 @@ def grid_sample_backward(
     input_grad, grid_grad : bool, default True
         Which gradients to compute; one not asked for is not computed and comes back
         as None.
+    layout : {"NCHW", "NHWC", "NCDHW", "NDHWC"}, default "NCHW"
+        Memory layout of the images (grad_output, input, grad_input): channels
+        first, or channels last, (N, H, W, C) / (N, D, H, W, C), computed natively with
+        no transposed copy
+        (see :func:`grid_sample`). "NCHW" also takes 5-D channels-first input.
     device : {None, "cpu", "cuda"}
         Where to run; None picks "cuda" when an array argument is a GPU array.
     deterministic : bool, default True
@@ -406,22 +446,30 @@ def grid_sample_backward(
     >>> gg[0, 0, 0]      # d out / d (x, y): 1 per pixel step, half a width per unit
     array([0.5, 1. ])
     """
+    lay = Layout(layout)
     input, padding_mode = _intfill.backward(  # issue 8: constant fill, integer input
-        input, padding_mode, fill_value, {"grad_output": grad_output, "input": input, "grid": grid}
+        input,
+        padding_mode,
+        fill_value,
+        {"grad_output": grad_output, "input": input, "grid": grid},
+        lay.channel_axis,
     )
     dev, backend, host_out, (grad_output, input, grid) = _arrays(
-        device, {"grad_output": grad_output, "input": input, "grid": grid}
+        device,
+        {"grad_output": grad_output, "input": input, "grid": grid},
+        lay,
+        ("grad_output", "input"),
     )
     input, grid, dims, m, p, ac = _check_sample_args(input, grid, mode, padding_mode, align_corners)
     input_grad = check_bool(input_grad, "input_grad")
     grid_grad = check_bool(grid_grad, "grid_grad")
     deterministic = check_bool(deterministic, "deterministic")
     same_dtype("input", input, grad_output=grad_output)
-    check_shape(grad_output, "grad_output", tuple(input.shape[:2]) + tuple(grid.shape[1:-1]))
+    lay.check_shape(grad_output, "grad_output", tuple(input.shape[:2]) + tuple(grid.shape[1:-1]))
     gi, gg = backend.run_backward(
         grad_output, input, grid, None, m, p, ac, input_grad, grid_grad, deterministic
     )
-    return _finish(gi, host_out), _finish(gg, host_out)
+    return _finish(lay.from_kernel(gi), host_out), _finish(gg, host_out)
 
 
 # ----------------------------------------------------------------------------
@@ -556,6 +604,7 @@ def warp_perspective(
     padding_mode="zeros",
     align_corners=False,
     *,
+    layout="NCHW",
     out=None,
     device=None,
     fill_value=None,
@@ -576,6 +625,10 @@ def warp_perspective(
         As in :func:`grid_sample`.
     out : ndarray, optional
         Preallocated C-contiguous result; must not overlap input or H.
+    layout : {"NCHW", "NHWC", "NCDHW", "NDHWC"}, default "NCHW"
+        Memory layout of the images (input, out, output): channels first, or channels
+        last, (N, H, W, C) / (N, D, H, W, C), computed natively with no transposed copy
+        (see :func:`grid_sample`). "NCHW" also takes 5-D channels-first input.
     device : {None, "cpu", "cuda"}
         Where to run; None picks "cuda" when an array argument is a GPU array.
     fill_value, output_dtype : optional
@@ -611,15 +664,18 @@ def warp_perspective(
     array([[2., 1., 0.],
            [5., 4., 3.]])
     """
-    pre = _intfill.Forward(input, H, padding_mode, fill_value, output_dtype, out, "H")
+    lay = Layout(layout)
+    pre = _intfill.Forward(
+        input, H, padding_mode, fill_value, output_dtype, out, "H", lay.channel_axis
+    )
     input, padding_mode, out = pre.input, pre.padding_mode, pre.out  # issue 8
     given = {"input": input, "H": H}
-    dev, backend, host_out, (input, H) = _arrays(device, given)
+    dev, backend, host_out, (input, H) = _arrays(device, given, lay, ("input",))
     size, m, p, ac = _check_perspective_args(input, H, size, mode, padding_mode, align_corners)
     shape = tuple(input.shape[:2]) + size
-    output, target = _output(out, shape, input.dtype, given, dev, backend)
+    output, target = _output(out, shape, input.dtype, given, dev, backend, lay)
     backend.run_sample(input, None, H, output, m, p, ac, source=PERSPECTIVE)
-    return pre.finish(_finish(output, host_out, target))
+    return pre.finish(_finish(lay.from_kernel(output), host_out, target))
 
 
 def warp_perspective_backward(
@@ -633,6 +689,7 @@ def warp_perspective_backward(
     input_grad=True,
     H_grad=True,
     *,
+    layout="NCHW",
     device=None,
     deterministic=True,
     fill_value=None,
@@ -647,6 +704,11 @@ def warp_perspective_backward(
         As given to :func:`warp_perspective`.
     input_grad, H_grad : bool, default True
         Which gradients to compute; one not asked for comes back as None.
+    layout : {"NCHW", "NHWC", "NCDHW", "NDHWC"}, default "NCHW"
+        Memory layout of the images (grad_output, input, grad_input): channels
+        first, or channels last, (N, H, W, C) / (N, D, H, W, C), computed natively with
+        no transposed copy
+        (see :func:`grid_sample`). "NCHW" also takes 5-D channels-first input.
     device : {None, "cpu", "cuda"}
         Where to run; None picks "cuda" when an array argument is a GPU array.
     deterministic : bool, default True
@@ -678,25 +740,30 @@ def warp_perspective_backward(
     >>> gi.shape, gH.shape
     ((1, 1, 4, 4), (1, 3, 3))
     """
+    lay = Layout(layout)
     input, padding_mode = _intfill.backward(  # issue 8: constant fill, integer input
-        input, padding_mode, fill_value, {"grad_output": grad_output, "input": input, "H": H}
+        input,
+        padding_mode,
+        fill_value,
+        {"grad_output": grad_output, "input": input, "H": H},
+        lay.channel_axis,
     )
     dev, backend, host_out, (grad_output, input, H) = _arrays(
-        device, {"grad_output": grad_output, "input": input, "H": H}
+        device, {"grad_output": grad_output, "input": input, "H": H}, lay, ("grad_output", "input")
     )
     size, m, p, ac = _check_perspective_args(input, H, size, mode, padding_mode, align_corners)
     input_grad = check_bool(input_grad, "input_grad")
     H_grad = check_bool(H_grad, "H_grad")
     deterministic = check_bool(deterministic, "deterministic")
     same_dtype("input", input, grad_output=grad_output)
-    check_shape(grad_output, "grad_output", tuple(input.shape[:2]) + size)
+    lay.check_shape(grad_output, "grad_output", tuple(input.shape[:2]) + size)
     grid = backend.empty((input.shape[0],) + size + (2,), input.dtype)
     backend.run_perspective_grid(H, grid, ac)
     gi, gg = backend.run_backward(
         grad_output, input, grid, None, m, p, ac, input_grad, H_grad, deterministic
     )
     gH = backend.run_perspective_grid_backward(gg, H, ac) if H_grad else None
-    return _finish(gi, host_out), _finish(gH, host_out)
+    return _finish(lay.from_kernel(gi), host_out), _finish(gH, host_out)
 
 
 # ----------------------------------------------------------------------------
@@ -843,6 +910,7 @@ def warp_flow(
     padding_mode="zeros",
     align_corners=False,
     *,
+    layout="NCHW",
     out=None,
     device=None,
     fill_value=None,
@@ -864,6 +932,10 @@ def warp_flow(
         padding and for input axes of size 1; see :func:`flow_grid`).
     out : ndarray, optional
         Preallocated C-contiguous (N, C, H, W) result; must not overlap input or flow.
+    layout : {"NCHW", "NHWC", "NCDHW", "NDHWC"}, default "NCHW"
+        Memory layout of the images (input, out, output): channels first, or channels
+        last, (N, H, W, C) / (N, D, H, W, C), computed natively with no transposed copy
+        (see :func:`grid_sample`). "NCHW" also takes 5-D channels-first input.
     device : {None, "cpu", "cuda"}
         Where to run; None picks "cuda" when an array argument is a GPU array.
     fill_value, output_dtype : optional
@@ -889,15 +961,18 @@ def warp_flow(
     >>> stn.warp_flow(x, flow, padding_mode="border")[0, 0]
     array([[0.5, 1.5, 2.5, 3. ]])
     """
-    pre = _intfill.Forward(input, flow, padding_mode, fill_value, output_dtype, out, "flow")
+    lay = Layout(layout)
+    pre = _intfill.Forward(
+        input, flow, padding_mode, fill_value, output_dtype, out, "flow", lay.channel_axis
+    )
     input, padding_mode, out = pre.input, pre.padding_mode, pre.out  # issue 8
     given = {"input": input, "flow": flow}
-    dev, backend, host_out, (input, flow) = _arrays(device, given)
+    dev, backend, host_out, (input, flow) = _arrays(device, given, lay, ("input",))
     in_size, m, p, ac = _check_warp_flow_args(input, flow, mode, padding_mode, align_corners)
     shape = tuple(input.shape[:2]) + tuple(flow.shape[1:-1])
-    output, target = _output(out, shape, input.dtype, given, dev, backend)
+    output, target = _output(out, shape, input.dtype, given, dev, backend, lay)
     backend.run_sample(input, flow, None, output, m, p, ac, source=FLOW)
-    return pre.finish(_finish(output, host_out, target))
+    return pre.finish(_finish(lay.from_kernel(output), host_out, target))
 
 
 def warp_flow_backward(
@@ -910,6 +985,7 @@ def warp_flow_backward(
     input_grad=True,
     flow_grad=True,
     *,
+    layout="NCHW",
     device=None,
     deterministic=True,
     fill_value=None,
@@ -924,6 +1000,11 @@ def warp_flow_backward(
         As given to :func:`warp_flow`.
     input_grad, flow_grad : bool, default True
         Which gradients to compute; one not asked for comes back as None.
+    layout : {"NCHW", "NHWC", "NCDHW", "NDHWC"}, default "NCHW"
+        Memory layout of the images (grad_output, input, grad_input): channels
+        first, or channels last, (N, H, W, C) / (N, D, H, W, C), computed natively with
+        no transposed copy
+        (see :func:`grid_sample`). "NCHW" also takes 5-D channels-first input.
     device : {None, "cpu", "cuda"}
         Where to run; None picks "cuda" when an array argument is a GPU array.
     deterministic : bool, default True
@@ -956,18 +1037,26 @@ def warp_flow_backward(
     >>> gf[0, 0, :, 0]              # d output / d dx: the slope; zeros padding past the end
     array([ 1.,  1.,  1., -3.])
     """
+    lay = Layout(layout)
     input, padding_mode = _intfill.backward(  # issue 8: constant fill, integer input
-        input, padding_mode, fill_value, {"grad_output": grad_output, "input": input, "flow": flow}
+        input,
+        padding_mode,
+        fill_value,
+        {"grad_output": grad_output, "input": input, "flow": flow},
+        lay.channel_axis,
     )
     dev, backend, host_out, (grad_output, input, flow) = _arrays(
-        device, {"grad_output": grad_output, "input": input, "flow": flow}
+        device,
+        {"grad_output": grad_output, "input": input, "flow": flow},
+        lay,
+        ("grad_output", "input"),
     )
     in_size, m, p, ac = _check_warp_flow_args(input, flow, mode, padding_mode, align_corners)
     input_grad = check_bool(input_grad, "input_grad")
     flow_grad = check_bool(flow_grad, "flow_grad")
     deterministic = check_bool(deterministic, "deterministic")
     same_dtype("input", input, grad_output=grad_output)
-    check_shape(grad_output, "grad_output", tuple(input.shape[:2]) + tuple(flow.shape[1:-1]))
+    lay.check_shape(grad_output, "grad_output", tuple(input.shape[:2]) + tuple(flow.shape[1:-1]))
     grid = backend.empty(flow.shape, flow.dtype)
     backend.run_flow_grid(flow, grid, in_size, ac)
     gi, gg = backend.run_backward(
@@ -976,7 +1065,7 @@ def warp_flow_backward(
     gf = None
     if flow_grad:
         gf = backend.run_flow_grid_backward(gg, _flow_scales(in_size, ac))
-    return _finish(gi, host_out), _finish(gf, host_out)
+    return _finish(lay.from_kernel(gi), host_out), _finish(gf, host_out)
 
 
 # ----------------------------------------------------------------------------
@@ -1017,6 +1106,7 @@ def warp_affine(
     padding_mode="zeros",
     align_corners=False,
     *,
+    layout="NCHW",
     out=None,
     device=None,
     fill_value=None,
@@ -1040,6 +1130,10 @@ def warp_affine(
         As in :func:`grid_sample`.
     out : ndarray, optional
         Preallocated C-contiguous result; must not overlap input or θ.
+    layout : {"NCHW", "NHWC", "NCDHW", "NDHWC"}, default "NCHW"
+        Memory layout of the images (input, out, output): channels first, or channels
+        last, (N, H, W, C) / (N, D, H, W, C), computed natively with no transposed copy
+        (see :func:`grid_sample`). "NCHW" also takes 5-D channels-first input.
     device : {None, "cpu", "cuda"}
         Where to run; None picks "cuda" when an array argument is a GPU array.
     fill_value, output_dtype : optional
@@ -1066,17 +1160,20 @@ def warp_affine(
     array([[2., 1., 0.],
            [5., 4., 3.]])
     """
-    pre = _intfill.Forward(input, theta, padding_mode, fill_value, output_dtype, out, "theta")
+    lay = Layout(layout)
+    pre = _intfill.Forward(
+        input, theta, padding_mode, fill_value, output_dtype, out, "theta", lay.channel_axis
+    )
     input, padding_mode, out = pre.input, pre.padding_mode, pre.out  # issue 8
     given = {"input": input, "theta": theta}
-    dev, backend, host_out, (input, theta) = _arrays(device, given)
+    dev, backend, host_out, (input, theta) = _arrays(device, given, lay, ("input",))
     input, theta, dims, size, m, p, ac = _check_warp_args(
         input, theta, size, mode, padding_mode, align_corners
     )
     shape = tuple(input.shape[:2]) + size
-    output, target = _output(out, shape, input.dtype, given, dev, backend)
+    output, target = _output(out, shape, input.dtype, given, dev, backend, lay)
     backend.run_sample(input, None, theta, output, m, p, ac)
-    return pre.finish(_finish(output, host_out, target))
+    return pre.finish(_finish(lay.from_kernel(output), host_out, target))
 
 
 def warp_affine_backward(
@@ -1090,6 +1187,7 @@ def warp_affine_backward(
     input_grad=True,
     theta_grad=True,
     *,
+    layout="NCHW",
     device=None,
     deterministic=True,
     fill_value=None,
@@ -1104,6 +1202,11 @@ def warp_affine_backward(
         As given to :func:`warp_affine`.
     input_grad, theta_grad : bool, default True
         Which gradients to compute; one not asked for comes back as None.
+    layout : {"NCHW", "NHWC", "NCDHW", "NDHWC"}, default "NCHW"
+        Memory layout of the images (grad_output, input, grad_input): channels
+        first, or channels last, (N, H, W, C) / (N, D, H, W, C), computed natively with
+        no transposed copy
+        (see :func:`grid_sample`). "NCHW" also takes 5-D channels-first input.
     device : {None, "cpu", "cuda"}
         Where to run; None picks "cuda" when an array argument is a GPU array.
     deterministic : bool, default True
@@ -1143,14 +1246,19 @@ def warp_affine_backward(
     >>> gi.shape, gt.shape
     ((1, 1, 4, 4), (1, 2, 3))
     """
+    lay = Layout(layout)
     input, padding_mode = _intfill.backward(  # issue 8: constant fill, integer input
         input,
         padding_mode,
         fill_value,
         {"grad_output": grad_output, "input": input, "theta": theta},
+        lay.channel_axis,
     )
     dev, backend, host_out, (grad_output, input, theta) = _arrays(
-        device, {"grad_output": grad_output, "input": input, "theta": theta}
+        device,
+        {"grad_output": grad_output, "input": input, "theta": theta},
+        lay,
+        ("grad_output", "input"),
     )
     input, theta, dims, size, m, p, ac = _check_warp_args(
         input, theta, size, mode, padding_mode, align_corners
@@ -1159,11 +1267,11 @@ def warp_affine_backward(
     theta_grad = check_bool(theta_grad, "theta_grad")
     deterministic = check_bool(deterministic, "deterministic")
     same_dtype("input", input, grad_output=grad_output)
-    check_shape(grad_output, "grad_output", tuple(input.shape[:2]) + size)
+    lay.check_shape(grad_output, "grad_output", tuple(input.shape[:2]) + size)
     gi, gt = backend.run_backward(
         grad_output, input, None, theta, m, p, ac, input_grad, theta_grad, deterministic
     )
-    return _finish(gi, host_out), _finish(gt, host_out)
+    return _finish(lay.from_kernel(gi), host_out), _finish(gt, host_out)
 
 
 # ----------------------------------------------------------------------------
@@ -1370,6 +1478,7 @@ def splat(
     padding_mode="zeros",
     align_corners=False,
     *,
+    layout="NCHW",
     out=None,
     device=None,
     deterministic=True,
@@ -1416,6 +1525,10 @@ def splat(
     out : ndarray, optional
         Preallocated C-contiguous result of shape (N, C, *size); must not overlap input
         or grid. It is overwritten, not added to.
+    layout : {"NCHW", "NHWC", "NCDHW", "NDHWC"}, default "NCHW"
+        Memory layout of the images (input, out, output): channels first, or channels
+        last, (N, H, W, C) / (N, D, H, W, C), computed natively with no transposed copy
+        (see :func:`grid_sample`). "NCHW" also takes 5-D channels-first input.
     device : {None, "cpu", "cuda"}
         Where to run; None picks "cuda" when an array argument is a GPU array.
     deterministic : bool, default True
@@ -1456,15 +1569,16 @@ def splat(
     >>> stn.splat(x, grid, align_corners=True)
     array([[[[0.5, 1.5, 2.5]]]])
     """
+    lay = Layout(layout)
     given = {"input": input, "grid": grid}
-    dev, backend, host_out, (input, grid) = _arrays(device, given)
+    dev, backend, host_out, (input, grid) = _arrays(device, given, lay, ("input",))
     input, grid, dims, m, p, ac = _check_splat_args(input, grid, mode, padding_mode, align_corners)
     deterministic = check_bool(deterministic, "deterministic")
     size = tuple(input.shape[2:]) if size is None else as_int_tuple(size, "size", dims, 1)
     shape = tuple(input.shape[:2]) + size
-    output, target = _output(out, shape, input.dtype, given, dev, backend)
+    output, target = _output(out, shape, input.dtype, given, dev, backend, lay)
     backend.run_splat(input, grid, output, m, p, ac, deterministic)
-    return _finish(output, host_out, target)
+    return _finish(lay.from_kernel(output), host_out, target)
 
 
 def splat_backward(
@@ -1475,6 +1589,7 @@ def splat_backward(
     padding_mode="zeros",
     align_corners=False,
     *,
+    layout="NCHW",
     input_grad=True,
     grid_grad=True,
     deterministic=True,
@@ -1504,6 +1619,11 @@ def splat_backward(
     deterministic : bool, default True
         Accepted for symmetry with the other backwards; both gradients are gathers and
         bit-identical from run to run either way.
+    layout : {"NCHW", "NHWC", "NCDHW", "NDHWC"}, default "NCHW"
+        Memory layout of the images (grad_output, input, grad_input): channels
+        first, or channels last, (N, H, W, C) / (N, D, H, W, C), computed natively with
+        no transposed copy
+        (see :func:`grid_sample`). "NCHW" also takes 5-D channels-first input.
     device : {None, "cpu", "cuda"}
         Where to run; None picks "cuda" when an array argument is a GPU array.
 
@@ -1533,8 +1653,12 @@ def splat_backward(
     >>> gg[..., 0]                # d/dx of each target: input × slope (1 pixel per unit)
     array([[[   9.,  180., -300.]]])
     """
+    lay = Layout(layout)
     dev, backend, host_out, (grad_output, input, grid) = _arrays(
-        device, {"grad_output": grad_output, "input": input, "grid": grid}
+        device,
+        {"grad_output": grad_output, "input": input, "grid": grid},
+        lay,
+        ("grad_output", "input"),
     )
     input, grid, dims, m, p, ac = _check_splat_args(input, grid, mode, padding_mode, align_corners)
     input_grad = check_bool(input_grad, "input_grad")
@@ -1544,17 +1668,21 @@ def splat_backward(
     same_dtype("input", input, grad_output=grad_output)
     if grad_output.ndim != input.ndim or tuple(grad_output.shape[:2]) != tuple(input.shape[:2]):
         raise ValueError(
-            f"grad_output must have shape {tuple(input.shape[:2])} + the output size "
+            f"grad_output must have input's batch and channels, {tuple(input.shape[:2])}, "
+            f"and {dims} spatial axes (the output size), {lay.axes(input.ndim)}"
+            f"; got {lay.shape(grad_output.shape)}"
+            if lay.last
+            else f"grad_output must have shape {tuple(input.shape[:2])} + the output size "
             f"({dims} spatial axes); got {tuple(grad_output.shape)}"
         )
     if dev == "cuda":  # copy NumPy arrays to the device once for both gradients
         grad_output, input, grid = (backend.to_device(a) for a in (grad_output, input, grid))
     gi = gg = None
     if input_grad:
-        gi = backend.empty(input.shape, input.dtype)
+        gi = lay.to_kernel(backend.empty(lay.shape(input.shape), input.dtype))
         backend.run_sample(grad_output, grid, None, gi, m, p, ac)
     if grid_grad:
         _, gg = backend.run_backward(
             input, grad_output, grid, None, m, p, ac, False, True, deterministic
         )
-    return _finish(gi, host_out), _finish(gg, host_out)
+    return _finish(lay.from_kernel(gi), host_out), _finish(gg, host_out)

@@ -44,7 +44,8 @@ def test_prepare_agrees_or_skips(workload, op, impl):
     fn = B.prepare(impl, op, data)  # raises AssertionError if it disagrees
     result = fn()
     first = result[0] if isinstance(result, tuple) else result
-    assert np.asarray(first).shape == data["x"].shape
+    x = data["x_last"] if op.endswith("_nhwc") else data["x"]
+    assert np.asarray(first).shape == x.shape
 
 
 def test_check_catches_a_wrong_implementation(monkeypatch):

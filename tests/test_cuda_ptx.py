@@ -172,3 +172,33 @@ def test_compiles_to_ptx(name, dtype):
     kernel = getattr(_cuda, name.split("/")[0])
     ptx, _ = cuda.compile_ptx(kernel.py_func, signatures(t)[name], cc=(9, 0))
     assert ".target sm_90" in ptx and ".entry" in ptx
+
+
+def strided(dtype, ndim):
+    return nt.Array(dtype, ndim, "A")
+
+
+def channels_last_signatures(t):
+    """The image kernels with channels-last images: permuted views of the memory, which
+    Numba types as strided ("A") arrays (see stn_numba._layout)."""
+    i64 = nt.int64
+    sigs = {}
+    for d, nd in ((2, 4), (3, 5)):
+        a, s, th = arr(t, nd), strided(t, nd), arr(t, 3)
+        sigs[f"k_sample_{d}d"] = (s, a, th, i64, s, i64, i64, boolean)
+        sigs[f"k_grad_grid_{d}d"] = (s, s, a, th, a, i64, i64, boolean)
+        sigs[f"k_grad_theta_rows_{d}d"] = (s, s, a, th, arr(float64, 2), i64, i64, boolean)
+        acc = strided(nt.int64, nd)
+        sigs[f"k_scatter_{d}d"] = (s, a, th, boolean, acc, arr(float64, 1), i64, i64, boolean)
+        sigs[f"k_scatter_{d}d/float-atomics"] = (
+            s, a, th, boolean, s, arr(float64, 1), i64, i64, boolean,
+        )  # fmt: skip
+    return sigs
+
+
+@pytest.mark.parametrize("name", sorted(channels_last_signatures(nt.float32)))
+def test_channels_last_compiles_to_ptx(name):
+    kernel = getattr(_cuda, name.split("/")[0])
+    sig = channels_last_signatures(nt.float32)[name]
+    ptx, _ = cuda.compile_ptx(kernel.py_func, sig, cc=(9, 0))
+    assert ".target sm_90" in ptx and ".entry" in ptx

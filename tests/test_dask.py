@@ -266,3 +266,19 @@ def test_distributed_equals_eager(client, rng):
     np.testing.assert_array_equal(got_f, stn.warp_flow(x, flow))
     # the tasks ran in the worker processes, with one Numba thread each
     assert set(_thread_count_of_blocks(dx)) == {1}
+
+
+def test_channels_last_stack(rng):
+    """layout="NHWC" passes through: a channels-last stack chunked along the batch
+    (float32 NHWC: the specialisations tests/test_layout.py compiles)."""
+    x = rng.random((N, 7, 9, 3)).astype(np.float32)
+    dx = da.from_array(x, chunks=(BATCH_CHUNKS, -1, -1, -1))
+    theta = random_theta(rng, N, 2, np.float32)
+    y = stnd.warp_affine(dx, theta, layout="NHWC", padding_mode="border")
+    assert y.shape == x.shape and y.chunks[0] == BATCH_CHUNKS
+    want = stn.warp_affine(x, theta, layout="NHWC", padding_mode="border")
+    np.testing.assert_array_equal(y.compute(scheduler="threads"), want)
+    gi, gt = stnd.warp_affine_backward(dx, dx, theta, layout="NHWC")
+    wgi, wgt = stn.warp_affine_backward(x, x, theta, layout="NHWC")
+    np.testing.assert_array_equal(gi.compute(scheduler="sync"), wgi)
+    np.testing.assert_array_equal(gt.compute(scheduler="sync"), wgt)

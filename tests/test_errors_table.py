@@ -144,6 +144,7 @@ MODE, PADDING, BOOL, GRAD, OUT, DEVICE, OTHER = (
     "device",
     "other",
 )
+LAYOUT = "layout"  # issue 8: channels-last images
 
 _BAD_DTYPES = ["int64", "complex128", "object", "float16"]
 
@@ -193,6 +194,10 @@ def _sampler_rows(fname, first, with_size=False, dims_only_2d=False, grad=None):
         (fname, "align_corners", "None", BOOL),
         (fname, "device", "'gpu'", DEVICE),
         (fname, "device", "0", DEVICE),
+        (fname, "layout", "'NWHC'", LAYOUT),
+        (fname, "layout", "'nhwc'", LAYOUT),
+        (fname, "layout", "None", LAYOUT),
+        (fname, "layout", "'NDHWC'", LAYOUT),  # 4-D input
     ]
     if not dims_only_2d:
         rows.append((fname, "mode", "'bicubic'", OTHER))  # with 5-D input, below
@@ -565,7 +570,7 @@ def run_row(fname, arg, bad):
 
 
 #: Which kinds every function must have a row of (the issue's list, where it applies).
-_SAMPLER = {NDIM, BATCH, SHAPE, DTYPE, MIXED, MODE, PADDING, BOOL, DEVICE}
+_SAMPLER = {NDIM, BATCH, SHAPE, DTYPE, MIXED, MODE, PADDING, BOOL, DEVICE, LAYOUT}
 KINDS = {
     "affine_grid": {NDIM, SHAPE, SIZE_LEN, SIZE_VAL, BATCH, DTYPE, BOOL, OUT, DEVICE},
     "affine_grid_backward": {NDIM, SHAPE, GRAD, SIZE_LEN, SIZE_VAL, BATCH, DTYPE, BOOL, DEVICE},
