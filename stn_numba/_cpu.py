@@ -26,11 +26,9 @@ import numpy as np
 from numba import prange
 
 from ._coords import base_coord
-from ._jit import driver
+from ._jit import driver, kernel
 from ._kernels import (
     accumulate_perspective_2d,
-    accumulate_theta_2d,
-    accumulate_theta_3d,
     accumulate_tps,
     bicubic_sample_2d,
     bilinear_point_2d,
@@ -38,8 +36,6 @@ from ._kernels import (
     flow_point_3d,
     grad_point_2d,
     grad_point_3d,
-    grid_point_2d,
-    grid_point_3d,
     lerp_weight,
     nearest_sample_2d,
     perspective_point_2d,
@@ -47,6 +43,10 @@ from ._kernels import (
     sample_3d,
     scatter_2d,
     scatter_3d,
+    source_point_2d,
+    source_point_3d,
+    theta_terms_2d,
+    theta_terms_3d,
     tps_point,
     trilinear_point_3d,
     unravel_2d,
@@ -58,14 +58,25 @@ from ._modes import AFFINE, BILINEAR, FLOW, GRID, NEAREST
 # ----------------------------------------------------------------------------
 
 
+@kernel
+def base_table(n, align_corners):
+    """The base-grid coordinates ``base_coord(i, n)`` of every i, made once per call so
+    that the pixel loops do not divide per pixel (bit-identical to computing them there)."""
+    t = np.empty(n, dtype=np.float64)
+    for i in range(n):
+        t[i] = base_coord(i, n, align_corners)
+    return t
+
+
 @driver
 def affine_grid_2d(theta, grid, align_corners):
     N, Ho, Wo = grid.shape[0], grid.shape[1], grid.shape[2]
+    xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
     for job in prange(N * Ho):
         n = job // Ho
         h = job - n * Ho
         for w in range(Wo):
-            gx, gy = grid_point_2d(grid, theta, True, n, h, w, Ho, Wo, align_corners)
+            gx, gy = source_point_2d(grid, theta, True, n, h, w, xs[w], ys[h], align_corners)
             grid[n, h, w, 0] = gx
             grid[n, h, w, 1] = gy
 
@@ -73,10 +84,14 @@ def affine_grid_2d(theta, grid, align_corners):
 @driver
 def affine_grid_3d(theta, grid, align_corners):
     N, Do, Ho, Wo = grid.shape[0], grid.shape[1], grid.shape[2], grid.shape[3]
+    xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
+    zs = base_table(Do, align_corners)
     for job in prange(N * Do * Ho):
         n, d, h = unravel_2d(job, Do, Ho)
         for w in range(Wo):
-            gx, gy, gz = grid_point_3d(grid, theta, True, n, d, h, w, Do, Ho, Wo, align_corners)
+            gx, gy, gz = source_point_3d(
+                grid, theta, True, n, d, h, w, xs[w], ys[h], zs[d], align_corners
+            )
             grid[n, d, h, w, 0] = gx
             grid[n, d, h, w, 1] = gy
             grid[n, d, h, w, 2] = gz
@@ -86,38 +101,35 @@ def affine_grid_3d(theta, grid, align_corners):
 def affine_grid_backward_2d(ggrid, rowacc, align_corners):
     """rowacc[n * Ho + h] = Σ_w ggrid[n, h, w] ⊗ (x_w, y_h, 1), flattened to 6 values."""
     N, Ho, Wo = ggrid.shape[0], ggrid.shape[1], ggrid.shape[2]
+    xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
     for job in prange(N * Ho):
         n = job // Ho
         h = job - n * Ho
         for k in range(6):
             rowacc[job, k] = 0.0
         for w in range(Wo):
-            accumulate_theta_2d(
-                rowacc, job, ggrid[n, h, w, 0], ggrid[n, h, w, 1], w, h, Wo, Ho, align_corners
-            )
+            theta_terms_2d(rowacc, job, ggrid[n, h, w, 0], ggrid[n, h, w, 1], xs[w], ys[h])
 
 
 @driver
 def affine_grid_backward_3d(ggrid, rowacc, align_corners):
     N, Do, Ho, Wo = ggrid.shape[0], ggrid.shape[1], ggrid.shape[2], ggrid.shape[3]
+    xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
+    zs = base_table(Do, align_corners)
     for job in prange(N * Do * Ho):
         n, d, h = unravel_2d(job, Do, Ho)
         for k in range(12):
             rowacc[job, k] = 0.0
         for w in range(Wo):
-            accumulate_theta_3d(
+            theta_terms_3d(
                 rowacc,
                 job,
                 ggrid[n, d, h, w, 0],
                 ggrid[n, d, h, w, 1],
                 ggrid[n, d, h, w, 2],
-                w,
-                h,
-                d,
-                Wo,
-                Ho,
-                Do,
-                align_corners,
+                xs[w],
+                ys[h],
+                zs[d],
             )
 
 
@@ -129,6 +141,7 @@ def affine_grid_backward_3d(ggrid, rowacc, align_corners):
 @driver
 def sample_2d_cpu(inp, grid, theta, fused, out, mode, padding_mode, align_corners):
     N, Ho, Wo = out.shape[0], out.shape[2], out.shape[3]
+    xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
     for job in prange(N * Ho):
         n = job // Ho
         h = job - n * Ho
@@ -139,7 +152,7 @@ def sample_2d_cpu(inp, grid, theta, fused, out, mode, padding_mode, align_corner
             # arrays is not inlined, and a call per pixel costs 2-3x (profiled).
             C, H, W = inp.shape[1], inp.shape[2], inp.shape[3]
             for w in range(Wo):
-                gx, gy = grid_point_2d(grid, theta, fused, n, h, w, Ho, Wo, align_corners)
+                gx, gy = source_point_2d(grid, theta, fused, n, h, w, xs[w], ys[h], align_corners)
                 x0, y0, tx, ty, _, _, ok = bilinear_point_2d(
                     gx, gy, W, H, padding_mode, align_corners
                 )
@@ -168,30 +181,34 @@ def sample_2d_cpu(inp, grid, theta, fused, out, mode, padding_mode, align_corner
                     out[n, c, h, w] = v
         elif mode == NEAREST:
             for w in range(Wo):
-                gx, gy = grid_point_2d(grid, theta, fused, n, h, w, Ho, Wo, align_corners)
+                gx, gy = source_point_2d(grid, theta, fused, n, h, w, xs[w], ys[h], align_corners)
                 nearest_sample_2d(inp, out, n, h, w, gx, gy, padding_mode, align_corners)
         else:
             for w in range(Wo):
-                gx, gy = grid_point_2d(grid, theta, fused, n, h, w, Ho, Wo, align_corners)
+                gx, gy = source_point_2d(grid, theta, fused, n, h, w, xs[w], ys[h], align_corners)
                 bicubic_sample_2d(inp, out, n, h, w, gx, gy, padding_mode, align_corners)
 
 
 @driver
 def sample_3d_cpu(inp, grid, theta, fused, out, mode, padding_mode, align_corners):
     N, Do, Ho, Wo = out.shape[0], out.shape[2], out.shape[3], out.shape[4]
+    xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
+    zs = base_table(Do, align_corners)
     for job in prange(N * Do * Ho):
         n, d, h = unravel_2d(job, Do, Ho)
         if mode != BILINEAR:
             for w in range(Wo):
-                gx, gy, gz = grid_point_3d(
-                    grid, theta, fused, n, d, h, w, Do, Ho, Wo, align_corners
+                gx, gy, gz = source_point_3d(
+                    grid, theta, fused, n, d, h, w, xs[w], ys[h], zs[d], align_corners
                 )
                 sample_3d(inp, out, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners)
             continue
         # trilinear sample_3d with the tap reads written out (see sample_2d_cpu)
         C, D, H, W = inp.shape[1], inp.shape[2], inp.shape[3], inp.shape[4]
         for w in range(Wo):
-            gx, gy, gz = grid_point_3d(grid, theta, fused, n, d, h, w, Do, Ho, Wo, align_corners)
+            gx, gy, gz = source_point_3d(
+                grid, theta, fused, n, d, h, w, xs[w], ys[h], zs[d], align_corners
+            )
             x0, y0, z0, tx, ty, tz, _, _, _, ok = trilinear_point_3d(
                 gx, gy, gz, W, H, D, padding_mode, align_corners
             )
@@ -226,6 +243,7 @@ def grad_points_2d_cpu(
 ):
     """Grid gradient into ``ggrid`` (grid path) or θ row sums into ``rowacc`` (fused)."""
     N, Ho, Wo = gout.shape[0], gout.shape[2], gout.shape[3]
+    xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
     for job in prange(N * Ho):
         n = job // Ho
         h = job - n * Ho
@@ -233,10 +251,10 @@ def grad_points_2d_cpu(
             for k in range(6):
                 rowacc[job, k] = 0.0
         for w in range(Wo):
-            gx, gy = grid_point_2d(grid, theta, fused, n, h, w, Ho, Wo, align_corners)
+            gx, gy = source_point_2d(grid, theta, fused, n, h, w, xs[w], ys[h], align_corners)
             ggx, ggy = grad_point_2d(inp, gout, n, h, w, gx, gy, mode, padding_mode, align_corners)
             if fused:
-                accumulate_theta_2d(rowacc, job, ggx, ggy, w, h, Wo, Ho, align_corners)
+                theta_terms_2d(rowacc, job, ggx, ggy, xs[w], ys[h])
             else:
                 ggrid[n, h, w, 0] = ggx
                 ggrid[n, h, w, 1] = ggy
@@ -247,18 +265,22 @@ def grad_points_3d_cpu(
     inp, gout, grid, theta, fused, ggrid, rowacc, mode, padding_mode, align_corners
 ):
     N, Do, Ho, Wo = gout.shape[0], gout.shape[2], gout.shape[3], gout.shape[4]
+    xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
+    zs = base_table(Do, align_corners)
     for job in prange(N * Do * Ho):
         n, d, h = unravel_2d(job, Do, Ho)
         if fused:
             for k in range(12):
                 rowacc[job, k] = 0.0
         for w in range(Wo):
-            gx, gy, gz = grid_point_3d(grid, theta, fused, n, d, h, w, Do, Ho, Wo, align_corners)
+            gx, gy, gz = source_point_3d(
+                grid, theta, fused, n, d, h, w, xs[w], ys[h], zs[d], align_corners
+            )
             ggx, ggy, ggz = grad_point_3d(
                 inp, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners
             )
             if fused:
-                accumulate_theta_3d(rowacc, job, ggx, ggy, ggz, w, h, d, Wo, Ho, Do, align_corners)
+                theta_terms_3d(rowacc, job, ggx, ggy, ggz, xs[w], ys[h], zs[d])
             else:
                 ggrid[n, d, h, w, 0] = ggx
                 ggrid[n, d, h, w, 1] = ggy
@@ -275,6 +297,7 @@ def scatter_2d_cpu(gout, grid, theta, fused, gin, spans, bands, mode, padding_mo
     """gin (zeroed) += the input gradient; task (n, k) owns input rows of band k."""
     N, Hin = gin.shape[0], gin.shape[2]
     Ho, Wo = gout.shape[2], gout.shape[3]
+    xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
     for job in prange(N * bands):
         n = job // bands
         k = job - n * bands
@@ -284,7 +307,7 @@ def scatter_2d_cpu(gout, grid, theta, fused, gin, spans, bands, mode, padding_mo
             if spans[n * Ho + h, 1] < r0 or spans[n * Ho + h, 0] >= r1:
                 continue  # every tap of this output row misses the band
             for w in range(Wo):
-                gx, gy = grid_point_2d(grid, theta, fused, n, h, w, Ho, Wo, align_corners)
+                gx, gy = source_point_2d(grid, theta, fused, n, h, w, xs[w], ys[h], align_corners)
                 scatter_2d(
                     gin, gout, n, h, w, gx, gy, mode, padding_mode, align_corners, r0, r1, 1.0
                 )
@@ -295,6 +318,8 @@ def scatter_3d_cpu(gout, grid, theta, fused, gin, spans, bands, mode, padding_mo
     """gin (zeroed) += the input gradient; task (n, k) owns input depth slices of band k."""
     N, Din = gin.shape[0], gin.shape[2]
     Do, Ho, Wo = gout.shape[2], gout.shape[3], gout.shape[4]
+    xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
+    zs = base_table(Do, align_corners)
     for job in prange(N * bands):
         n = job // bands
         k = job - n * bands
@@ -306,8 +331,8 @@ def scatter_3d_cpu(gout, grid, theta, fused, gin, spans, bands, mode, padding_mo
                 if spans[row, 1] < s0 or spans[row, 0] >= s1:
                     continue  # every tap of this output row misses the band
                 for w in range(Wo):
-                    gx, gy, gz = grid_point_3d(
-                        grid, theta, fused, n, d, h, w, Do, Ho, Wo, align_corners
+                    gx, gy, gz = source_point_3d(
+                        grid, theta, fused, n, d, h, w, xs[w], ys[h], zs[d], align_corners
                     )
                     scatter_3d(
                         gin,
@@ -345,6 +370,7 @@ def backward_bilinear_2d_cpu(
     """
     N, C, H, W = inp.shape[0], inp.shape[1], inp.shape[2], inp.shape[3]
     Ho, Wo = gout.shape[2], gout.shape[3]
+    xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
     for job in prange(N * bands):
         n = job // bands
         k = job - n * bands
@@ -358,7 +384,7 @@ def backward_bilinear_2d_cpu(
             if spans[row, 1] < r0 or spans[row, 0] >= r1:
                 continue  # every tap of this output row misses the band
             for w in range(Wo):
-                gx, gy = grid_point_2d(grid, theta, fused, n, h, w, Ho, Wo, align_corners)
+                gx, gy = source_point_2d(grid, theta, fused, n, h, w, xs[w], ys[h], align_corners)
                 x0, y0, tx, ty, dx, dy, ok = bilinear_point_2d(
                     gx, gy, W, H, padding_mode, align_corners
                 )
@@ -404,7 +430,7 @@ def backward_bilinear_2d_cpu(
                     ggx = dx * gix
                     ggy = dy * giy
                     if fused:
-                        accumulate_theta_2d(rowacc, row, ggx, ggy, w, h, Wo, Ho, align_corners)
+                        theta_terms_2d(rowacc, row, ggx, ggy, xs[w], ys[h])
                     else:
                         ggrid[n, h, w, 0] = ggx
                         ggrid[n, h, w, 1] = ggy
@@ -420,6 +446,8 @@ def backward_trilinear_3d_cpu(
     arithmetic is that of :func:`scatter_3d` and :func:`grad_point_3d`, in their order."""
     N, C, D, H, W = inp.shape[0], inp.shape[1], inp.shape[2], inp.shape[3], inp.shape[4]
     Do, Ho, Wo = gout.shape[2], gout.shape[3], gout.shape[4]
+    xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
+    zs = base_table(Do, align_corners)
     for job in prange(N * bands):
         n = job // bands
         k = job - n * bands
@@ -434,8 +462,8 @@ def backward_trilinear_3d_cpu(
                 if spans[row, 1] < s0 or spans[row, 0] >= s1:
                     continue  # every tap of this output row misses the band
                 for w in range(Wo):
-                    gx, gy, gz = grid_point_3d(
-                        grid, theta, fused, n, d, h, w, Do, Ho, Wo, align_corners
+                    gx, gy, gz = source_point_3d(
+                        grid, theta, fused, n, d, h, w, xs[w], ys[h], zs[d], align_corners
                     )
                     x0, y0, z0, tx, ty, tz, dx, dy, dz, ok = trilinear_point_3d(
                         gx, gy, gz, W, H, D, padding_mode, align_corners
@@ -495,9 +523,7 @@ def backward_trilinear_3d_cpu(
                         ggy = dy * giy
                         ggz = dz * giz
                         if fused:
-                            accumulate_theta_3d(
-                                rowacc, row, ggx, ggy, ggz, w, h, d, Wo, Ho, Do, align_corners
-                            )
+                            theta_terms_3d(rowacc, row, ggx, ggy, ggz, xs[w], ys[h], zs[d])
                         else:
                             ggrid[n, d, h, w, 0] = ggx
                             ggrid[n, d, h, w, 1] = ggy

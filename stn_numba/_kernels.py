@@ -65,25 +65,26 @@ def unravel_3d(i, A, B, C):
 # ----------------------------------------------------------------------------
 
 
-@kernel
-def grid_point_2d(grid, theta, fused, n, h, w, Ho, Wo, align_corners):
-    """Normalised source point (gx, gy) of output pixel (n, h, w), as float64.
+@scalar
+def source_point_2d(grid, theta, source, n, h, w, xb, yb, align_corners):
+    """Normalised source point (gx, gy) of output pixel (n, h, w), as float64, given
+    the pixel's base-grid coordinates (xb, yb) = (x_w, y_h) of :func:`base_coord`.
 
-    ``fused`` says where it comes from (:mod:`stn_numba._modes`): False/GRID reads
+    ``source`` says where it comes from (:mod:`stn_numba._modes`): False/GRID reads
     ``grid``; True/AFFINE applies θ; PERSPECTIVE applies the homography ``theta`` (NaN
     behind the camera); FLOW adds the displacement ``grid[n, h, w]`` (input pixels) to
-    (w, h) and normalises it for the input size (W, H) = ``theta[0, :, 0]``.
+    (w, h) and normalises it for the input size (W, H) = ``theta[0, :, 0]`` (xb, yb
+    unused). The CPU drivers pass (xb, yb) from tables made once per call (a division
+    per pixel less); :func:`grid_point_2d` computes them per pixel.
     """
-    if fused == PERSPECTIVE:
-        gx, gy, _ = perspective_point_2d(theta, n, h, w, Ho, Wo, align_corners)
+    if source == PERSPECTIVE:
+        gx, gy, _ = perspective_xy(theta, n, xb, yb)
         return gx, gy
-    if fused == FLOW:
+    if source == FLOW:
         gx, _ = normalize(w + float(grid[n, h, w, 0]), float(theta[0, 0, 0]), align_corners)
         gy, _ = normalize(h + float(grid[n, h, w, 1]), float(theta[0, 1, 0]), align_corners)
         return gx, gy
-    if fused:
-        xb = base_coord(w, Wo, align_corners)
-        yb = base_coord(h, Ho, align_corners)
+    if source:
         gx = float(theta[n, 0, 0]) * xb + float(theta[n, 0, 1]) * yb + float(theta[n, 0, 2])
         gy = float(theta[n, 1, 0]) * xb + float(theta[n, 1, 1]) * yb + float(theta[n, 1, 2])
         return float(gx), float(gy)
@@ -91,19 +92,28 @@ def grid_point_2d(grid, theta, fused, n, h, w, Ho, Wo, align_corners):
 
 
 @kernel
-def grid_point_3d(grid, theta, fused, n, d, h, w, Do, Ho, Wo, align_corners):
-    """Normalised source point (gx, gy, gz) of output voxel (n, d, h, w), as float64;
-    ``fused`` as in :func:`grid_point_2d` (no PERSPECTIVE in 3-D; FLOW's input size
-    (W, H, D) is ``theta[0, :, 0]``)."""
-    if fused == FLOW:
+def grid_point_2d(grid, theta, fused, n, h, w, Ho, Wo, align_corners):
+    """:func:`source_point_2d` with the base-grid coordinates computed here (the CUDA
+    kernels' per-pixel form; ``fused`` is the source)."""
+    xb = 0.0
+    yb = 0.0
+    if fused and fused != FLOW:
+        xb = base_coord(w, Wo, align_corners)
+        yb = base_coord(h, Ho, align_corners)
+    return source_point_2d(grid, theta, fused, n, h, w, xb, yb, align_corners)
+
+
+@scalar
+def source_point_3d(grid, theta, source, n, d, h, w, xb, yb, zb, align_corners):
+    """Normalised source point (gx, gy, gz) of output voxel (n, d, h, w), as float64,
+    given its base-grid coordinates; ``source`` as in :func:`source_point_2d` (no
+    PERSPECTIVE in 3-D; FLOW's input size (W, H, D) is ``theta[0, :, 0]``)."""
+    if source == FLOW:
         gx, _ = normalize(w + float(grid[n, d, h, w, 0]), float(theta[0, 0, 0]), align_corners)
         gy, _ = normalize(h + float(grid[n, d, h, w, 1]), float(theta[0, 1, 0]), align_corners)
         gz, _ = normalize(d + float(grid[n, d, h, w, 2]), float(theta[0, 2, 0]), align_corners)
         return gx, gy, gz
-    if fused:
-        xb = base_coord(w, Wo, align_corners)
-        yb = base_coord(h, Ho, align_corners)
-        zb = base_coord(d, Do, align_corners)
+    if source:
         gx = (
             float(theta[n, 0, 0]) * xb
             + float(theta[n, 0, 1]) * yb
@@ -124,6 +134,19 @@ def grid_point_3d(grid, theta, fused, n, d, h, w, Do, Ho, Wo, align_corners):
         )
         return float(gx), float(gy), float(gz)
     return float(grid[n, d, h, w, 0]), float(grid[n, d, h, w, 1]), float(grid[n, d, h, w, 2])
+
+
+@kernel
+def grid_point_3d(grid, theta, fused, n, d, h, w, Do, Ho, Wo, align_corners):
+    """:func:`source_point_3d` with the base-grid coordinates computed here."""
+    xb = 0.0
+    yb = 0.0
+    zb = 0.0
+    if fused and fused != FLOW:
+        xb = base_coord(w, Wo, align_corners)
+        yb = base_coord(h, Ho, align_corners)
+        zb = base_coord(d, Do, align_corners)
+    return source_point_3d(grid, theta, fused, n, d, h, w, xb, yb, zb, align_corners)
 
 
 # ----------------------------------------------------------------------------
@@ -550,11 +573,9 @@ def scatter_3d(gin, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corn
 # ----------------------------------------------------------------------------
 
 
-@kernel
-def accumulate_theta_2d(acc, row, ggx, ggy, w, h, Wo, Ho, align_corners):
-    """acc[row, :6] += (ggx, ggy) ⊗ (x_w, y_h, 1), θ's layout flattened."""
-    xb = base_coord(w, Wo, align_corners)
-    yb = base_coord(h, Ho, align_corners)
+@scalar
+def theta_terms_2d(acc, row, ggx, ggy, xb, yb):
+    """acc[row, :6] += (ggx, ggy) ⊗ (xb, yb, 1), θ's layout flattened."""
     ggx = float(ggx)
     ggy = float(ggy)
     acc[row, 0] += ggx * xb
@@ -566,11 +587,16 @@ def accumulate_theta_2d(acc, row, ggx, ggy, w, h, Wo, Ho, align_corners):
 
 
 @kernel
-def accumulate_theta_3d(acc, row, ggx, ggy, ggz, w, h, d, Wo, Ho, Do, align_corners):
-    """acc[row, :12] += (ggx, ggy, ggz) ⊗ (x_w, y_h, z_d, 1), θ's layout flattened."""
+def accumulate_theta_2d(acc, row, ggx, ggy, w, h, Wo, Ho, align_corners):
+    """acc[row, :6] += (ggx, ggy) ⊗ (x_w, y_h, 1), θ's layout flattened."""
     xb = base_coord(w, Wo, align_corners)
     yb = base_coord(h, Ho, align_corners)
-    zb = base_coord(d, Do, align_corners)
+    theta_terms_2d(acc, row, ggx, ggy, xb, yb)
+
+
+@scalar
+def theta_terms_3d(acc, row, ggx, ggy, ggz, xb, yb, zb):
+    """acc[row, :12] += (ggx, ggy, ggz) ⊗ (xb, yb, zb, 1), θ's layout flattened."""
     ggx = float(ggx)
     ggy = float(ggy)
     ggz = float(ggz)
@@ -586,6 +612,15 @@ def accumulate_theta_3d(acc, row, ggx, ggy, ggz, w, h, d, Wo, Ho, Do, align_corn
     acc[row, 9] += ggz * yb
     acc[row, 10] += ggz * zb
     acc[row, 11] += ggz
+
+
+@kernel
+def accumulate_theta_3d(acc, row, ggx, ggy, ggz, w, h, d, Wo, Ho, Do, align_corners):
+    """acc[row, :12] += (ggx, ggy, ggz) ⊗ (x_w, y_h, z_d, 1), θ's layout flattened."""
+    xb = base_coord(w, Wo, align_corners)
+    yb = base_coord(h, Ho, align_corners)
+    zb = base_coord(d, Do, align_corners)
+    theta_terms_3d(acc, row, ggx, ggy, ggz, xb, yb, zb)
 
 
 # ----------------------------------------------------------------------------
@@ -665,6 +700,13 @@ def perspective_point_2d(theta, n, h, w, Ho, Wo, align_corners):
     (NaN, NaN, 0) where w <= W_EPS."""
     xb = base_coord(w, Wo, align_corners)
     yb = base_coord(h, Ho, align_corners)
+    return perspective_xy(theta, n, xb, yb)
+
+
+@scalar
+def perspective_xy(theta, n, xb, yb):
+    """(gx, gy, 1/w) of the base-grid point (xb, yb) under the homography θ[n];
+    (NaN, NaN, 0) where w <= W_EPS."""
     X = float(theta[n, 0, 0]) * xb + float(theta[n, 0, 1]) * yb + float(theta[n, 0, 2])
     Y = float(theta[n, 1, 0]) * xb + float(theta[n, 1, 1]) * yb + float(theta[n, 1, 2])
     Z = float(theta[n, 2, 0]) * xb + float(theta[n, 2, 1]) * yb + float(theta[n, 2, 2])
