@@ -139,47 +139,64 @@ def affine_grid_backward_3d(ggrid, rowacc, align_corners):
 
 
 @driver
-def sample_2d_cpu(inp, grid, theta, fused, out, mode, padding_mode, align_corners):
+def sample_2d_cpu(inp, grid, theta, fused, out, mode, padding_mode, align_corners, tasks):
+    """``tasks``: how many chunks of rows the bilinear path splits the work into."""
     N, Ho, Wo = out.shape[0], out.shape[2], out.shape[3]
     xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
+    if mode == BILINEAR:
+        # Two stages per output row (bilinear_sample_2d's arithmetic, in its order):
+        # the taps and weights of the whole row into scratch rows, then the reads per
+        # channel. The tasks are contiguous chunks of rows, so each allocates its scratch
+        # once (1.1-2x faster than one pixel at a time on W1-W3, measured).
+        C, H, W = inp.shape[1], inp.shape[2], inp.shape[3]
+        jobs = N * Ho
+        chunks = max(1, min(jobs, tasks))
+        for t in prange(chunks):
+            xi = np.empty((2, Wo), dtype=np.int64)  # tap columns, -1 when outside
+            yi = np.empty((2, Wo), dtype=np.int64)  # tap rows, -1 when outside
+            wt = np.empty((4, Wo), dtype=np.float64)
+            for job in range(t * jobs // chunks, (t + 1) * jobs // chunks):
+                n = job // Ho
+                h = job - n * Ho
+                for w in range(Wo):
+                    gx, gy = source_point_2d(
+                        grid, theta, fused, n, h, w, xs[w], ys[h], align_corners
+                    )
+                    x0, y0, tx, ty, _, _, ok = bilinear_point_2d(
+                        gx, gy, W, H, padding_mode, align_corners
+                    )
+                    x1 = x0 + 1
+                    y1 = y0 + 1
+                    xi[0, w] = x0 if ok and x0 >= 0 and x0 < W else -1
+                    xi[1, w] = x1 if ok and x1 >= 0 and x1 < W else -1
+                    yi[0, w] = y0 if y0 >= 0 and y0 < H else -1
+                    yi[1, w] = y1 if y1 >= 0 and y1 < H else -1
+                    wt[0, w] = (1.0 - tx) * (1.0 - ty)
+                    wt[1, w] = tx * (1.0 - ty)
+                    wt[2, w] = (1.0 - tx) * ty
+                    wt[3, w] = tx * ty
+                for c in range(C):
+                    for w in range(Wo):
+                        xa, xb, ya, yb = xi[0, w], xi[1, w], yi[0, w], yi[1, w]
+                        v = 0.0
+                        if ya >= 0:
+                            if xa >= 0:
+                                v += float(inp[n, c, ya, xa]) * wt[0, w]
+                            if xb >= 0:
+                                v += float(inp[n, c, ya, xb]) * wt[1, w]
+                        if yb >= 0:
+                            if xa >= 0:
+                                v += float(inp[n, c, yb, xa]) * wt[2, w]
+                            if xb >= 0:
+                                v += float(inp[n, c, yb, xb]) * wt[3, w]
+                        out[n, c, h, w] = v
+        return
     for job in prange(N * Ho):
         n = job // Ho
         h = job - n * Ho
         # The mode is chosen once per row, so each pixel loop calls one small kernel
         # that LLVM inlines (a call per pixel into the all-modes kernel is ~3x slower).
-        if mode == BILINEAR:
-            # bilinear_sample_2d, with the tap reads written out here: a kernel taking
-            # arrays is not inlined, and a call per pixel costs 2-3x (profiled).
-            C, H, W = inp.shape[1], inp.shape[2], inp.shape[3]
-            for w in range(Wo):
-                gx, gy = source_point_2d(grid, theta, fused, n, h, w, xs[w], ys[h], align_corners)
-                x0, y0, tx, ty, _, _, ok = bilinear_point_2d(
-                    gx, gy, W, H, padding_mode, align_corners
-                )
-                x1 = x0 + 1
-                y1 = y0 + 1
-                in_x0 = ok and x0 >= 0 and x0 < W
-                in_x1 = ok and x1 >= 0 and x1 < W
-                in_y0 = y0 >= 0 and y0 < H
-                in_y1 = y1 >= 0 and y1 < H
-                w00 = (1.0 - tx) * (1.0 - ty)
-                w01 = tx * (1.0 - ty)
-                w10 = (1.0 - tx) * ty
-                w11 = tx * ty
-                for c in range(C):
-                    v = 0.0
-                    if in_y0:
-                        if in_x0:
-                            v += float(inp[n, c, y0, x0]) * w00
-                        if in_x1:
-                            v += float(inp[n, c, y0, x1]) * w01
-                    if in_y1:
-                        if in_x0:
-                            v += float(inp[n, c, y1, x0]) * w10
-                        if in_x1:
-                            v += float(inp[n, c, y1, x1]) * w11
-                    out[n, c, h, w] = v
-        elif mode == NEAREST:
+        if mode == NEAREST:
             for w in range(Wo):
                 gx, gy = source_point_2d(grid, theta, fused, n, h, w, xs[w], ys[h], align_corners)
                 nearest_sample_2d(inp, out, n, h, w, gx, gy, padding_mode, align_corners)
@@ -731,7 +748,8 @@ def run_sample(inp, grid, theta, out, mode, padding_mode, align_corners, source=
     grid = _placeholder(inp.dtype, dims + 2) if grid is None else grid
     theta = _placeholder(inp.dtype, 3) if theta is None else theta
     if dims == 2:
-        sample_2d_cpu(inp, grid, theta, source, out, mode, padding_mode, align_corners)
+        tasks = 4 * numba.get_num_threads()  # chunks of rows: a few per thread
+        sample_2d_cpu(inp, grid, theta, source, out, mode, padding_mode, align_corners, tasks)
     else:
         sample_3d_cpu(inp, grid, theta, source, out, mode, padding_mode, align_corners)
 

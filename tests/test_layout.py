@@ -4,6 +4,7 @@ transposed copy of the image; errors name the layout."""
 
 import tracemalloc
 
+import numba
 import numpy as np
 import pytest
 from conftest import MODES_2D, MODES_3D, PADDINGS, random_theta
@@ -144,7 +145,8 @@ def test_out_in_channels_last(rng):
 
 def test_no_transposed_copy(rng):
     """A C-contiguous NHWC input is read in place: the call allocates its output and
-    nothing of the input's size (a transpose copy would be one input-sized array)."""
+    nothing of the input's size (a transpose copy would be one input-sized array, 128 KiB
+    here; the bilinear forward's scratch rows are 64 B per output column per thread)."""
     x = rng.random((2, 64, 64, 4)).astype(DT)
     theta = random_theta(rng, 2, 2, DT)
     run = lambda: stn.warp_affine(x, theta, layout="NHWC")  # noqa: E731
@@ -156,7 +158,8 @@ def test_no_transposed_copy(rng):
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert peak - y.nbytes < 4096, peak - y.nbytes
+    extra = peak - y.nbytes
+    assert extra < min(4096 + 64 * 64 * numba.get_num_threads(), x.nbytes // 2), extra
 
 
 def test_uint8_hwc_with_per_channel_fill(rng):

@@ -4,6 +4,7 @@ NumPy allocation (the kernels themselves allocate nothing)."""
 
 import tracemalloc
 
+import numba
 import numpy as np
 import pytest
 
@@ -50,10 +51,12 @@ def test_forward_temporaries_are_smaller_than_the_output(data):
     for name, fn in cases.items():
         out, extra = peak_extra(fn)
         assert extra <= out.nbytes, f"{name}: {extra} B of temporaries for a {out.nbytes} B output"
-    # the sampler and the fused warps allocate (almost) nothing besides the output
+    # the sampler and the fused warps allocate (almost) nothing besides the output: the
+    # bilinear forward's scratch rows, 64 B per output column per running task
+    scratch = 64 * W * numba.get_num_threads()
     for name in ("grid_sample", "warp_affine", "affine_grid", "warp_perspective", "warp_flow"):
         _, extra = peak_extra(cases[name])
-        assert extra < 4096, f"{name}: {extra} B"
+        assert extra < 4096 + scratch, f"{name}: {extra} B"
 
 
 def test_backward_extra_memory_is_bounded(data):
