@@ -26,7 +26,7 @@ import numpy as np
 from numba import prange
 
 from ._coords import base_coord
-from ._jit import driver, kernel
+from ._jit import driver, kernel, scalar
 from ._kernels import (
     accumulate_perspective_2d,
     accumulate_tps,
@@ -138,6 +138,25 @@ def affine_grid_backward_3d(ggrid, rowacc, align_corners):
 # ----------------------------------------------------------------------------
 
 
+@scalar
+def bilinear_taps_2d(inp, n, c, w, xi, yi, wt):
+    """Output column w of channel c from a row's scratch taps (see sample_2d_cpu); the
+    order of bilinear_sample_2d's additions."""
+    xa, xb, ya, yb = xi[0, w], xi[1, w], yi[0, w], yi[1, w]
+    v = 0.0
+    if ya >= 0:
+        if xa >= 0:
+            v += float(inp[n, c, ya, xa]) * wt[0, w]
+        if xb >= 0:
+            v += float(inp[n, c, ya, xb]) * wt[1, w]
+    if yb >= 0:
+        if xa >= 0:
+            v += float(inp[n, c, yb, xa]) * wt[2, w]
+        if xb >= 0:
+            v += float(inp[n, c, yb, xb]) * wt[3, w]
+    return v
+
+
 @driver
 def sample_2d_cpu(inp, grid, theta, fused, out, mode, padding_mode, align_corners, tasks):
     """``tasks``: how many chunks of rows the bilinear path splits the work into."""
@@ -149,6 +168,7 @@ def sample_2d_cpu(inp, grid, theta, fused, out, mode, padding_mode, align_corner
         # channel. The tasks are contiguous chunks of rows, so each allocates its scratch
         # once (1.1-2x faster than one pixel at a time on W1-W3, measured).
         C, H, W = inp.shape[1], inp.shape[2], inp.shape[3]
+        channels_last = inp.strides[1] < inp.strides[3]
         jobs = N * Ho
         chunks = max(1, min(jobs, tasks))
         for t in prange(chunks):
@@ -175,21 +195,14 @@ def sample_2d_cpu(inp, grid, theta, fused, out, mode, padding_mode, align_corner
                     wt[1, w] = tx * (1.0 - ty)
                     wt[2, w] = (1.0 - tx) * ty
                     wt[3, w] = tx * ty
-                for c in range(C):
+                if channels_last:  # the channels of a pixel are adjacent: pixel by pixel
                     for w in range(Wo):
-                        xa, xb, ya, yb = xi[0, w], xi[1, w], yi[0, w], yi[1, w]
-                        v = 0.0
-                        if ya >= 0:
-                            if xa >= 0:
-                                v += float(inp[n, c, ya, xa]) * wt[0, w]
-                            if xb >= 0:
-                                v += float(inp[n, c, ya, xb]) * wt[1, w]
-                        if yb >= 0:
-                            if xa >= 0:
-                                v += float(inp[n, c, yb, xa]) * wt[2, w]
-                            if xb >= 0:
-                                v += float(inp[n, c, yb, xb]) * wt[3, w]
-                        out[n, c, h, w] = v
+                        for c in range(C):
+                            out[n, c, h, w] = bilinear_taps_2d(inp, n, c, w, xi, yi, wt)
+                else:  # plane by plane
+                    for c in range(C):
+                        for w in range(Wo):
+                            out[n, c, h, w] = bilinear_taps_2d(inp, n, c, w, xi, yi, wt)
         return
     for job in prange(N * Ho):
         n = job // Ho
