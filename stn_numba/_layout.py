@@ -75,13 +75,14 @@ class Layout:
 
     def check(self, x, name):
         """A caller's image must have the ndim its layout names (before any view)."""
-        nd = len(getattr(x, "shape", np.shape(x)))
+        shape = tuple(x.shape) if hasattr(x, "shape") else np.shape(x)
+        nd = len(shape)
         if self.ndim is not None and nd != self.ndim:
             other = {4: "'NHWC'", 5: "'NDHWC'"} if self.last else {4: "'NCHW'", 5: "'NCDHW'"}
             hint = f" (use layout={other[nd]} for {nd}-D)" if nd in other else ""
             raise ValueError(
                 f"{name} must be {self.ndim}-D {self.axes(self.ndim)} for "
-                f"layout={self.name!r}; got shape {tuple(x.shape)} ({nd}-D){hint}"
+                f"layout={self.name!r}; got shape {shape} ({nd}-D){hint}"
             )
 
     def to_kernel(self, x):

@@ -29,6 +29,7 @@ from collections import namedtuple
 
 import numpy as np
 
+from ._layout import Layout
 from ._validate import (
     as_float_array,
     as_int_tuple,
@@ -901,11 +902,12 @@ def warp_affine_pixels(
     offset=None,
     out=None,
     device=None,
+    layout="NCHW",
 ):
     """:func:`~stn_numba.warp_affine` with an OpenCV or scipy matrix in pixel units.
 
     One-line ports (``img`` (H, W) float, ``x = img[None, None]``; an (H, W, C) OpenCV
-    image is ``img.transpose(2, 0, 1)[None]``)::
+    image is ``img[None]`` with ``layout="NHWC"``, read in place)::
 
         cv2.warpAffine(img, M, (W, H))
             == stn.warp_affine_pixels(x, M, (H, W), convention="cv2")[0, 0]
@@ -962,10 +964,13 @@ def warp_affine_pixels(
         As in :func:`~stn_numba.warp_affine`.
     device : {None, "cpu", "cuda"}
         As in :func:`~stn_numba.warp_affine` (the matrix is converted on the host).
+    layout : {"NCHW", "NHWC", "NCDHW", "NDHWC"}, default "NCHW"
+        As in :func:`~stn_numba.warp_affine`: with "NHWC", input and output are
+        (N, H, W, C), e.g. OpenCV's H×W×C images as ``img[None]``.
 
     Returns
     -------
-    output : ndarray, (N, C, *size)
+    output : ndarray, (N, C, *size) (or (N, *size, C) channels-last)
         input's dtype.
 
     Raises
@@ -995,13 +1000,15 @@ def warp_affine_pixels(
     if not isinstance(convention, str) or convention not in ("cv2", "scipy"):
         raise ValueError(f"convention must be 'cv2' or 'scipy'; got {describe(convention)}")
     inverse_map = check_bool(inverse_map, "inverse_map")
+    lay = Layout(layout)
+    lay.check(input, "input")
     input = as_float_array(input, "input")
     ndim = len(input.shape)
     if ndim not in (4, 5):
         raise ValueError(
             f"input must be 4-D (N, C, H, W) or 5-D (N, C, D, H, W); got {describe(input)}"
         )
-    in_sizes = tuple(int(s) for s in input.shape[2:])
+    in_sizes = tuple(int(s) for s in lay.to_kernel(input).shape[2:])
     out_sizes = in_sizes if size is None else as_int_tuple(size, "size", len(in_sizes), 1)
     if convention == "cv2":
         if offset is not None:
@@ -1044,5 +1051,6 @@ def warp_affine_pixels(
         )
     theta = np.ascontiguousarray(np.broadcast_to(theta, (n, *theta.shape[1:])), dtype=input.dtype)
     return warp_affine(
-        input, theta, out_sizes, mode, padding_mode, align_corners, out=out, device=device
-    )
+        input, theta, out_sizes, mode, padding_mode, align_corners, out=out, device=device,
+        layout=layout,
+    )  # fmt: skip

@@ -508,6 +508,8 @@ def _cases():
         (f, "padding_mode", "'reflect'", PADDING),
         (f, "align_corners", "1", BOOL),
         (f, "inverse_map", "'yes'", BOOL),
+        (f, "layout", "'HWC'", LAYOUT),
+        (f, "layout", "'NDHWC'", LAYOUT),
         (f, "offset", "(1.0, 2.0)", OTHER),
         (f, "out", "[0.0]", OUT),
         (f, "out", "z(1, 1, 3, 5)", OUT),

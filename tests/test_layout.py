@@ -245,3 +245,21 @@ def test_readme_channels_last_example():
     img, out = scope["img"], scope["out"]
     assert out.shape == img.shape and out.dtype == np.uint8
     assert (out[0, 0] == 255).all()  # a corner rotated in from outside: the fill
+
+
+def test_warp_affine_pixels_hwc(rng):
+    """An OpenCV-style H×W×C image ports in one line with layout="NHWC": equal to the
+    NCHW call, and to cv2.warpAffine itself when OpenCV is installed."""
+    img = rng.random((9, 11, 3)).astype(DT)
+    M = np.array([[0.9, -0.2, 1.5], [0.25, 1.1, -0.5]])
+    got = stn.warp_affine_pixels(img[None], M, (8, 10), convention="cv2", layout="NHWC")[0]
+    nchw = stn.warp_affine_pixels(first(img[None]), M, (8, 10), convention="cv2")
+    assert got.shape == (8, 10, 3)
+    np.testing.assert_array_equal(got, last(nchw)[0])
+    try:
+        import cv2
+    except ImportError:
+        print("OpenCV is not installed: compared with the NCHW call only")
+        return
+    ref = cv2.warpAffine(img, M, (10, 8), flags=cv2.INTER_LINEAR)
+    np.testing.assert_allclose(got, ref, atol=0.03)  # OpenCV's 1/32-px weights
