@@ -104,6 +104,11 @@ class Layout:
         shape = tuple(shape)
         return (shape[0], *shape[2:], shape[1]) if self.last else shape
 
+    def kernel_shape(self, shape):
+        """A shape in the caller's layout in kernel order, (N, C, ...)."""
+        shape = tuple(shape)
+        return (shape[0], shape[-1], *shape[1:-1]) if self.last else shape
+
     def check_shape(self, x, name, expected):
         """x (kernel view) must have the kernel-order shape ``expected``; the message
         speaks the caller's layout."""

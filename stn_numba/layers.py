@@ -8,6 +8,7 @@ backward needs, the way a layer of a hand-written NumPy network does.
 import numpy as np
 
 from . import functional as F
+from ._layout import Layout
 from ._modes import _lookup, mode_code, padding_code
 from ._validate import check_bool, describe
 
@@ -57,21 +58,24 @@ class SpatialTransformer:
     device : {None, "cpu", "cuda"}, default None
         Passed to every call: None runs on the GPU when an array argument is a GPU
         array, ``"cuda"`` runs NumPy arrays on the GPU and returns NumPy arrays.
+    layout : {"NCHW", "NHWC", "NCDHW", "NDHWC"}, default "NCHW"
+        Memory layout of x, the output and their gradients (channels-last: (N, H, W, C)),
+        as in :func:`~stn_numba.grid_sample`; θ is the same in every layout.
 
     Attributes
     ----------
     transform, size, source_points, mode, padding_mode, align_corners, regularization,
-    device
+    device, layout
         The constructor's arguments (``size`` as a tuple or None).
 
     Raises
     ------
     ValueError
-        Unknown transform, mode or padding_mode (with "did you mean"), device not None,
+        Unknown transform, mode, padding_mode or layout (with "did you mean"), device not None,
         "cpu" or "cuda"; source_points missing for ``"tps"`` or given for another
         family; regularization given for a family other than ``"tps"``.
     TypeError
-        size not a sequence of ints; transform, mode or padding_mode not a str;
+        size not a sequence of ints; transform, mode, padding_mode or layout not a str;
         align_corners not a bool.
 
     Notes
@@ -124,6 +128,7 @@ class SpatialTransformer:
         align_corners=False,
         regularization=None,
         device=None,
+        layout="NCHW",
     ):
         _lookup({t: t for t in _TRANSFORMS}, transform, "transform")
         if size is not None:
@@ -164,6 +169,8 @@ class SpatialTransformer:
         self.align_corners = align_corners
         self.regularization = 0.0 if regularization is None else regularization
         self.device = device
+        self.layout = layout
+        self._layout = Layout(layout)  # the name is checked here
         self._cache = None
 
     def __repr__(self):
@@ -211,9 +218,19 @@ class SpatialTransformer:
             return np.array(np.broadcast_to(src, (batch,) + src.shape[-2:]), dtype=dtype, order="C")
         return np.array(np.broadcast_to(one, (batch,) + one.shape), dtype=dtype, order="C")
 
-    def _size(self, x):
-        spatial = self.size if self.size is not None else tuple(x.shape[2:])
-        return spatial
+    def _full(self, x):
+        """(N, C, *output size) of x, kernel order whatever the layout."""
+        shape = self._layout.kernel_shape(x.shape)
+        return shape[:2] + (self.size if self.size is not None else shape[2:])
+
+    def _kw(self):
+        return dict(
+            mode=self.mode,
+            padding_mode=self.padding_mode,
+            align_corners=self.align_corners,
+            device=self.device,
+            layout=self.layout,
+        )
 
     def _source(self, theta):
         src = self.source_points
@@ -243,12 +260,7 @@ class SpatialTransformer:
             :func:`~stn_numba.warp_perspective`, :func:`~stn_numba.tps_grid` and
             :func:`~stn_numba.grid_sample`), before anything is cached.
         """
-        kw = dict(
-            mode=self.mode,
-            padding_mode=self.padding_mode,
-            align_corners=self.align_corners,
-            device=self.device,
-        )
+        kw = self._kw()
         grid = None
         if self.transform == "affine":
             out = F.warp_affine(x, theta, self.size, **kw)
@@ -259,7 +271,7 @@ class SpatialTransformer:
                 raise ValueError(
                     f"x must be 4-D (N, C, H, W) for transform='tps'; got shape {tuple(x.shape)}"
                 )
-            full = tuple(x.shape[:2]) + self._size(x)
+            full = self._full(x)
             grid = F.tps_grid(
                 self._source(theta),
                 theta,
@@ -303,12 +315,7 @@ class SpatialTransformer:
             raise RuntimeError("SpatialTransformer.backward called before forward")
         input_grad = check_bool(input_grad, "input_grad")
         x, theta, grid = self._cache
-        kw = dict(
-            mode=self.mode,
-            padding_mode=self.padding_mode,
-            align_corners=self.align_corners,
-            device=self.device,
-        )
+        kw = self._kw()
         if self.transform == "affine":
             return F.warp_affine_backward(
                 grad_out, x, theta, self.size, input_grad=input_grad, theta_grad=True, **kw
@@ -320,7 +327,7 @@ class SpatialTransformer:
         grad_x, grad_grid = F.grid_sample_backward(
             grad_out, x, grid, input_grad=input_grad, grid_grad=True, **kw
         )
-        full = tuple(x.shape[:2]) + self._size(x)
+        full = self._full(x)
         grad_theta = F.tps_grid_backward(
             grad_grid,
             self._source(theta),

@@ -527,6 +527,8 @@ def _cases():
         (f, "padding_mode", "'zero'", PADDING),
         (f, "align_corners", "1", BOOL),
         (f, "device", "'gpu'", DEVICE),
+        (f, "layout", "'NHCW'", LAYOUT),
+        (f, "layout", "4", LAYOUT),
     ]
     return rows
 

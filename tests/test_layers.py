@@ -143,3 +143,26 @@ def test_errors(rng):
         st.forward(x, np.zeros((N, 3, 3)))
     with pytest.raises(ValueError, match="x must be 4-D"):
         SpatialTransformer("tps", source_points=SRC).forward(x[:, :, None], np.zeros((N, 5, 2)))
+
+
+@pytest.mark.parametrize("transform", ["affine", "perspective", "tps"])
+def test_channels_last_layer(transform, rng):
+    """layout="NHWC": forward and backward equal the NCHW layer's, transposed, bit for
+    bit (float32: the channels-last specialisations tests/test_layout.py compiles)."""
+    kw = dict(source_points=SRC, regularization=0.01) if transform == "tps" else {}
+    st = SpatialTransformer(transform, SIZE, **kw)
+    stl = SpatialTransformer(transform, SIZE, layout="NHWC", **kw)
+    assert stl.layout == "NHWC"
+    _, theta = _params(transform, rng)
+    theta = theta.astype(np.float32)
+    x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+    xl = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    y, yl = st.forward(x, theta), stl.forward(xl, theta)
+    np.testing.assert_array_equal(yl, y.transpose(0, 2, 3, 1))
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    gx, gt = st.backward(g)
+    gxl, gtl = stl.backward(np.ascontiguousarray(g.transpose(0, 2, 3, 1)))
+    np.testing.assert_array_equal(gxl, gx.transpose(0, 2, 3, 1))
+    np.testing.assert_array_equal(gtl, gt)
+    with pytest.raises(ValueError, match="did you mean 'NHWC'"):
+        SpatialTransformer(transform, SIZE, layout="NHCW", **kw)
