@@ -30,8 +30,8 @@ from ._jit import driver, kernel, scalar
 from ._kernels import (
     accumulate_perspective_2d,
     accumulate_tps,
-    bicubic_sample_2d,
     bilinear_point_2d,
+    cubic_taps,
     flow_point_2d,
     flow_point_3d,
     grad_point_2d,
@@ -51,7 +51,7 @@ from ._kernels import (
     trilinear_point_3d,
     unravel_2d,
 )
-from ._modes import AFFINE, BILINEAR, FLOW, GRID, NEAREST
+from ._modes import AFFINE, BICUBIC, BILINEAR, FLOW, GRID
 
 # ----------------------------------------------------------------------------
 # affine_grid
@@ -157,6 +157,32 @@ def bilinear_taps_2d(inp, n, c, w, xi, yi, wt):
     return v
 
 
+@scalar
+def _cubic_tap_row(inp, n, c, y, w, ti, tw):
+    """Σ_i wx[i] · input[n, c, y, x_i] over a row's 4 scratch taps (_cubic_row's order)."""
+    if y < 0:
+        return 0.0
+    v = tw[0, w] * (float(inp[n, c, y, ti[0, w]]) if ti[0, w] >= 0 else 0.0)
+    v += tw[1, w] * (float(inp[n, c, y, ti[1, w]]) if ti[1, w] >= 0 else 0.0)
+    v += tw[2, w] * (float(inp[n, c, y, ti[2, w]]) if ti[2, w] >= 0 else 0.0)
+    v += tw[3, w] * (float(inp[n, c, y, ti[3, w]]) if ti[3, w] >= 0 else 0.0)
+    return v
+
+
+@scalar
+def bicubic_taps_2d(inp, n, c, w, ti, tw):
+    """Output column w of channel c from a row's scratch taps (see sample_2d_cpu); the
+    arithmetic of bicubic_sample_2d in its order (0 for a NaN point)."""
+    if ti[4, w] == -2:
+        return 0.0
+    return (
+        tw[4, w] * _cubic_tap_row(inp, n, c, ti[4, w], w, ti, tw)
+        + tw[5, w] * _cubic_tap_row(inp, n, c, ti[5, w], w, ti, tw)
+        + tw[6, w] * _cubic_tap_row(inp, n, c, ti[6, w], w, ti, tw)
+        + tw[7, w] * _cubic_tap_row(inp, n, c, ti[7, w], w, ti, tw)
+    )
+
+
 @driver
 def sample_2d_cpu(inp, grid, theta, fused, out, mode, padding_mode, align_corners, tasks):
     """``tasks``: how many chunks of rows the bilinear path splits the work into."""
@@ -204,19 +230,48 @@ def sample_2d_cpu(inp, grid, theta, fused, out, mode, padding_mode, align_corner
                         for w in range(Wo):
                             out[n, c, h, w] = bilinear_taps_2d(inp, n, c, w, xi, yi, wt)
         return
+    if mode == BICUBIC:
+        # bicubic_sample_2d in the same two stages: the 4 + 4 padded tap indices (-1:
+        # outside) and Keys weights of the row, then the 16 reads per channel
+        C, H, W = inp.shape[1], inp.shape[2], inp.shape[3]
+        channels_last = inp.strides[1] < inp.strides[3]
+        jobs = N * Ho
+        chunks = max(1, min(jobs, tasks))
+        for t in prange(chunks):
+            ti = np.empty((8, Wo), dtype=np.int64)  # x taps 0-3, y taps 0-3; -2: NaN point
+            tw = np.empty((8, Wo), dtype=np.float64)  # their weights
+            for job in range(t * jobs // chunks, (t + 1) * jobs // chunks):
+                n = job // Ho
+                h = job - n * Ho
+                for w in range(Wo):
+                    gx, gy = source_point_2d(
+                        grid, theta, fused, n, h, w, xs[w], ys[h], align_corners
+                    )
+                    if gx != gx or gy != gy:
+                        ti[4, w] = -2
+                        continue
+                    tx, wx, _, _ = cubic_taps(gx, W, padding_mode, align_corners)
+                    ty, wy, _, _ = cubic_taps(gy, H, padding_mode, align_corners)
+                    for i in range(4):
+                        ti[i, w] = tx[i]
+                        ti[4 + i, w] = ty[i]
+                        tw[i, w] = wx[i]
+                        tw[4 + i, w] = wy[i]
+                if channels_last:
+                    for w in range(Wo):
+                        for c in range(C):
+                            out[n, c, h, w] = bicubic_taps_2d(inp, n, c, w, ti, tw)
+                else:
+                    for c in range(C):
+                        for w in range(Wo):
+                            out[n, c, h, w] = bicubic_taps_2d(inp, n, c, w, ti, tw)
+        return
     for job in prange(N * Ho):
         n = job // Ho
         h = job - n * Ho
-        # The mode is chosen once per row, so each pixel loop calls one small kernel
-        # that LLVM inlines (a call per pixel into the all-modes kernel is ~3x slower).
-        if mode == NEAREST:
-            for w in range(Wo):
-                gx, gy = source_point_2d(grid, theta, fused, n, h, w, xs[w], ys[h], align_corners)
-                nearest_sample_2d(inp, out, n, h, w, gx, gy, padding_mode, align_corners)
-        else:
-            for w in range(Wo):
-                gx, gy = source_point_2d(grid, theta, fused, n, h, w, xs[w], ys[h], align_corners)
-                bicubic_sample_2d(inp, out, n, h, w, gx, gy, padding_mode, align_corners)
+        for w in range(Wo):
+            gx, gy = source_point_2d(grid, theta, fused, n, h, w, xs[w], ys[h], align_corners)
+            nearest_sample_2d(inp, out, n, h, w, gx, gy, padding_mode, align_corners)
 
 
 @driver

@@ -163,7 +163,7 @@ def _value_2d(inp, n, c, y, x):
 
 
 @kernel
-def _cubic_taps(g, size, padding_mode, align_corners):
+def cubic_taps(g, size, padding_mode, align_corners):
     """Bicubic along one axis: 4 tap indices (-1 = outside), weights, weight grads, d/dg."""
     i, scale, _ = unnormalize(g, size, align_corners)
     i0, t = floor_index(i)
@@ -217,8 +217,8 @@ def bicubic_sample_2d(inp, out, n, h, w, gx, gy, padding_mode, align_corners):
     if gx != gx or gy != gy:
         _zero_2d(out, n, h, w)
         return
-    xs, wx, _, _ = _cubic_taps(gx, W, padding_mode, align_corners)
-    ys, wy, _, _ = _cubic_taps(gy, H, padding_mode, align_corners)
+    xs, wx, _, _ = cubic_taps(gx, W, padding_mode, align_corners)
+    ys, wy, _, _ = cubic_taps(gy, H, padding_mode, align_corners)
     for c in range(inp.shape[1]):
         out[n, c, h, w] = (
             wy[0] * _cubic_row(inp, n, c, ys[0], xs, wx)
@@ -302,8 +302,8 @@ def grad_point_2d(inp, gout, n, h, w, gx, gy, mode, padding_mode, align_corners)
     if mode == NEAREST or gx != gx or gy != gy:
         return 0.0, 0.0
     if mode == BICUBIC:
-        xs, wx, dwx, sx = _cubic_taps(gx, W, padding_mode, align_corners)
-        ys, wy, dwy, sy = _cubic_taps(gy, H, padding_mode, align_corners)
+        xs, wx, dwx, sx = cubic_taps(gx, W, padding_mode, align_corners)
+        ys, wy, dwy, sy = cubic_taps(gy, H, padding_mode, align_corners)
         gix = 0.0
         giy = 0.0
         for c in range(C):
@@ -367,14 +367,14 @@ def scatter_2d(gin, gout, n, h, w, gx, gy, mode, padding_mode, align_corners, r0
     if gx != gx or gy != gy:
         return
     if mode == BICUBIC:
-        ys, wy, _, _ = _cubic_taps(gy, H, padding_mode, align_corners)
+        ys, wy, _, _ = cubic_taps(gy, H, padding_mode, align_corners)
         hit = False
         for j in range(4):
             if ys[j] >= r0 and ys[j] < r1:
                 hit = True
         if not hit:
             return
-        xs, wx, _, _ = _cubic_taps(gx, W, padding_mode, align_corners)
+        xs, wx, _, _ = cubic_taps(gx, W, padding_mode, align_corners)
         for c in range(C):
             g = float(gout[n, c, h, w])
             for j in range(4):
