@@ -185,18 +185,18 @@ def bicubic_taps_2d(inp, n, c, w, ti, tw):
 
 @driver
 def sample_2d_cpu(inp, grid, theta, fused, out, mode, padding_mode, align_corners, tasks):
-    """``tasks``: how many chunks of rows the bilinear path splits the work into."""
+    """``tasks``: how many chunks of rows the bilinear and bicubic paths split the work into."""
     N, Ho, Wo = out.shape[0], out.shape[2], out.shape[3]
     xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
+    C, H, W = inp.shape[1], inp.shape[2], inp.shape[3]
+    channels_last = inp.strides[1] < inp.strides[3]
+    jobs = N * Ho
+    chunks = max(1, min(jobs, tasks))
     if mode == BILINEAR:
         # Two stages per output row (bilinear_sample_2d's arithmetic, in its order):
         # the taps and weights of the whole row into scratch rows, then the reads per
         # channel. The tasks are contiguous chunks of rows, so each allocates its scratch
         # once (1.1-2x faster than one pixel at a time on W1-W3, measured).
-        C, H, W = inp.shape[1], inp.shape[2], inp.shape[3]
-        channels_last = inp.strides[1] < inp.strides[3]
-        jobs = N * Ho
-        chunks = max(1, min(jobs, tasks))
         for t in prange(chunks):
             xi = np.empty((2, Wo), dtype=np.int64)  # tap columns, -1 when outside
             yi = np.empty((2, Wo), dtype=np.int64)  # tap rows, -1 when outside
@@ -233,10 +233,6 @@ def sample_2d_cpu(inp, grid, theta, fused, out, mode, padding_mode, align_corner
     if mode == BICUBIC:
         # bicubic_sample_2d in the same two stages: the 4 + 4 padded tap indices (-1:
         # outside) and Keys weights of the row, then the 16 reads per channel
-        C, H, W = inp.shape[1], inp.shape[2], inp.shape[3]
-        channels_last = inp.strides[1] < inp.strides[3]
-        jobs = N * Ho
-        chunks = max(1, min(jobs, tasks))
         for t in prange(chunks):
             ti = np.empty((8, Wo), dtype=np.int64)  # x taps 0-3, y taps 0-3; -2: NaN point
             tw = np.empty((8, Wo), dtype=np.float64)  # their weights
