@@ -623,6 +623,30 @@ def scatter_3d_cpu(gout, grid, theta, fused, gin, spans, bands, mode, padding_mo
                     )
 
 
+@kernel
+def point_row_2d(grid, theta, fused, n, h, xs, yb, W, H, padding_mode, align_corners, ii, ff, gs):
+    """Stage 1 of :func:`backward_bilinear_2d_cpu`: each column's source point, then
+    its :func:`bilinear_point_2d` (x0, y0, valid into ``ii``; tx, ty, dx, dy into
+    ``ff``). With zeros padding the second loop has no branch and vectorises (see
+    :func:`points_row_taps_2d`); otherwise it is the per-pixel code, once per row."""
+    for w in range(xs.shape[0]):
+        gs[0, w], gs[1, w] = source_point_2d(grid, theta, fused, n, h, w, xs[w], yb, align_corners)
+    if padding_mode == ZEROS:
+        for w in range(xs.shape[0]):
+            x0, y0, tx, ty, dx, dy, ok = bilinear_point_2d(
+                gs[0, w], gs[1, w], W, H, ZEROS, align_corners
+            )
+            ii[0, w], ii[1, w], ii[2, w] = x0, y0, ok
+            ff[0, w], ff[1, w], ff[2, w], ff[3, w] = tx, ty, dx, dy
+        return
+    for w in range(xs.shape[0]):
+        x0, y0, tx, ty, dx, dy, ok = bilinear_point_2d(
+            gs[0, w], gs[1, w], W, H, padding_mode, align_corners
+        )
+        ii[0, w], ii[1, w], ii[2, w] = x0, y0, ok
+        ff[0, w], ff[1, w], ff[2, w], ff[3, w] = tx, ty, dx, dy
+
+
 @driver
 def backward_bilinear_2d_cpu(
     gout, inp, grid, theta, fused, gin, ggrid, rowacc, spans, bands,
@@ -646,6 +670,9 @@ def backward_bilinear_2d_cpu(
         k = job - n * bands
         r0 = (k * H) // bands
         r1 = ((k + 1) * H) // bands
+        ii = np.empty((3, Wo), dtype=np.int64)  # the row's points: x0, y0, valid
+        ff = np.empty((4, Wo), dtype=np.float64)  # tx, ty, dx, dy
+        gs = np.empty((2, Wo), dtype=np.float64)  # source points (gx, gy)
         for h in range(Ho):
             row = n * Ho + h
             if fused and point_grad:
@@ -653,11 +680,13 @@ def backward_bilinear_2d_cpu(
                     rowacc[row, q] = 0.0
             if spans[row, 1] < r0 or spans[row, 0] >= r1:
                 continue  # every tap of this output row misses the band
+            point_row_2d(
+                grid, theta, fused, n, h, xs, ys[h], W, H, padding_mode, align_corners,
+                ii, ff, gs,
+            )  # fmt: skip
             for w in range(Wo):
-                gx, gy = source_point_2d(grid, theta, fused, n, h, w, xs[w], ys[h], align_corners)
-                x0, y0, tx, ty, dx, dy, ok = bilinear_point_2d(
-                    gx, gy, W, H, padding_mode, align_corners
-                )
+                x0, y0, ok = ii[0, w], ii[1, w], ii[2, w] != 0
+                tx, ty, dx, dy = ff[0, w], ff[1, w], ff[2, w], ff[3, w]
                 x1 = x0 + 1
                 y1 = y0 + 1
                 if not ok or y1 < r0 or y0 >= r1:
@@ -706,6 +735,34 @@ def backward_bilinear_2d_cpu(
                         ggrid[n, h, w, 1] = ggy
 
 
+@kernel
+def point_row_3d(
+    grid, theta, fused, n, d, h, xs, yb, zb, W, H, D, padding_mode, align_corners, ii, ff, gs
+):
+    """:func:`point_row_2d` in 3-D: x0, y0, z0, valid into ``ii``; tx, ty, tz, dx, dy,
+    dz into ``ff``."""
+    for w in range(xs.shape[0]):
+        gs[0, w], gs[1, w], gs[2, w] = source_point_3d(
+            grid, theta, fused, n, d, h, w, xs[w], yb, zb, align_corners
+        )
+    if padding_mode == ZEROS:
+        for w in range(xs.shape[0]):
+            x0, y0, z0, tx, ty, tz, dx, dy, dz, ok = trilinear_point_3d(
+                gs[0, w], gs[1, w], gs[2, w], W, H, D, ZEROS, align_corners
+            )
+            ii[0, w], ii[1, w], ii[2, w], ii[3, w] = x0, y0, z0, ok
+            ff[0, w], ff[1, w], ff[2, w] = tx, ty, tz
+            ff[3, w], ff[4, w], ff[5, w] = dx, dy, dz
+        return
+    for w in range(xs.shape[0]):
+        x0, y0, z0, tx, ty, tz, dx, dy, dz, ok = trilinear_point_3d(
+            gs[0, w], gs[1, w], gs[2, w], W, H, D, padding_mode, align_corners
+        )
+        ii[0, w], ii[1, w], ii[2, w], ii[3, w] = x0, y0, z0, ok
+        ff[0, w], ff[1, w], ff[2, w] = tx, ty, tz
+        ff[3, w], ff[4, w], ff[5, w] = dx, dy, dz
+
+
 @driver
 def backward_trilinear_3d_cpu(
     gout, inp, grid, theta, fused, gin, ggrid, rowacc, spans, bands,
@@ -723,6 +780,9 @@ def backward_trilinear_3d_cpu(
         k = job - n * bands
         s0 = (k * D) // bands
         s1 = ((k + 1) * D) // bands
+        ii = np.empty((4, Wo), dtype=np.int64)  # the row's points: x0, y0, z0, valid
+        ff = np.empty((6, Wo), dtype=np.float64)  # tx, ty, tz, dx, dy, dz
+        gs = np.empty((3, Wo), dtype=np.float64)  # source points
         for d in range(Do):
             for h in range(Ho):
                 row = (n * Do + d) * Ho + h
@@ -731,13 +791,14 @@ def backward_trilinear_3d_cpu(
                         rowacc[row, q] = 0.0
                 if spans[row, 1] < s0 or spans[row, 0] >= s1:
                     continue  # every tap of this output row misses the band
+                point_row_3d(
+                    grid, theta, fused, n, d, h, xs, ys[h], zs[d], W, H, D, padding_mode,
+                    align_corners, ii, ff, gs,
+                )  # fmt: skip
                 for w in range(Wo):
-                    gx, gy, gz = source_point_3d(
-                        grid, theta, fused, n, d, h, w, xs[w], ys[h], zs[d], align_corners
-                    )
-                    x0, y0, z0, tx, ty, tz, dx, dy, dz, ok = trilinear_point_3d(
-                        gx, gy, gz, W, H, D, padding_mode, align_corners
-                    )
+                    x0, y0, z0, ok = ii[0, w], ii[1, w], ii[2, w], ii[3, w] != 0
+                    tx, ty, tz = ff[0, w], ff[1, w], ff[2, w]
+                    dx, dy, dz = ff[3, w], ff[4, w], ff[5, w]
                     if not ok or z0 + 1 < s0 or z0 >= s1:
                         continue
                     zc = min(max(z0, 0), D - 1)
