@@ -25,7 +25,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from ._coords import base_coord, floor_index, unnormalize
+from ._coords import base_coord, floor_index, source_index
 from ._jit import driver, kernel, scalar
 from ._kernels import (
     accumulate_perspective_2d,
@@ -51,7 +51,7 @@ from ._kernels import (
     trilinear_point_3d,
     unravel_2d,
 )
-from ._modes import AFFINE, BICUBIC, BILINEAR, FLOW, GRID, ZEROS
+from ._modes import AFFINE, BICUBIC, BILINEAR, BORDER, FLOW, GRID, REFLECTION, ZEROS
 
 # ----------------------------------------------------------------------------
 # affine_grid
@@ -184,15 +184,16 @@ def bicubic_taps_2d(inp, n, c, w, ti, tw):
 
 
 @scalar
-def zeros_taps_2d(gx, gy, W, H, align_corners, w, xi, yi, wt):
-    """Column w of a row's scratch taps and weights for zeros padding: what the general
-    loop of :func:`sample_2d_cpu` stores, written without a branch (no padding step,
-    ``&`` instead of short-circuit ``and``) so that a loop over it vectorises."""
-    x, _, okx = unnormalize(gx, W, align_corners)
-    y, _, oky = unnormalize(gy, H, align_corners)
+def taps_2d(gx, gy, W, H, padding_mode, align_corners, w, xi, yi, wt):
+    """Column w of a row's scratch taps (-1: outside) and bilinear weights, from source
+    point (gx, gy): bilinear_sample_2d's arithmetic. Written without a branch of its
+    own (``&``, not short-circuit ``and``), so that a loop over it, with
+    ``padding_mode`` a constant, vectorises (zeros, border)."""
+    ix, _, okx = source_index(gx, W, padding_mode, align_corners)  # bilinear_point_2d,
+    iy, _, oky = source_index(gy, H, padding_mode, align_corners)  # with & for its and
     ok = okx & oky
-    x0, tx = floor_index(x)
-    y0, ty = floor_index(y)
+    x0, tx = floor_index(ix)
+    y0, ty = floor_index(iy)
     x1 = x0 + 1
     y1 = y0 + 1
     xi[0, w] = x0 if ok & (x0 >= 0) & (x0 < W) else -1
@@ -205,32 +206,52 @@ def zeros_taps_2d(gx, gy, W, H, align_corners, w, xi, yi, wt):
     wt[3, w] = tx * ty
 
 
-@kernel
-def affine_row_taps_2d(theta, n, yb, xs, W, H, align_corners, xi, yi, wt):
-    """Stage 1 of :func:`sample_2d_cpu` for warp_affine with zeros padding: the taps
-    and weights of one output row (base-grid row coordinate ``yb``, column table
-    ``xs``), θ's coefficients read once. A function of its own, called once per row:
-    LLVM vectorises its loop (packed ``vcvttpd2qq``/``vrndscalepd`` in the assembly),
-    which it does not do for the general loop (source and padding chosen per pixel).
-    """
-    t00, t01, t02 = float(theta[n, 0, 0]), float(theta[n, 0, 1]), float(theta[n, 0, 2])
-    t10, t11, t12 = float(theta[n, 1, 0]), float(theta[n, 1, 1]), float(theta[n, 1, 2])
-    for w in range(xs.shape[0]):
-        gx = float(t00 * xs[w] + t01 * yb + t02)  # source_point_2d's order
-        gy = float(t10 * xs[w] + t11 * yb + t12)
-        zeros_taps_2d(gx, gy, W, H, align_corners, w, xi, yi, wt)
+@scalar
+def _affine_2d(a, b, xb, yb):
+    """θ's rows a, b applied to base point (xb, yb): source_point_2d's sums."""
+    return float(a[0] * xb + a[1] * yb + a[2]), float(b[0] * xb + b[1] * yb + b[2])
 
 
 @kernel
-def points_row_taps_2d(grid, theta, source, n, h, xs, yb, W, H, align_corners, xi, yi, wt, gs):
-    """:func:`affine_row_taps_2d` for the other sources (grid, homography, flow): the
-    row's source points into the scratch ``gs`` first (float64), then the vectorised
-    taps loop over them. Read straight from a float32 grid (interleaved x, y) the taps
-    loop stays scalar: 5.1 vs 1.9 ns per pixel (measured, W2's grid)."""
+def row_taps_2d(
+    grid, theta, source, n, h, xs, yb, W, H, padding_mode, align_corners, xi, yi, wt, gs
+):
+    """Stage 1 of :func:`sample_2d_cpu`'s bilinear path: the taps and weights of output
+    row (n, h) (base-grid row coordinate ``yb``, column table ``xs``) into the scratch
+    rows. A function of its own, called once per row, with one loop per padding mode
+    (the mode a constant in each): LLVM vectorises them (packed ``vcvttpd2qq`` /
+    ``vrndscalepd`` in the assembly), which it does not for a loop that picks source
+    and padding per pixel. warp_affine's loops take the points straight from θ (its
+    coefficients read once); the other sources' points go to the scratch ``gs`` first:
+    read straight from an interleaved float32 grid, the taps loop stays scalar (5.1 vs
+    1.9 ns per pixel, measured on W2's grid)."""
+    if source == AFFINE:
+        a = (float(theta[n, 0, 0]), float(theta[n, 0, 1]), float(theta[n, 0, 2]))
+        b = (float(theta[n, 1, 0]), float(theta[n, 1, 1]), float(theta[n, 1, 2]))
+        if padding_mode == ZEROS:
+            for w in range(xs.shape[0]):
+                gx, gy = _affine_2d(a, b, xs[w], yb)
+                taps_2d(gx, gy, W, H, ZEROS, align_corners, w, xi, yi, wt)
+        elif padding_mode == BORDER:
+            for w in range(xs.shape[0]):
+                gx, gy = _affine_2d(a, b, xs[w], yb)
+                taps_2d(gx, gy, W, H, BORDER, align_corners, w, xi, yi, wt)
+        else:
+            for w in range(xs.shape[0]):
+                gx, gy = _affine_2d(a, b, xs[w], yb)
+                taps_2d(gx, gy, W, H, REFLECTION, align_corners, w, xi, yi, wt)
+        return
     for w in range(xs.shape[0]):
         gs[0, w], gs[1, w] = source_point_2d(grid, theta, source, n, h, w, xs[w], yb, align_corners)
-    for w in range(xs.shape[0]):
-        zeros_taps_2d(gs[0, w], gs[1, w], W, H, align_corners, w, xi, yi, wt)
+    if padding_mode == ZEROS:
+        for w in range(xs.shape[0]):
+            taps_2d(gs[0, w], gs[1, w], W, H, ZEROS, align_corners, w, xi, yi, wt)
+    elif padding_mode == BORDER:
+        for w in range(xs.shape[0]):
+            taps_2d(gs[0, w], gs[1, w], W, H, BORDER, align_corners, w, xi, yi, wt)
+    else:
+        for w in range(xs.shape[0]):
+            taps_2d(gs[0, w], gs[1, w], W, H, REFLECTION, align_corners, w, xi, yi, wt)
 
 
 @driver
@@ -242,63 +263,34 @@ def sample_2d_cpu(inp, grid, theta, fused, out, mode, padding_mode, align_corner
     channels_last = inp.strides[1] < inp.strides[3]
     jobs = N * Ho
     chunks = max(1, min(jobs, tasks))
-    if mode == BILINEAR and padding_mode == ZEROS:
-        # the common case: the same two stages as below, the first one vectorised, with
-        # the same results bit for bit (interleaved old/new, ms: W1 warp_affine 1.07 ->
-        # 0.64, grid_sample 0.90 -> 0.62, warp_perspective 1.31 -> 0.85; W2 13.7 -> 11.3,
-        # 12.8 -> 11.3, 15.0 -> 12.5)
-        for t in prange(chunks):
-            xi = np.empty((2, Wo), dtype=np.int64)
-            yi = np.empty((2, Wo), dtype=np.int64)
-            wt = np.empty((4, Wo), dtype=np.float64)
-            gs = np.empty((2, Wo if fused != AFFINE else 0), dtype=np.float64)
-            for job in range(t * jobs // chunks, (t + 1) * jobs // chunks):
-                n = job // Ho
-                h = job - n * Ho
-                if fused == AFFINE:
-                    affine_row_taps_2d(theta, n, ys[h], xs, W, H, align_corners, xi, yi, wt)
-                else:
-                    points_row_taps_2d(
-                        grid, theta, fused, n, h, xs, ys[h], W, H, align_corners, xi, yi, wt, gs
-                    )
-                if channels_last:  # stage 2 as below (inline here: a call costs 1.5x)
-                    for w in range(Wo):
-                        for c in range(C):
-                            out[n, c, h, w] = bilinear_taps_2d(inp, n, c, w, xi, yi, wt)
-                else:
-                    for c in range(C):
-                        for w in range(Wo):
-                            out[n, c, h, w] = bilinear_taps_2d(inp, n, c, w, xi, yi, wt)
-        return
     if mode == BILINEAR:
         # Two stages per output row (bilinear_sample_2d's arithmetic, in its order):
-        # the taps and weights of the whole row into scratch rows, then the reads per
-        # channel. The tasks are contiguous chunks of rows, so each allocates its scratch
-        # once (1.1-2x faster than one pixel at a time on W1-W3, measured).
+        # the taps and weights of the whole row into scratch rows (row_taps_2d,
+        # vectorised), then the reads per channel. The tasks are contiguous chunks of
+        # rows, so each allocates its scratch once. Both stages together: 1.1-2x faster
+        # than one pixel at a time; the vectorised first stage 1.2-1.8x more (W1
+        # warp_affine 1.07 -> 0.64 ms, grid_sample 0.90 -> 0.62, warp_perspective 1.31 ->
+        # 0.85; W2 13.7 -> 11.3, 12.8 -> 11.3, 15.0 -> 12.5; interleaved, bit-identical).
         for t in prange(chunks):
             xi = np.empty((2, Wo), dtype=np.int64)  # tap columns, -1 when outside
             yi = np.empty((2, Wo), dtype=np.int64)  # tap rows, -1 when outside
             wt = np.empty((4, Wo), dtype=np.float64)
+            gs = np.empty((2, Wo), dtype=np.float64)  # the row's source points
             for job in range(t * jobs // chunks, (t + 1) * jobs // chunks):
                 n = job // Ho
                 h = job - n * Ho
-                for w in range(Wo):
-                    gx, gy = source_point_2d(
-                        grid, theta, fused, n, h, w, xs[w], ys[h], align_corners
-                    )
-                    x0, y0, tx, ty, _, _, ok = bilinear_point_2d(
-                        gx, gy, W, H, padding_mode, align_corners
-                    )
-                    x1 = x0 + 1
-                    y1 = y0 + 1
-                    xi[0, w] = x0 if ok and x0 >= 0 and x0 < W else -1
-                    xi[1, w] = x1 if ok and x1 >= 0 and x1 < W else -1
-                    yi[0, w] = y0 if y0 >= 0 and y0 < H else -1
-                    yi[1, w] = y1 if y1 >= 0 and y1 < H else -1
-                    wt[0, w] = (1.0 - tx) * (1.0 - ty)
-                    wt[1, w] = tx * (1.0 - ty)
-                    wt[2, w] = (1.0 - tx) * ty
-                    wt[3, w] = tx * ty
+                if padding_mode == REFLECTION:  # scalar anyway: inline is 1.2x faster
+                    for w in range(Wo):
+                        gx, gy = source_point_2d(
+                            grid, theta, fused, n, h, w, xs[w], ys[h], align_corners
+                        )
+                        taps_2d(gx, gy, W, H, REFLECTION, align_corners, w, xi, yi, wt)
+                else:
+                    row_taps_2d(
+                        grid, theta, fused, n, h, xs, ys[h], W, H, padding_mode,
+                        align_corners, xi, yi, wt, gs,
+                    )  # fmt: skip
+                # stage 2 inline here: as a function called per row it is 1.5x slower
                 if channels_last:  # the channels of a pixel are adjacent: pixel by pixel
                     for w in range(Wo):
                         for c in range(C):
@@ -349,17 +341,17 @@ def sample_2d_cpu(inp, grid, theta, fused, out, mode, padding_mode, align_corner
 
 
 @scalar
-def zeros_taps_3d(gx, gy, gz, W, H, D, align_corners, w, ti, wt):
-    """:func:`zeros_taps_2d` in 3-D: tap columns, rows, slices (-1: outside) into
-    ``ti[0:2]``, ``ti[2:4]``, ``ti[4:6]``; the 8 weights (wz·wy)·wx of corner
-    (bz, by, bx) into ``wt[4·bz + 2·by + bx]``, sample_3d's products."""
-    x, _, okx = unnormalize(gx, W, align_corners)
-    y, _, oky = unnormalize(gy, H, align_corners)
-    z, _, okz = unnormalize(gz, D, align_corners)
+def taps_3d(gx, gy, gz, W, H, D, padding_mode, align_corners, w, ti, wt):
+    """:func:`taps_2d` in 3-D: tap columns, rows, slices (-1: outside) into ``ti[0:2]``,
+    ``ti[2:4]``, ``ti[4:6]``; the 8 weights (wz·wy)·wx of corner (bz, by, bx) into
+    ``wt[4·bz + 2·by + bx]``, sample_3d's products."""
+    ix, _, okx = source_index(gx, W, padding_mode, align_corners)  # trilinear_point_3d,
+    iy, _, oky = source_index(gy, H, padding_mode, align_corners)  # with & for its and
+    iz, _, okz = source_index(gz, D, padding_mode, align_corners)
     ok = okx & oky & okz
-    x0, tx = floor_index(x)
-    y0, ty = floor_index(y)
-    z0, tz = floor_index(z)
+    x0, tx = floor_index(ix)
+    y0, ty = floor_index(iy)
+    z0, tz = floor_index(iz)
     x1 = x0 + 1
     y1 = y0 + 1
     z1 = z0 + 1
@@ -382,32 +374,53 @@ def zeros_taps_3d(gx, gy, gz, W, H, D, align_corners, w, ti, wt):
     wt[7, w] = (tz * ty) * tx
 
 
+@scalar
+def _affine_3d(a, b, c, xb, yb, zb):
+    """θ's rows a, b, c applied to base point (xb, yb, zb): source_point_3d's sums."""
+    gx = float(a[0] * xb + a[1] * yb + a[2] * zb + a[3])
+    gy = float(b[0] * xb + b[1] * yb + b[2] * zb + b[3])
+    gz = float(c[0] * xb + c[1] * yb + c[2] * zb + c[3])
+    return gx, gy, gz
+
+
 @kernel
-def points_row_taps_3d(
-    grid, theta, source, n, d, h, xs, yb, zb, W, H, D, align_corners, ti, wt, gs
+def row_taps_3d(
+    grid, theta, source, n, d, h, xs, yb, zb, W, H, D, padding_mode, align_corners, ti, wt, gs
 ):
-    """:func:`points_row_taps_2d` in 3-D: the row's source points into ``gs``, then
-    the vectorised trilinear taps loop over them (zeros padding)."""
+    """:func:`row_taps_2d` in 3-D (trilinear). warp_affine's loops take the points
+    straight from θ: through the scratch ``gs`` they run at half the speed here (W5
+    warp_affine 16 vs 8.6 ms), unlike in 2-D."""
+    if source == AFFINE:
+        t = theta
+        a = (float(t[n, 0, 0]), float(t[n, 0, 1]), float(t[n, 0, 2]), float(t[n, 0, 3]))
+        b = (float(t[n, 1, 0]), float(t[n, 1, 1]), float(t[n, 1, 2]), float(t[n, 1, 3]))
+        c = (float(t[n, 2, 0]), float(t[n, 2, 1]), float(t[n, 2, 2]), float(t[n, 2, 3]))
+        if padding_mode == ZEROS:
+            for w in range(xs.shape[0]):
+                gx, gy, gz = _affine_3d(a, b, c, xs[w], yb, zb)
+                taps_3d(gx, gy, gz, W, H, D, ZEROS, align_corners, w, ti, wt)
+        elif padding_mode == BORDER:
+            for w in range(xs.shape[0]):
+                gx, gy, gz = _affine_3d(a, b, c, xs[w], yb, zb)
+                taps_3d(gx, gy, gz, W, H, D, BORDER, align_corners, w, ti, wt)
+        else:
+            for w in range(xs.shape[0]):
+                gx, gy, gz = _affine_3d(a, b, c, xs[w], yb, zb)
+                taps_3d(gx, gy, gz, W, H, D, REFLECTION, align_corners, w, ti, wt)
+        return
     for w in range(xs.shape[0]):
         gs[0, w], gs[1, w], gs[2, w] = source_point_3d(
             grid, theta, source, n, d, h, w, xs[w], yb, zb, align_corners
         )
-    for w in range(xs.shape[0]):
-        zeros_taps_3d(gs[0, w], gs[1, w], gs[2, w], W, H, D, align_corners, w, ti, wt)
-
-
-@kernel
-def affine_row_taps_3d(theta, n, yb, zb, xs, W, H, D, align_corners, ti, wt):
-    """:func:`affine_row_taps_2d` in 3-D: warp_affine's row taps from θ directly."""
-    t = theta
-    a0, a1, a2, a3 = float(t[n, 0, 0]), float(t[n, 0, 1]), float(t[n, 0, 2]), float(t[n, 0, 3])
-    b0, b1, b2, b3 = float(t[n, 1, 0]), float(t[n, 1, 1]), float(t[n, 1, 2]), float(t[n, 1, 3])
-    c0, c1, c2, c3 = float(t[n, 2, 0]), float(t[n, 2, 1]), float(t[n, 2, 2]), float(t[n, 2, 3])
-    for w in range(xs.shape[0]):
-        gx = float(a0 * xs[w] + a1 * yb + a2 * zb + a3)  # source_point_3d's order
-        gy = float(b0 * xs[w] + b1 * yb + b2 * zb + b3)
-        gz = float(c0 * xs[w] + c1 * yb + c2 * zb + c3)
-        zeros_taps_3d(gx, gy, gz, W, H, D, align_corners, w, ti, wt)
+    if padding_mode == ZEROS:
+        for w in range(xs.shape[0]):
+            taps_3d(gs[0, w], gs[1, w], gs[2, w], W, H, D, ZEROS, align_corners, w, ti, wt)
+    elif padding_mode == BORDER:
+        for w in range(xs.shape[0]):
+            taps_3d(gs[0, w], gs[1, w], gs[2, w], W, H, D, BORDER, align_corners, w, ti, wt)
+    else:
+        for w in range(xs.shape[0]):
+            taps_3d(gs[0, w], gs[1, w], gs[2, w], W, H, D, REFLECTION, align_corners, w, ti, wt)
 
 
 @scalar
@@ -432,29 +445,27 @@ def trilinear_taps_3d(inp, n, c, w, ti, wt):
 
 @driver
 def sample_3d_cpu(inp, grid, theta, fused, out, mode, padding_mode, align_corners, tasks):
-    """``tasks``: how many chunks of rows the trilinear zeros-padding path uses."""
+    """``tasks``: how many chunks of rows the trilinear path splits the work into."""
     N, Do, Ho, Wo = out.shape[0], out.shape[2], out.shape[3], out.shape[4]
     xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
     zs = base_table(Do, align_corners)
-    if mode == BILINEAR and padding_mode == ZEROS:
-        # two stages per output row as in sample_2d_cpu, the taps loop vectorised
+    if mode == BILINEAR:
+        # trilinear: the two stages per output row of sample_2d_cpu (W5 warp_affine
+        # 18.3 -> 9.0 ms against the one-stage loop, interleaved, bit-identical)
         C, D, H, W = inp.shape[1], inp.shape[2], inp.shape[3], inp.shape[4]
         channels_last = inp.strides[1] < inp.strides[4]
         jobs = N * Do * Ho
         chunks = max(1, min(jobs, tasks))
         for t in prange(chunks):
-            ti = np.empty((6, Wo), dtype=np.int64)
-            wt = np.empty((8, Wo), dtype=np.float64)
-            gs = np.empty((3, Wo if fused != AFFINE else 0), dtype=np.float64)
+            ti = np.empty((6, Wo), dtype=np.int64)  # tap columns, rows, slices; -1: outside
+            wt = np.empty((8, Wo), dtype=np.float64)  # the 8 corner weights
+            gs = np.empty((3, Wo), dtype=np.float64)  # the row's source points
             for job in range(t * jobs // chunks, (t + 1) * jobs // chunks):
                 n, d, h = unravel_2d(job, Do, Ho)
-                if fused == AFFINE:
-                    affine_row_taps_3d(theta, n, ys[h], zs[d], xs, W, H, D, align_corners, ti, wt)
-                else:
-                    points_row_taps_3d(
-                        grid, theta, fused, n, d, h, xs, ys[h], zs[d], W, H, D, align_corners,
-                        ti, wt, gs,
-                    )  # fmt: skip
+                row_taps_3d(
+                    grid, theta, fused, n, d, h, xs, ys[h], zs[d], W, H, D, padding_mode,
+                    align_corners, ti, wt, gs,
+                )  # fmt: skip
                 if channels_last:
                     for w in range(Wo):
                         for c in range(C):
@@ -466,40 +477,11 @@ def sample_3d_cpu(inp, grid, theta, fused, out, mode, padding_mode, align_corner
         return
     for job in prange(N * Do * Ho):
         n, d, h = unravel_2d(job, Do, Ho)
-        if mode != BILINEAR:
-            for w in range(Wo):
-                gx, gy, gz = source_point_3d(
-                    grid, theta, fused, n, d, h, w, xs[w], ys[h], zs[d], align_corners
-                )
-                sample_3d(inp, out, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners)
-            continue
-        # trilinear sample_3d with the tap reads written out (see sample_2d_cpu)
-        C, D, H, W = inp.shape[1], inp.shape[2], inp.shape[3], inp.shape[4]
         for w in range(Wo):
             gx, gy, gz = source_point_3d(
                 grid, theta, fused, n, d, h, w, xs[w], ys[h], zs[d], align_corners
             )
-            x0, y0, z0, tx, ty, tz, _, _, _, ok = trilinear_point_3d(
-                gx, gy, gz, W, H, D, padding_mode, align_corners
-            )
-            for c in range(C):
-                v = 0.0
-                if ok:
-                    for bz in range(2):
-                        zi = z0 + bz
-                        if zi < 0 or zi >= D:
-                            continue
-                        wz = lerp_weight(tz, bz)
-                        for by in range(2):
-                            yi = y0 + by
-                            if yi < 0 or yi >= H:
-                                continue
-                            wzy = wz * lerp_weight(ty, by)
-                            for bx in range(2):
-                                xi = x0 + bx
-                                if xi >= 0 and xi < W:
-                                    v += float(inp[n, c, zi, yi, xi]) * (wzy * lerp_weight(tx, bx))
-                out[n, c, d, h, w] = v
+            sample_3d(inp, out, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners)
 
 
 # ----------------------------------------------------------------------------
@@ -628,7 +610,7 @@ def point_row_2d(grid, theta, fused, n, h, xs, yb, W, H, padding_mode, align_cor
     """Stage 1 of :func:`backward_bilinear_2d_cpu`: each column's source point, then
     its :func:`bilinear_point_2d` (x0, y0, valid into ``ii``; tx, ty, dx, dy into
     ``ff``). With zeros padding the second loop has no branch and vectorises (see
-    :func:`points_row_taps_2d`); otherwise it is the per-pixel code, once per row."""
+    :func:`row_taps_2d`); otherwise it is the per-pixel code, once per row."""
     for w in range(xs.shape[0]):
         gs[0, w], gs[1, w] = source_point_2d(grid, theta, fused, n, h, w, xs[w], yb, align_corners)
     if padding_mode == ZEROS:

@@ -426,8 +426,10 @@ def grid_sample_backward(
     Notes
     -----
     Memory besides the returned gradients: 16 bytes per output row on the CPU (the
-    input rows each output row can touch); on the GPU with ``deterministic=True``, an
-    int64 accumulator of input's size and one float64 per row of grad_output.
+    input rows each output row can touch) and, per running thread, scratch for one
+    output row's points (72 bytes per output column in 2-D, 104 in 3-D); on the GPU
+    with ``deterministic=True``, an int64 accumulator of input's size and one float64
+    per row of grad_output.
 
     Raises
     ------
@@ -1229,7 +1231,9 @@ def warp_affine_backward(
     Notes
     -----
     Memory besides the returned gradients: 16 bytes (input-row spans) plus 8·6 (2-D) or
-    8·12 (3-D) bytes of θ partial sums per output row on the CPU; on the GPU with
+    8·12 (3-D) bytes of θ partial sums per output row on the CPU, and per running thread
+    scratch for one output row's points (72 / 104 bytes per output column, 2-D / 3-D);
+    on the GPU with
     ``deterministic=True`` also an int64 accumulator of input's size.
 
     Raises
