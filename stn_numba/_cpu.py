@@ -25,7 +25,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from ._coords import base_coord, floor_index, source_index
+from ._coords import base_coord
 from ._jit import driver, kernel, scalar
 from ._kernels import (
     accumulate_perspective_2d,
@@ -189,11 +189,7 @@ def taps_2d(gx, gy, W, H, padding_mode, align_corners, w, xi, yi, wt):
     point (gx, gy): bilinear_sample_2d's arithmetic. Written without a branch of its
     own (``&``, not short-circuit ``and``), so that a loop over it, with
     ``padding_mode`` a constant, vectorises (zeros, border)."""
-    ix, _, okx = source_index(gx, W, padding_mode, align_corners)  # bilinear_point_2d,
-    iy, _, oky = source_index(gy, H, padding_mode, align_corners)  # with & for its and
-    ok = okx & oky
-    x0, tx = floor_index(ix)
-    y0, ty = floor_index(iy)
+    x0, y0, tx, ty, _, _, ok = bilinear_point_2d(gx, gy, W, H, padding_mode, align_corners)
     x1 = x0 + 1
     y1 = y0 + 1
     xi[0, w] = x0 if ok & (x0 >= 0) & (x0 < W) else -1
@@ -345,13 +341,9 @@ def taps_3d(gx, gy, gz, W, H, D, padding_mode, align_corners, w, ti, wt):
     """:func:`taps_2d` in 3-D: tap columns, rows, slices (-1: outside) into ``ti[0:2]``,
     ``ti[2:4]``, ``ti[4:6]``; the 8 weights (wz·wy)·wx of corner (bz, by, bx) into
     ``wt[4·bz + 2·by + bx]``, sample_3d's products."""
-    ix, _, okx = source_index(gx, W, padding_mode, align_corners)  # trilinear_point_3d,
-    iy, _, oky = source_index(gy, H, padding_mode, align_corners)  # with & for its and
-    iz, _, okz = source_index(gz, D, padding_mode, align_corners)
-    ok = okx & oky & okz
-    x0, tx = floor_index(ix)
-    y0, ty = floor_index(iy)
-    z0, tz = floor_index(iz)
+    x0, y0, z0, tx, ty, tz, _, _, _, ok = trilinear_point_3d(
+        gx, gy, gz, W, H, D, padding_mode, align_corners
+    )
     x1 = x0 + 1
     y1 = y0 + 1
     z1 = z0 + 1
@@ -609,14 +601,22 @@ def scatter_3d_cpu(gout, grid, theta, fused, gin, spans, bands, mode, padding_mo
 def point_row_2d(grid, theta, fused, n, h, xs, yb, W, H, padding_mode, align_corners, ii, ff, gs):
     """Stage 1 of :func:`backward_bilinear_2d_cpu`: each column's source point, then
     its :func:`bilinear_point_2d` (x0, y0, valid into ``ii``; tx, ty, dx, dy into
-    ``ff``). With zeros padding the second loop has no branch and vectorises (see
-    :func:`row_taps_2d`); otherwise it is the per-pixel code, once per row."""
+    ``ff``). With zeros or border padding (a constant in its loop) the second loop has
+    no branch and vectorises (see :func:`row_taps_2d`); reflection stays scalar."""
     for w in range(xs.shape[0]):
         gs[0, w], gs[1, w] = source_point_2d(grid, theta, fused, n, h, w, xs[w], yb, align_corners)
     if padding_mode == ZEROS:
         for w in range(xs.shape[0]):
             x0, y0, tx, ty, dx, dy, ok = bilinear_point_2d(
                 gs[0, w], gs[1, w], W, H, ZEROS, align_corners
+            )
+            ii[0, w], ii[1, w], ii[2, w] = x0, y0, ok
+            ff[0, w], ff[1, w], ff[2, w], ff[3, w] = tx, ty, dx, dy
+        return
+    if padding_mode == BORDER:
+        for w in range(xs.shape[0]):
+            x0, y0, tx, ty, dx, dy, ok = bilinear_point_2d(
+                gs[0, w], gs[1, w], W, H, BORDER, align_corners
             )
             ii[0, w], ii[1, w], ii[2, w] = x0, y0, ok
             ff[0, w], ff[1, w], ff[2, w], ff[3, w] = tx, ty, dx, dy
@@ -731,6 +731,15 @@ def point_row_3d(
         for w in range(xs.shape[0]):
             x0, y0, z0, tx, ty, tz, dx, dy, dz, ok = trilinear_point_3d(
                 gs[0, w], gs[1, w], gs[2, w], W, H, D, ZEROS, align_corners
+            )
+            ii[0, w], ii[1, w], ii[2, w], ii[3, w] = x0, y0, z0, ok
+            ff[0, w], ff[1, w], ff[2, w] = tx, ty, tz
+            ff[3, w], ff[4, w], ff[5, w] = dx, dy, dz
+        return
+    if padding_mode == BORDER:
+        for w in range(xs.shape[0]):
+            x0, y0, z0, tx, ty, tz, dx, dy, dz, ok = trilinear_point_3d(
+                gs[0, w], gs[1, w], gs[2, w], W, H, D, BORDER, align_corners
             )
             ii[0, w], ii[1, w], ii[2, w], ii[3, w] = x0, y0, z0, ok
             ff[0, w], ff[1, w], ff[2, w] = tx, ty, tz

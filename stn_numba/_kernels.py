@@ -252,7 +252,7 @@ def bilinear_point_2d(gx, gy, W, H, padding_mode, align_corners):
     iy, dy, oky = source_index(gy, H, padding_mode, align_corners)
     x0, tx = floor_index(ix)
     y0, ty = floor_index(iy)
-    return x0, y0, tx, ty, dx, dy, okx and oky
+    return x0, y0, tx, ty, dx, dy, okx & oky  # &, not and: no branch (row loops vectorise)
 
 
 @kernel
@@ -445,7 +445,7 @@ def trilinear_point_3d(gx, gy, gz, W, H, D, padding_mode, align_corners):
     x0, tx = floor_index(ix)
     y0, ty = floor_index(iy)
     z0, tz = floor_index(iz)
-    return x0, y0, z0, tx, ty, tz, dx, dy, dz, okx and oky and okz
+    return x0, y0, z0, tx, ty, tz, dx, dy, dz, okx & oky & okz
 
 
 @kernel
