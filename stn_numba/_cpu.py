@@ -271,7 +271,7 @@ def sample_2d_cpu(inp, grid, theta, fused, out, mode, padding_mode, align_corner
             xi = np.empty((2, Wo), dtype=np.int64)  # tap columns, -1 when outside
             yi = np.empty((2, Wo), dtype=np.int64)  # tap rows, -1 when outside
             wt = np.empty((4, Wo), dtype=np.float64)
-            gs = np.empty((2, Wo), dtype=np.float64)  # the row's source points
+            gs = np.empty((2, Wo if fused != AFFINE else 0), dtype=np.float64)  # source points
             for job in range(t * jobs // chunks, (t + 1) * jobs // chunks):
                 n = job // Ho
                 h = job - n * Ho
@@ -451,7 +451,7 @@ def sample_3d_cpu(inp, grid, theta, fused, out, mode, padding_mode, align_corner
         for t in prange(chunks):
             ti = np.empty((6, Wo), dtype=np.int64)  # tap columns, rows, slices; -1: outside
             wt = np.empty((8, Wo), dtype=np.float64)  # the 8 corner weights
-            gs = np.empty((3, Wo), dtype=np.float64)  # the row's source points
+            gs = np.empty((3, Wo if fused != AFFINE else 0), dtype=np.float64)  # source points
             for job in range(t * jobs // chunks, (t + 1) * jobs // chunks):
                 n, d, h = unravel_2d(job, Do, Ho)
                 row_taps_3d(
