@@ -64,11 +64,13 @@ def test_backward_extra_memory_is_bounded(data):
     x, theta, grid = data
     gout = np.ones_like(x)
     # grid_sample_backward / warp_affine_backward: 16 B per output row (input-row spans)
-    # and, for θ, 48 B per output row (float64 partial sums) besides the gradients
+    # and, for θ, 48 B per output row (float64 partial sums) besides the gradients; and
+    # per running task one output row's points, 72 B per output column
     rows = N * H
+    scratch = 72 * W * numba.get_num_threads()
     for name, fn in {
         "grid_sample_backward": lambda: stn.grid_sample_backward(gout, x, grid),
         "warp_affine_backward": lambda: stn.warp_affine_backward(gout, x, theta),
     }.items():
         _, extra = peak_extra(fn)
-        assert extra <= 64 * rows + 4096, f"{name}: {extra} B for {rows} output rows"
+        assert extra <= 64 * rows + scratch + 4096, f"{name}: {extra} B for {rows} output rows"
