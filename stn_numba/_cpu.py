@@ -597,6 +597,16 @@ def scatter_3d_cpu(gout, grid, theta, fused, gin, spans, bands, mode, padding_mo
                     )
 
 
+@scalar
+def _store_point_2d(gs, w, W, H, padding_mode, align_corners, ii, ff):
+    """Column w of :func:`point_row_2d`: bilinear_point_2d of source point gs[:, w]."""
+    x0, y0, tx, ty, dx, dy, ok = bilinear_point_2d(
+        gs[0, w], gs[1, w], W, H, padding_mode, align_corners
+    )
+    ii[0, w], ii[1, w], ii[2, w] = x0, y0, ok
+    ff[0, w], ff[1, w], ff[2, w], ff[3, w] = tx, ty, dx, dy
+
+
 @kernel
 def point_row_2d(grid, theta, fused, n, h, xs, yb, W, H, padding_mode, align_corners, ii, ff, gs):
     """Stage 1 of :func:`backward_bilinear_2d_cpu`: each column's source point, then
@@ -607,26 +617,13 @@ def point_row_2d(grid, theta, fused, n, h, xs, yb, W, H, padding_mode, align_cor
         gs[0, w], gs[1, w] = source_point_2d(grid, theta, fused, n, h, w, xs[w], yb, align_corners)
     if padding_mode == ZEROS:
         for w in range(xs.shape[0]):
-            x0, y0, tx, ty, dx, dy, ok = bilinear_point_2d(
-                gs[0, w], gs[1, w], W, H, ZEROS, align_corners
-            )
-            ii[0, w], ii[1, w], ii[2, w] = x0, y0, ok
-            ff[0, w], ff[1, w], ff[2, w], ff[3, w] = tx, ty, dx, dy
-        return
-    if padding_mode == BORDER:
+            _store_point_2d(gs, w, W, H, ZEROS, align_corners, ii, ff)
+    elif padding_mode == BORDER:
         for w in range(xs.shape[0]):
-            x0, y0, tx, ty, dx, dy, ok = bilinear_point_2d(
-                gs[0, w], gs[1, w], W, H, BORDER, align_corners
-            )
-            ii[0, w], ii[1, w], ii[2, w] = x0, y0, ok
-            ff[0, w], ff[1, w], ff[2, w], ff[3, w] = tx, ty, dx, dy
-        return
-    for w in range(xs.shape[0]):
-        x0, y0, tx, ty, dx, dy, ok = bilinear_point_2d(
-            gs[0, w], gs[1, w], W, H, padding_mode, align_corners
-        )
-        ii[0, w], ii[1, w], ii[2, w] = x0, y0, ok
-        ff[0, w], ff[1, w], ff[2, w], ff[3, w] = tx, ty, dx, dy
+            _store_point_2d(gs, w, W, H, BORDER, align_corners, ii, ff)
+    else:
+        for w in range(xs.shape[0]):
+            _store_point_2d(gs, w, W, H, padding_mode, align_corners, ii, ff)
 
 
 @driver
@@ -717,6 +714,17 @@ def backward_bilinear_2d_cpu(
                         ggrid[n, h, w, 1] = ggy
 
 
+@scalar
+def _store_point_3d(gs, w, W, H, D, padding_mode, align_corners, ii, ff):
+    """Column w of :func:`point_row_3d`: trilinear_point_3d of source point gs[:, w]."""
+    x0, y0, z0, tx, ty, tz, dx, dy, dz, ok = trilinear_point_3d(
+        gs[0, w], gs[1, w], gs[2, w], W, H, D, padding_mode, align_corners
+    )
+    ii[0, w], ii[1, w], ii[2, w], ii[3, w] = x0, y0, z0, ok
+    ff[0, w], ff[1, w], ff[2, w] = tx, ty, tz
+    ff[3, w], ff[4, w], ff[5, w] = dx, dy, dz
+
+
 @kernel
 def point_row_3d(
     grid, theta, fused, n, d, h, xs, yb, zb, W, H, D, padding_mode, align_corners, ii, ff, gs
@@ -729,29 +737,13 @@ def point_row_3d(
         )
     if padding_mode == ZEROS:
         for w in range(xs.shape[0]):
-            x0, y0, z0, tx, ty, tz, dx, dy, dz, ok = trilinear_point_3d(
-                gs[0, w], gs[1, w], gs[2, w], W, H, D, ZEROS, align_corners
-            )
-            ii[0, w], ii[1, w], ii[2, w], ii[3, w] = x0, y0, z0, ok
-            ff[0, w], ff[1, w], ff[2, w] = tx, ty, tz
-            ff[3, w], ff[4, w], ff[5, w] = dx, dy, dz
-        return
-    if padding_mode == BORDER:
+            _store_point_3d(gs, w, W, H, D, ZEROS, align_corners, ii, ff)
+    elif padding_mode == BORDER:
         for w in range(xs.shape[0]):
-            x0, y0, z0, tx, ty, tz, dx, dy, dz, ok = trilinear_point_3d(
-                gs[0, w], gs[1, w], gs[2, w], W, H, D, BORDER, align_corners
-            )
-            ii[0, w], ii[1, w], ii[2, w], ii[3, w] = x0, y0, z0, ok
-            ff[0, w], ff[1, w], ff[2, w] = tx, ty, tz
-            ff[3, w], ff[4, w], ff[5, w] = dx, dy, dz
-        return
-    for w in range(xs.shape[0]):
-        x0, y0, z0, tx, ty, tz, dx, dy, dz, ok = trilinear_point_3d(
-            gs[0, w], gs[1, w], gs[2, w], W, H, D, padding_mode, align_corners
-        )
-        ii[0, w], ii[1, w], ii[2, w], ii[3, w] = x0, y0, z0, ok
-        ff[0, w], ff[1, w], ff[2, w] = tx, ty, tz
-        ff[3, w], ff[4, w], ff[5, w] = dx, dy, dz
+            _store_point_3d(gs, w, W, H, D, BORDER, align_corners, ii, ff)
+    else:
+        for w in range(xs.shape[0]):
+            _store_point_3d(gs, w, W, H, D, padding_mode, align_corners, ii, ff)
 
 
 @driver
