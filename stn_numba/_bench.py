@@ -26,7 +26,7 @@ flow of up to ±4 pixels; torch: grid = normalised(identity + flow) + ``grid_sam
 OpenCV ``remap`` at identity + flow; scipy ``map_coordinates``). Building the grid or
 the maps from H or the flow is part of every timed call: it is part of the job.
 ``warp_affine_nhwc`` is warp_affine on the same images stored channels-last, (N, H, W, C)
-/ (N, D, H, W, C), in and out (issue 8): stn_numba ``layout="NHWC"``; torch on
+/ (N, D, H, W, C), in and out: stn_numba ``layout="NHWC"``; torch on
 ``channels_last`` tensors, the result returned as an NHWC array; OpenCV ``warpAffine``
 on each H×W×C image (its native interleaved path, every channel in one call); scipy
 ``affine_transform`` per channel plane of the NHWC array.

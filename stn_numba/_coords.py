@@ -2,7 +2,7 @@
 
 Every function here is a scalar ``njit`` function that uses only :mod:`math`, so
 the CPU drivers and the CUDA kernels call the very same source. The formulas
-follow PyTorch's ``aten/src/ATen/native/GridSampler.h`` (SPEC §3); the
+follow PyTorch's ``aten/src/ATen/native/GridSampler.h``; the
 derivative each one returns is the factor by which it scales a coordinate
 gradient (``d out / d in``).
 

@@ -1206,7 +1206,7 @@ def _reduce_rows(acc, n):
 
 
 # ----------------------------------------------------------------------------
-# splat (forward warping): the input-gradient scatter on its own (issue 5)
+# splat (forward warping): the input-gradient scatter on its own
 # ----------------------------------------------------------------------------
 
 

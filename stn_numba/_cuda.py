@@ -711,7 +711,7 @@ def run_tps_grid_backward(ggrid, src, align_corners):
 
 
 # ----------------------------------------------------------------------------
-# splat (forward warping): the input-gradient scatter on its own (issue 5)
+# splat (forward warping): the input-gradient scatter on its own
 # ----------------------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""Integer images and constant fill, at the public boundary (issue 8).
+"""Integer images and constant fill, at the public boundary.
 
 Nothing here reaches the kernels: integer input is converted to the float dtype of the
 grid-like argument before the backend runs, and ``padding_mode="constant"`` is turned

@@ -1,4 +1,4 @@
-"""Channels-last images (issue 8), at the public boundary.
+"""Channels-last images, at the public boundary.
 
 The kernels index an image as ``img[n, c, (d,) h, w]`` and never assume strides. A
 channels-last image, (N, H, W, C) or (N, D, H, W, C) in memory, is therefore handed to

@@ -56,7 +56,7 @@ def padding_code(padding_mode):
 
 
 # ----------------------------------------------------------------------------
-# padding_mode="constant" (issue 8): translated at the boundary, never a kernel code
+# padding_mode="constant": translated at the boundary, never a kernel code
 # ----------------------------------------------------------------------------
 
 #: The padding modes of the sampling functions (grid_sample, warp_*, their backwards):
@@ -75,7 +75,7 @@ def sampling_padding(padding_mode):
 
 
 # ----------------------------------------------------------------------------
-# Memory layouts of images (issue 8): translated at the boundary (_layout.py)
+# Memory layouts of images: translated at the boundary (_layout.py)
 # ----------------------------------------------------------------------------
 
 #: layout name -> (channels last?, the ndim it is for; None: 4-D or 5-D). "NCHW", the

@@ -1,6 +1,6 @@
 """Public functions: validate, then dispatch to a driver.
 
-Conventions shared by every function (SPEC §3, PyTorch's):
+Conventions shared by every function (PyTorch's):
 
 ==================  ==========================================================
 shapes              input (N, C, H, W) or (N, C, D, H, W); grid (N, H, W, 2) or
@@ -361,7 +361,7 @@ def grid_sample(
     pre = _intfill.Forward(
         input, grid, padding_mode, fill_value, output_dtype, out, "grid", lay.channel_axis
     )
-    input, padding_mode, out = pre.input, pre.padding_mode, pre.out  # issue 8
+    input, padding_mode, out = pre.input, pre.padding_mode, pre.out
     given = {"input": input, "grid": grid}
     dev, backend, host_out, (input, grid) = _arrays(device, given, lay, ("input",))
     input, grid, dims, m, p, ac = _check_sample_args(input, grid, mode, padding_mode, align_corners)
@@ -449,7 +449,7 @@ def grid_sample_backward(
     array([0.5, 1. ])
     """
     lay = Layout(layout)
-    input, padding_mode = _intfill.backward(  # issue 8: constant fill, integer input
+    input, padding_mode = _intfill.backward(  # constant fill, integer input
         input,
         padding_mode,
         fill_value,
@@ -650,7 +650,7 @@ def warp_perspective(
     the sampler (the arithmetic of :func:`perspective_grid`), so no grid array is made.
     A pixel-unit homography (OpenCV's ``warpPerspective``
     with ``WARP_INVERSE_MAP``) becomes a normalised one as ``U_in⁻¹·M·U_out`` with
-    the pixel <-> normalised maps of SPEC §3.
+    the pixel <-> normalised maps of the README's Conventions.
 
     Raises
     ------
@@ -670,7 +670,7 @@ def warp_perspective(
     pre = _intfill.Forward(
         input, H, padding_mode, fill_value, output_dtype, out, "H", lay.channel_axis
     )
-    input, padding_mode, out = pre.input, pre.padding_mode, pre.out  # issue 8
+    input, padding_mode, out = pre.input, pre.padding_mode, pre.out
     given = {"input": input, "H": H}
     dev, backend, host_out, (input, H) = _arrays(device, given, lay, ("input",))
     size, m, p, ac = _check_perspective_args(input, H, size, mode, padding_mode, align_corners)
@@ -743,7 +743,7 @@ def warp_perspective_backward(
     ((1, 1, 4, 4), (1, 3, 3))
     """
     lay = Layout(layout)
-    input, padding_mode = _intfill.backward(  # issue 8: constant fill, integer input
+    input, padding_mode = _intfill.backward(  # constant fill, integer input
         input,
         padding_mode,
         fill_value,
@@ -810,7 +810,7 @@ def flow_grid(flow, input_size=None, align_corners=False, *, out=None, device=No
         The input's spatial shape (H_in, W_in) or (D_in, H_in, W_in) used to normalise;
         None: flow's spatial shape.
     align_corners : bool, default False
-        The normalisation convention of the returned grid (SPEC §3). grid_sample with
+        The normalisation convention of the returned grid. grid_sample with
         the same value reads exactly pixel p + flow(p) either way; it only changes how
         ``reflection`` padding folds and that, with True, an axis of size 1 maps every
         point onto its one pixel (its grid value is then 0 and its gradient 0).
@@ -967,7 +967,7 @@ def warp_flow(
     pre = _intfill.Forward(
         input, flow, padding_mode, fill_value, output_dtype, out, "flow", lay.channel_axis
     )
-    input, padding_mode, out = pre.input, pre.padding_mode, pre.out  # issue 8
+    input, padding_mode, out = pre.input, pre.padding_mode, pre.out
     given = {"input": input, "flow": flow}
     dev, backend, host_out, (input, flow) = _arrays(device, given, lay, ("input",))
     in_size, m, p, ac = _check_warp_flow_args(input, flow, mode, padding_mode, align_corners)
@@ -1040,7 +1040,7 @@ def warp_flow_backward(
     array([ 1.,  1.,  1., -3.])
     """
     lay = Layout(layout)
-    input, padding_mode = _intfill.backward(  # issue 8: constant fill, integer input
+    input, padding_mode = _intfill.backward(  # constant fill, integer input
         input,
         padding_mode,
         fill_value,
@@ -1166,7 +1166,7 @@ def warp_affine(
     pre = _intfill.Forward(
         input, theta, padding_mode, fill_value, output_dtype, out, "theta", lay.channel_axis
     )
-    input, padding_mode, out = pre.input, pre.padding_mode, pre.out  # issue 8
+    input, padding_mode, out = pre.input, pre.padding_mode, pre.out
     given = {"input": input, "theta": theta}
     dev, backend, host_out, (input, theta) = _arrays(device, given, lay, ("input",))
     input, theta, dims, size, m, p, ac = _check_warp_args(
@@ -1251,7 +1251,7 @@ def warp_affine_backward(
     ((1, 1, 4, 4), (1, 2, 3))
     """
     lay = Layout(layout)
-    input, padding_mode = _intfill.backward(  # issue 8: constant fill, integer input
+    input, padding_mode = _intfill.backward(  # constant fill, integer input
         input,
         padding_mode,
         fill_value,
@@ -1457,7 +1457,7 @@ def tps_grid_backward(
 
 
 # ----------------------------------------------------------------------------
-# splat: forward warping, the adjoint of grid_sample w.r.t. its input (issue 5)
+# splat: forward warping, the adjoint of grid_sample w.r.t. its input
 # ----------------------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""Layer objects for NumPy training loops (issue 7).
+"""Layer objects for NumPy training loops.
 
 :class:`SpatialTransformer` wraps a grid generator and the sampler of
 :mod:`stn_numba.functional` into a ``forward`` / ``backward`` pair that caches what the

@@ -19,7 +19,7 @@ Conventions
 in :func:`~stn_numba.affine_grid` (x runs along W, y along H and points down, z along D).
 Sizes here are *spatial* shapes in array order, (H, W) or (D, H, W), never OpenCV's
 (W, H) ``dsize``. A pixel index i on an axis of size S is the centre of pixel i in both
-OpenCV and scipy; it relates to the normalised coordinate g by SPEC §3:
+OpenCV and scipy; it relates to the normalised coordinate g:
 ``g = (2 i + 1) / S - 1`` (align_corners=False) or ``g = 2 i / (S - 1) - 1``
 (align_corners=True). An output axis of size 1 has g = 0 at its only pixel, as
 ``affine_grid``'s base grid does.
@@ -508,7 +508,7 @@ def _to_norm(sizes, align_corners):
 
 
 def _to_pixels(sizes, align_corners):
-    """Homogeneous map normalised coordinate → pixel index of the sampler (SPEC §3).
+    """Homogeneous map normalised coordinate → pixel index of the sampler.
 
     With align_corners=True an axis of size 1 maps every coordinate to 0 (singular).
     """
@@ -839,7 +839,7 @@ def theta_to_scipy(theta, input_size, output_size=None, *, align_corners=False, 
     out_shape, align_corners=ac)[0, 0]`` equals ``scipy.ndimage.affine_transform(img,
     matrix, offset, output_shape=out_shape, order=1, mode="grid-constant",
     prefilter=False)`` with ``matrix, offset = theta_to_scipy(θ, img.shape, out_shape,
-    align_corners=ac)``; this is SPEC §4's ``P · U_in · θ · N_out · P``.
+    align_corners=ac)``; this is the ``P · U_in · θ · N_out · P``.
 
     Parameters
     ----------

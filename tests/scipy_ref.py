@@ -1,4 +1,4 @@
-"""scipy.ndimage as an independent reference (SPEC §4)."""
+"""scipy.ndimage as an independent reference."""
 
 import numpy as np
 from scipy import ndimage

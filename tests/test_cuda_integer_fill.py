@@ -1,4 +1,4 @@
-"""GPU twins of tests/test_integer_fill.py (issue 8): NumPy integer images and constant
+"""GPU twins of tests/test_integer_fill.py: NumPy integer images and constant
 fill with device="cuda" equal the CPU; integer device arrays and a nonzero fill with
 device arrays are refused with a TypeError that says what to do.
 

@@ -1,4 +1,4 @@
-"""Every CUDA kernel compiles to real PTX (sm_90), without a GPU (SPEC §5).
+"""Every CUDA kernel compiles to real PTX (sm_90), without a GPU.
 
 The simulator runs kernels as Python and so cannot catch what only the device
 compiler rejects (unsupported operations, typing errors). This compiles each kernel

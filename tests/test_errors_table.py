@@ -144,7 +144,7 @@ MODE, PADDING, BOOL, GRAD, OUT, DEVICE, OTHER = (
     "device",
     "other",
 )
-LAYOUT = "layout"  # issue 8: channels-last images
+LAYOUT = "layout"  # channels-last images
 
 _BAD_DTYPES = ["int64", "complex128", "object", "float16"]
 
@@ -155,7 +155,7 @@ def _dtype_rows(fname, arg, shape_src, kind=DTYPE):
 
 
 def _fill_rows(fname, grad):
-    """Rows of padding_mode="constant" / fill_value / output_dtype / integer input (issue 8)."""
+    """Rows of padding_mode="constant" / fill_value / output_dtype / integer input."""
     rows = [
         (fname, "padding_mode", "'constnt'", PADDING),
         (fname, "fill_value", "1.0", OTHER),  # without padding_mode="constant"

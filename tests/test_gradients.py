@@ -1,4 +1,4 @@
-"""Every backward against central finite differences in float64 (SPEC §4), torch-free.
+"""Every backward against central finite differences in float64, torch-free.
 
 The loss is always ``L = Σ gout · forward(...)`` with a random ``gout``, so its
 gradient is exactly what the backward functions return.
@@ -96,7 +96,7 @@ def kink_free_grid(rng, n, out_shape, in_shape, align_corners):
 
 
 def base_grid(n, align_corners):
-    """SPEC §3: linspace(-1, 1, n), times (n - 1)/n when align_corners is False."""
+    """linspace(-1, 1, n), times (n - 1)/n when align_corners is False."""
     if n == 1:
         return np.zeros(1)
     b = np.linspace(-1.0, 1.0, n)
@@ -283,7 +283,7 @@ INTEGER_SIZE = {True: 5, False: 4}
 
 class TestIntegerCoordinates:
     """Bilinear interpolation has a kink at every integer pixel coordinate. The library
-    follows PyTorch (GridSampler.h, SPEC §3): the corners are ``floor(i)`` and
+    follows PyTorch (GridSampler.h): the corners are ``floor(i)`` and
     ``floor(i) + 1`` with weight 1 on ``floor(i)``, so at an exact integer the grid
     gradient is the one-sided difference toward ``floor(i) + 1`` — the right-hand
     derivative — times ∂i/∂g. Exception: ``border`` (and ``reflection``, which clips

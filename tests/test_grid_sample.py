@@ -56,7 +56,7 @@ class TestSmoke:
 
 
 class TestScipyParity:
-    """SPEC §4: order 1 / order 0 sampling of every plane equals map_coordinates."""
+    """order 1 / order 0 sampling of every plane equals map_coordinates."""
 
     @pytest.mark.parametrize("align_corners", [True, False])
     @pytest.mark.parametrize("padding", PADDINGS)

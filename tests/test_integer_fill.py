@@ -1,5 +1,5 @@
 """Integer images (uint8/uint16/int16, output_dtype=) and padding_mode="constant" with
-fill_value (issue 8), for grid_sample, warp_affine, warp_perspective, warp_flow and their
+fill_value, for grid_sample, warp_affine, warp_perspective, warp_flow and their
 backwards. Only float32/float64 kernel specialisations are used (the features are
 translated at the boundary)."""
 

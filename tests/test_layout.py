@@ -1,4 +1,4 @@
-"""Channels-last layouts (issue 8): every sampling operation, forward and backward, in
+"""Channels-last layouts: every sampling operation, forward and backward, in
 NHWC / NDHWC equals the NCHW / NCDHW call on the transposed arrays, bit for bit, with no
 transposed copy of the image; errors name the layout."""
 

@@ -2,7 +2,7 @@
 
 References: explicit per-sample matrix products and float64 central differences for the
 parameterised affine (torch autograd when installed); scipy.ndimage.affine_transform,
-tests/scipy_ref.py's SPEC §4 matrix and cv2.warpAffine (when installed) for the pixel-space
+tests/scipy_ref.py's matrix and cv2.warpAffine (when installed) for the pixel-space
 conversions. Images are tiny and mostly float64 so that one warp_affine compile serves.
 """
 
@@ -360,7 +360,7 @@ class TestScipy:
         matrix, offset = stn.theta_to_scipy(theta, ins, outs, align_corners=align_corners)
         assert matrix.shape == (2, d, d) and offset.shape == (2, d)
         for n in range(2):
-            spec = scipy_affine_matrix(theta[n], ins, outs, align_corners)  # SPEC §4
+            spec = scipy_affine_matrix(theta[n], ins, outs, align_corners)
             np.testing.assert_allclose(matrix[n], spec[:d, :d], rtol=1e-13, atol=1e-13)
             np.testing.assert_allclose(offset[n], spec[:d, d], rtol=1e-13, atol=1e-13)
         back = stn.theta_from_scipy(matrix, ins, outs, offset=offset, align_corners=align_corners)

@@ -1,5 +1,5 @@
 """Non-finite and huge values (NaN, ±inf, ±1e30) in grids, θ, H, flows and TPS points
-(issue 6; the rules are in docs/errors.md, "Non-finite and huge values").
+(the rules are in docs/errors.md, "Non-finite and huge values").
 
 Every mode × padding × align_corners, forward and backward, float32 and float64, 2-D and
 3-D. The checks: no crash; the output and every gradient finite (the input is); the points

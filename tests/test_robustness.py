@@ -1,4 +1,4 @@
-"""Never corrupt (issue 6): no public function changes an argument; concurrent calls from
+"""Never corrupt: no public function changes an argument; concurrent calls from
 Python threads equal serial calls bit for bit; inputs with more than 2**31 elements are
 indexed correctly; strange-but-valid shapes and layouts for the newer functions.
 

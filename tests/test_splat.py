@@ -3,7 +3,7 @@
 splat is the adjoint of grid_sample with respect to its input. It is checked against:
 
 * a naive NumPy scatter written here (``np.add.at`` over the input pixels, weights
-  from SPEC §3: (bi/tri)linear corners and nearest, every padding mode);
+  from (bi/tri)linear corners and nearest, every padding mode);
 * the transpose of the naive *sampler* of ``reference.py`` (a matrix built column by
   column from unit images), which covers bicubic too;
 * the adjoint identity ``<grid_sample(x, g), y> == <x, splat(y, g)>`` for every mode,
@@ -48,7 +48,7 @@ def _unnormalize(g, size, align_corners):
 
 
 def _pad(i, size, padding, align_corners):
-    """SPEC §3 padding of pixel coordinates (vectorised)."""
+    """The padding of pixel coordinates (vectorised)."""
     if padding == "border":
         return np.clip(i, 0.0, size - 1.0)
     if padding == "reflection":

@@ -1,4 +1,4 @@
-"""Parity with ``torch.nn.functional`` (SPEC §4): forward values and autograd gradients of
+"""Parity with ``torch.nn.functional``: forward values and autograd gradients of
 affine_grid, grid_sample and their fusion warp_affine, for every mode × padding_mode ×
 align_corners × dtype, in 2-D and 3-D.
 

@@ -1,4 +1,4 @@
-"""tps_grid / tps_grid_backward: the thin-plate-spline grid generator (issue 5).
+"""tps_grid / tps_grid_backward: the thin-plate-spline grid generator.
 
 References, all independent of the library:
 

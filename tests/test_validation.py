@@ -1,4 +1,4 @@
-"""Validation at the public boundary (SPEC §2): every error path of every public function,
+"""Validation at the public boundary: every error path of every public function,
 with the argument it names and what was expected, and the accepted-input guarantees:
 no argument is mutated, read-only and any-strided arrays work, lists are converted,
 empty batches give empty results of the right shape, the dtype is kept.
@@ -49,7 +49,7 @@ NOT_SEQUENCES = [4, 2.0, None, "1123", b"12", (i for i in (1, 1, 2, 3))]
 #: Unsupported dtypes of an array argument (longdouble is left out: it is float64 on
 #: some platforms).
 BAD_DTYPES = [np.int32, np.int64, np.uint8, np.bool_, np.float16, np.complex64, np.complex128]
-#: The input dtypes of the sampling forwards (integer images, issue 8).
+#: The input dtypes of the sampling forwards (integer images included).
 INPUT_DTYPES = "float32, float64, uint8, uint16 or int16"
 
 
