@@ -16,6 +16,8 @@ specialisation (float32/float64, 2-D/3-D) compiles on first use.
 import numba
 from numba.extending import overload
 
+from . import _cache  # noqa: F401  (before any decorator: it picks the cache location)
+
 JIT_OPTIONS = {
     "cache": True,
     "fastmath": False,
