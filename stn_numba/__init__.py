@@ -2,8 +2,14 @@
 
 PyTorch's ``affine_grid``/``grid_sample`` numbers with analytic gradients, on parallel
 CPU code compiled by Numba. See :mod:`stn_numba.functional` for the conventions.
+
+Importing the package selects Numba's fork-safe threading layer policy (TBB, else
+``workqueue``) unless ``NUMBA_THREADING_LAYER`` or ``numba.config.THREADING_LAYER`` says
+otherwise (:mod:`stn_numba._threads`), and caches compiled code per version of the sources
+(:mod:`stn_numba._cache`).
 """
 
+from . import _threads  # noqa: F401  (picks the threading layer before any parallel call)
 from .functional import (
     affine_grid,
     affine_grid_backward,

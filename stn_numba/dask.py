@@ -47,10 +47,11 @@ Threads (no oversubscription)
     ``LocalCluster(n_workers=2, threads_per_worker=1)`` with ``numba_threads=cores // 2``
     (keep ``n_workers × threads_per_worker × numba_threads <= cores``). An explicit
     ``numba_threads`` is used as given (capped at the worker's ``NUMBA_NUM_THREADS``).
-    Numba's ``workqueue`` threading layer (used when neither TBB nor OpenMP is available)
-    cannot be entered from two threads at once: with it, blocks in the same process run one
-    at a time (the others wait on a lock). ``numba.threading_layer()`` tells which you have;
-    ``pip install tbb`` gives the TBB layer.
+    Numba's ``workqueue`` threading layer (the package's fork-safe default when TBB is not
+    installed, see :mod:`stn_numba._threads`) cannot be entered from two threads at once:
+    with it, blocks in the same process run one at a time (the others wait on a lock).
+    ``numba.threading_layer()`` tells which you have; ``pip install tbb`` gives the TBB
+    layer, and ``NUMBA_THREADING_LAYER=omp`` OpenMP (not fork-safe).
 
 Validation
     The arguments are checked when the graph is built, by calling the eager function on an

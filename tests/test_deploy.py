@@ -1,17 +1,20 @@
 """Faults of real deployments, each in a fresh Python process (with a timeout, so a hang
 fails instead of blocking): no writable cache directory, an edited source file, corrupt
-cache files.
+cache files, and forking after a parallel call.
 
 The children compute ``affine_grid``, whose kernels compile in about a second, so the
 tests that need a cold cache stay cheap; the others share the default cache.
 """
 
+import importlib.metadata
 import os
 import pathlib
 import shutil
 import subprocess
 import sys
 import textwrap
+
+import pytest
 
 import stn_numba
 
@@ -158,3 +161,67 @@ def test_source_hash_covers_every_module(tmp_path):
     with open(root / "stn_numba" / "_modes.py", "a") as f:
         f.write("\n")
     assert stn_numba._cache.source_hash(root / "stn_numba") != before
+
+
+# ----------------------------------------------------------------------------
+# Threading layer and fork
+# ----------------------------------------------------------------------------
+
+FORK = GRID.replace('print("grid", g.ravel().tolist())', "") + textwrap.dedent(
+    """
+    import multiprocessing, os, sys
+
+    def f(i):
+        g = stn.affine_grid(np.array([[[1.0, 0, 0], [0, 1, 0]]]), (1, 1, 2, 2))
+        return float(g.sum()) + i
+
+    if __name__ == "__main__":
+        import numba
+        how = sys.argv[1]
+        print("parent", f(0), numba.threading_layer(), flush=True)  # the layer starts
+        if how == "os.fork":
+            pid = os.fork()
+            if pid == 0:
+                os._exit(0 if f(1) == 1.0 else 3)
+            print("child exit", os.waitpid(pid, 0)[1])
+        else:
+            with multiprocessing.get_context(how).Pool(2) as pool:
+                print("pool", pool.map(f, range(2)))
+    """
+)
+
+
+@pytest.mark.parametrize(
+    "how,expect",
+    [("os.fork", "child exit 0"), ("fork", "pool [0.0, 1.0]"), ("spawn", "pool [0.0, 1.0]")],
+)
+def test_fork_and_spawn_after_a_parallel_call(how, expect, tmp_path):
+    child = run(FORK, timeout=60, args=(how,), script=tmp_path / "forks.py")
+    assert child.returncode == 0, child.stdout + child.stderr
+    assert expect in child.stdout, child.stdout + child.stderr
+    layer = child.stdout.split()[2]
+    assert layer in ("tbb", "workqueue"), child.stdout
+    assert "Warning" not in child.stderr and "Terminating" not in child.stderr, child.stderr
+
+
+def test_threading_layer_policy_and_the_users_choice():
+    code = GRID + "import numba, stn_numba._threads as t\n"
+    code += "print(numba.threading_layer(), t.SELECTED)"
+    child = run(code)
+    assert child.returncode == 0, child.stderr
+    try:  # pip's tbb is loaded from <prefix>/lib, off the loader's path
+        importlib.metadata.distribution("tbb")
+        expected = "tbb"
+    except importlib.metadata.PackageNotFoundError:
+        expected = "workqueue"
+    assert child.stdout.split()[-2:] == [expected, "forksafe"], child.stdout
+    kept = []
+    for layer in ("omp", "tbb", "workqueue"):
+        child = run(code, {"NUMBA_THREADING_LAYER": layer})
+        if "No threading layer could be loaded" in child.stderr:
+            print(f"NUMBA_THREADING_LAYER={layer}: this layer cannot be loaded here")
+            continue
+        assert child.returncode == 0, child.stderr
+        assert child.stdout.split()[-2:] == [layer, "None"], child.stdout
+        kept.append(layer)
+    assert "workqueue" in kept  # part of Numba: it always loads
