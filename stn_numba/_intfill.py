@@ -14,7 +14,7 @@ import numbers
 import numpy as np
 
 from ._modes import sampling_padding
-from ._validate import _is_sequence, check_out, describe, is_gpu_array
+from ._validate import _is_sequence, check_out, describe, foreign_array, is_gpu_array
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 #: Integer image dtypes the sampling forwards accept.
@@ -46,16 +46,20 @@ def _output_dtype(output_dtype):
         dt = np.dtype(output_dtype)
     except TypeError:
         dt = None
-    if dt is None or isinstance(output_dtype, bool) or dt not in _OUTPUT_DTYPES:
+    # any byte order is accepted, as for input; the result is always native
+    native = None if dt is None else dt.newbyteorder("=")
+    if dt is None or isinstance(output_dtype, bool) or native not in _OUTPUT_DTYPES:
         given = describe(output_dtype) if dt is None or isinstance(output_dtype, bool) else dt
         raise TypeError(
             f"output_dtype must be None, float32, float64, uint8, uint16 or int16; got {given}"
         )
-    return dt.newbyteorder("=")
+    return native
 
 
 def _fill_array(fill_value, channels, dtype):
     """fill_value as a (C,) array of ``dtype`` (scalar: broadcast); finite reals only."""
+    if isinstance(fill_value, np.ndarray) and fill_value.ndim == 0:
+        fill_value = fill_value[()]  # a 0-d array is its scalar (a NumPy scalar)
     if _is_sequence(fill_value):
         vals = list(fill_value)
         if len(vals) != channels:
@@ -116,6 +120,7 @@ class Forward:
     def __init__(
         self, input, ref, padding_mode, fill_value, output_dtype, out, ref_name, channel_axis=1
     ):
+        input, ref = foreign_array(input, "input"), foreign_array(ref, ref_name)
         arrays = {"input": input, ref_name: ref}
         self.padding_mode, constant = sampling_padding(padding_mode)
         if fill_value is not None and not constant:
@@ -201,6 +206,7 @@ def _fill_shape(ndim, channels, channel_axis):
 def backward(input, padding_mode, fill_value, arrays, channel_axis=1):
     """(input, padding_mode) for a sampling backward: integer input refused, constant
     padding turned into zeros padding of ``input - fill_value``."""
+    input = foreign_array(input, "input")
     dt = _dtype_of(input)
     if dt is not None and dt.kind in "iub":
         raise TypeError(

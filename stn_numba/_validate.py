@@ -2,6 +2,7 @@
 contiguous, native-endian float32/float64 of the right shapes."""
 
 import ctypes
+import numbers
 import operator
 
 import numpy as np
@@ -24,12 +25,51 @@ def is_gpu_array(x):
     return hasattr(x, "__cuda_array_interface__") or type(x).__name__ == "FakeCUDAArray"
 
 
+def _package_of(x):
+    return (type(x).__module__ or "").split(".")[0]
+
+
+def foreign_array(x, name):
+    """``x`` with the array types NumPy would mishandle dealt with first.
+
+    * dask arrays: TypeError (``np.asarray`` would compute the whole stack in memory);
+    * torch tensors that require grad: TypeError suggesting ``.detach()``;
+    * CPU torch tensors: their NumPy view (no copy), whatever their dtype.
+
+    Everything else is returned unchanged (GPU tensors are read through
+    ``__cuda_array_interface__`` later).
+    """
+    if isinstance(x, np.ndarray):
+        return x
+    package = _package_of(x)
+    if package == "dask":
+        raise TypeError(
+            f"{name} is a dask array ({type(x).__name__} of shape {tuple(x.shape)}); the "
+            f"functions of stn_numba compute in memory and would load all of it: use the "
+            f"lazy, block-wise stn_numba.dask functions (stn_numba.dask.warp_affine, "
+            f"grid_sample, warp_flow, warp_affine_backward), or pass {name}.compute()"
+        )
+    if package == "torch" and hasattr(x, "requires_grad"):
+        if x.requires_grad:
+            raise TypeError(
+                f"{name} is a torch tensor that requires grad (shape {tuple(x.shape)}, "
+                f"{x.dtype}); pass {name}.detach(): stn_numba computes its own gradients "
+                f"(the *_backward functions)"
+            )
+        if getattr(getattr(x, "device", None), "type", None) == "cpu":
+            return x.numpy()
+    return x
+
+
 def as_float_array(x, name):
     """Return ``x`` as a C-contiguous, native-endian float32/float64 ndarray (no copy if it is one).
 
     The caller's array is never modified: a copy is made whenever the layout needs changing.
     GPU arrays come back as zero-copy Numba device arrays; they must be C-contiguous.
     """
+    x = foreign_array(x, name)
+    if isinstance(x, (numbers.Number, np.generic)):
+        raise TypeError(f"{name} must be an array; got {describe(x)}")
     if is_gpu_array(x):
         from numba import cuda
 

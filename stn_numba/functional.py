@@ -229,7 +229,19 @@ def affine_grid_backward(grad_grid, size, align_corners=False, *, device=None):
     dims = grad_grid.ndim - 2
     align_corners = check_bool(align_corners, "align_corners")
     size = check_size(size, "size", grad_grid.shape[0], dims, "grad_grid")
-    check_shape(grad_grid, "grad_grid", (size[0],) + size[2:] + (dims,))
+    expected = (size[0],) + size[2:] + (dims,)
+    if tuple(grad_grid.shape) != expected:
+        image = "(N, C, H, W)" if dims == 2 else "(N, C, D, H, W)"
+        spatial = tuple(grad_grid.shape[1:-1]) != size[2:]
+        raise ValueError(
+            f"grad_grid must have shape {expected} for size={size}; got "
+            f"{tuple(grad_grid.shape)}"
+            + (
+                f". size is the image's {image}, as given to affine_grid (not the grid's shape)"
+                if spatial
+                else ""
+            )
+        )
     return _finish(backend.run_affine_grid_backward(grad_grid, align_corners), host_out)
 
 

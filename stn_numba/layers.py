@@ -5,12 +5,15 @@
 backward needs, the way a layer of a hand-written NumPy network does.
 """
 
+import numbers
+
 import numpy as np
 
+from . import _tps
 from . import functional as F
 from ._layout import Layout
-from ._modes import _lookup, mode_code, padding_code
-from ._validate import check_bool, describe
+from ._modes import _lookup, mode_code, sampling_padding
+from ._validate import _is_sequence, as_float_array, check_bool, describe, is_gpu_array
 
 __all__ = ["SpatialTransformer"]
 
@@ -48,13 +51,17 @@ class SpatialTransformer:
         ``"tps"`` and refused for the other families. They are cast to θ's dtype.
     mode : {"bilinear", "nearest", "bicubic"}, default "bilinear"
         Interpolation, as in :func:`~stn_numba.grid_sample`.
-    padding_mode : {"zeros", "border", "reflection"}, default "zeros"
-        As in :func:`~stn_numba.grid_sample`.
+    padding_mode : {"zeros", "border", "reflection", "constant"}, default "zeros"
+        As in :func:`~stn_numba.grid_sample`; "constant" reads ``fill_value`` outside.
     align_corners : bool, default False
         As in :func:`~stn_numba.affine_grid` (PyTorch's convention; the tutorial's
         ``F.affine_grid``/``F.grid_sample`` use False).
     regularization : float, default 0.0
-        TPS smoothing λ (see :func:`~stn_numba.tps_grid`); only for ``"tps"``.
+        TPS smoothing λ >= 0 (see :func:`~stn_numba.tps_grid`); only for ``"tps"``.
+    fill_value : float or sequence of float, optional
+        The value outside the input with ``padding_mode="constant"`` (None: 0), one per
+        channel or one for all, as in :func:`~stn_numba.grid_sample`; the backward has
+        no gradient with respect to it.
     device : {None, "cpu", "cuda"}, default None
         Passed to every call: None runs on the GPU when an array argument is a GPU
         array, ``"cuda"`` runs NumPy arrays on the GPU and returns NumPy arrays.
@@ -65,18 +72,22 @@ class SpatialTransformer:
     Attributes
     ----------
     transform, size, source_points, mode, padding_mode, align_corners, regularization,
-    device, layout
-        The constructor's arguments (``size`` as a tuple or None).
+    fill_value, device, layout
+        The constructor's arguments (``size`` as a tuple or None, ``source_points`` as a
+        private NumPy copy).
 
     Raises
     ------
     ValueError
         Unknown transform, mode, padding_mode or layout (with "did you mean"), device not None,
-        "cpu" or "cuda"; source_points missing for ``"tps"`` or given for another
-        family; regularization given for a family other than ``"tps"``.
+        "cpu" or "cuda"; size of the wrong length (2, or 2 or 3 for ``"affine"``) or with
+        entries < 1; source_points missing for ``"tps"`` or given for another family,
+        of the wrong shape, fewer than 3, non-finite, duplicated (with regularization 0)
+        or collinear; regularization negative or not finite, or given for a family other
+        than ``"tps"``; fill_value non-finite or without ``padding_mode="constant"``.
     TypeError
         size not a sequence of ints; transform, mode, padding_mode or layout not a str;
-        align_corners not a bool.
+        align_corners not a bool; regularization or fill_value not a real number.
 
     Notes
     -----
@@ -86,9 +97,12 @@ class SpatialTransformer:
     identity parameters of the chosen family, e.g. to initialise the bias of a
     localisation net's last layer.
 
-    ``forward`` keeps references (no copies) to ``x`` and ``theta``, and for ``"tps"``
-    the sampling grid; do not modify them in place before calling ``backward``. The
-    cache holds the latest forward only: call ``backward`` once per ``forward``.
+    ``forward`` keeps private copies of ``x`` and ``theta`` (on their device), so
+    ``backward`` returns the gradients at the values the forward saw even if the caller
+    modifies its arrays in place in between (NumPy has no version counter to detect
+    that, as PyTorch does, and copying measured ~10x cheaper than checksumming x). The
+    copy of x costs one x-sized array until the next forward. The cache holds the latest
+    forward only: call ``backward`` once per ``forward``.
     The dtype (float32 or float64) of x and θ must agree; outputs and gradients have it.
 
     Examples
@@ -127,6 +141,7 @@ class SpatialTransformer:
         padding_mode="zeros",
         align_corners=False,
         regularization=None,
+        fill_value=None,
         device=None,
         layout="NCHW",
     ):
@@ -137,16 +152,37 @@ class SpatialTransformer:
             if not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in size):
                 raise TypeError(f"size must be None or a sequence of ints; got {size!r}")
             size = tuple(int(s) for s in size)
+            lengths = (2, 3) if transform == "affine" else (2,)
+            if len(size) not in lengths:
+                want = "(H, W) or (D, H, W)" if transform == "affine" else "(H, W)"
+                raise ValueError(
+                    f"size must be None or the output's spatial shape {want} for "
+                    f"transform={transform!r}; got {size!r}"
+                )
+            if min(size) < 1:
+                raise ValueError(f"size entries must be >= 1; got {size!r}")
         if transform == "tps":
             if source_points is None:
                 raise ValueError(
                     'source_points (K, 2) or (N, K, 2) is required for transform="tps"; got None'
                 )
-            source_points = np.asarray(source_points)
+            source_points = np.array(source_points)  # a copy: later edits of the caller's
             if source_points.ndim not in (2, 3) or source_points.shape[-1] != 2:
                 raise ValueError(
                     f"source_points must have shape (K, 2) or (N, K, 2); got {source_points.shape}"
                 )
+            if source_points.dtype.kind not in "fiu":
+                raise TypeError(
+                    f"source_points must hold real numbers; got dtype {source_points.dtype}"
+                )
+            if source_points.shape[-2] < 3:
+                raise ValueError(
+                    f"a thin-plate spline needs K >= 3 control points (not all on one line); "
+                    f"got source_points of shape {source_points.shape}"
+                )
+            lam = 0.0 if regularization is None else regularization
+            lam = _tps.check_regularization(lam)
+            _tps.source_array(source_points, lam)  # non-finite, duplicated, collinear
         else:
             if source_points is not None:
                 raise ValueError(
@@ -157,7 +193,14 @@ class SpatialTransformer:
                     f'regularization is only for transform="tps"; got it with {transform!r}'
                 )
         mode_code(mode, 2)  # names checked here; bicubic on volumes is refused at forward
-        padding_code(padding_mode)
+        _, constant = sampling_padding(padding_mode)
+        if fill_value is not None:
+            if not constant:
+                raise ValueError(
+                    f"fill_value is used only with padding_mode='constant'; got "
+                    f"padding_mode={padding_mode!r} and fill_value={describe(fill_value)}"
+                )
+            _check_fill(fill_value)
         check_bool(align_corners, "align_corners")
         if not (device is None or (isinstance(device, str) and device in ("cpu", "cuda"))):
             raise ValueError(f"device must be None, 'cpu' or 'cuda'; got {describe(device)}")
@@ -167,7 +210,8 @@ class SpatialTransformer:
         self.mode = mode
         self.padding_mode = padding_mode
         self.align_corners = align_corners
-        self.regularization = 0.0 if regularization is None else regularization
+        self.regularization = 0.0 if regularization is None else float(regularization)
+        self.fill_value = fill_value
         self.device = device
         self.layout = layout
         self._layout = Layout(layout)  # the name is checked here
@@ -187,7 +231,7 @@ class SpatialTransformer:
         Parameters
         ----------
         batch : int
-            Number of samples N.
+            Number of samples N (0 gives an empty batch, as the functions take).
         dtype : numpy dtype, default float32
             float32 or float64.
 
@@ -206,8 +250,8 @@ class SpatialTransformer:
                [0., 1., 0.],
                [0., 0., 1.]])
         """
-        if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
-            raise ValueError(f"batch must be an int >= 1; got {batch!r}")
+        if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 0:
+            raise ValueError(f"batch must be an int >= 0; got {batch!r}")
         dtype = np.dtype(dtype)
         if self.transform == "affine":
             one = np.eye(2, 3)
@@ -224,13 +268,16 @@ class SpatialTransformer:
         return shape[:2] + (self.size if self.size is not None else shape[2:])
 
     def _kw(self):
-        return dict(
+        kw = dict(
             mode=self.mode,
             padding_mode=self.padding_mode,
             align_corners=self.align_corners,
             device=self.device,
             layout=self.layout,
         )
+        if self.fill_value is not None:
+            kw["fill_value"] = self.fill_value
+        return kw
 
     def _source(self, theta):
         src = self.source_points
@@ -281,7 +328,7 @@ class SpatialTransformer:
                 device=self.device,
             )
             out = F.grid_sample(x, grid, **kw)
-        self._cache = (x, theta, grid)
+        self._cache = (_private_copy(x, "x"), _private_copy(theta, "theta"), grid)
         return out
 
     __call__ = forward
@@ -303,6 +350,9 @@ class SpatialTransformer:
             dL/dx, x's shape.
         grad_theta : ndarray
             dL/dθ, θ's shape (for ``"tps"``: with respect to the target points).
+
+        The gradients are those at the x and θ of the last forward, even if the caller's
+        arrays were modified in place since (the layer keeps copies).
 
         Raises
         ------
@@ -338,3 +388,30 @@ class SpatialTransformer:
             device=self.device,
         )
         return grad_x, grad_theta
+
+
+def _private_copy(a, name):
+    """A copy of the array ``a`` that the caller cannot modify (C-contiguous, same device)."""
+    if is_gpu_array(a):
+        from numba import cuda
+
+        src = as_float_array(a, name)  # a Numba device array over the same memory
+        copy = cuda.device_array(src.shape, src.dtype)
+        copy.copy_to_device(src)
+        return copy
+    return np.array(a, order="C", copy=True)
+
+
+def _check_fill(fill_value):
+    """Real, finite numbers (the channel count is checked at forward, where it is known)."""
+    values = list(fill_value) if _is_sequence(fill_value) else [fill_value]
+    for v in values:
+        if isinstance(v, np.ndarray) and v.ndim == 0:
+            v = v[()]
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+            raise TypeError(
+                f"fill_value must be a real number or a sequence of real numbers (one per "
+                f"channel); got {describe(fill_value)}"
+            )
+        if not np.isfinite(v):
+            raise ValueError(f"fill_value must be finite; got {describe(fill_value)}")

@@ -25,6 +25,7 @@ OpenCV and scipy; it relates to the normalised coordinate g:
 ``affine_grid``'s base grid does.
 """
 
+import numbers
 from collections import namedtuple
 
 import numpy as np
@@ -36,6 +37,7 @@ from ._validate import (
     check_bool,
     check_device,
     describe,
+    foreign_array,
     is_gpu_array,
 )
 
@@ -74,6 +76,7 @@ def _host(value, name):
     GPU arrays are copied to the host; Python numbers and integer arrays are "weak"
     (they take the dtype of the float arrays beside them, float64 when there are none).
     """
+    value = foreign_array(value, name)
     if is_gpu_array(value):
         arr = as_float_array(value, name)
         return np.asarray(arr.copy_to_host(), dtype=np.float64), np.dtype(arr.dtype)
@@ -464,8 +467,10 @@ def attention_theta_backward(grad_theta, scale, translation, *, device=None):
 # ----------------------------------------------------------------------------
 
 
-def _matrix(value, name):
+def _matrix(value, name, scalar_ok=False):
     """A float64 host copy of a matrix argument, and the dtype of the result."""
+    if not scalar_ok and isinstance(value, (numbers.Number, np.generic)):
+        raise TypeError(f"{name} must be an array (a matrix); got {describe(value)}")
     arr, dt = _host(value, name)
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must be finite; got {arr!r}"[:300])
@@ -537,15 +542,18 @@ def _inverse(h, name):
     """Inverses of homogeneous affine matrices; ValueError naming ``name`` if singular."""
     d = h.shape[-1] - 1
     lin = h[..., :d, :d]
-    det = np.linalg.det(lin)
-    scale = np.max(np.abs(lin), axis=(-2, -1)) ** d
-    bad = ~(np.abs(det) > 1e-12 * scale)
+    # conditioning, not the determinant: det(1e-300·I) underflows to 0 although the
+    # matrix is perfectly invertible, and det(diag(1e6, 1e-6)) = 1 although it is not
+    sv = np.linalg.svd(lin, compute_uv=False)
+    bad = ~(sv[..., -1] > 1e-12 * sv[..., 0])
     if np.any(bad):
         where = np.flatnonzero(bad)[0] if np.ndim(bad) else 0
         sample = f" (sample {where})" if h.ndim == 3 else ""
+        big, small = sv.reshape(-1, d)[where, 0], sv.reshape(-1, d)[where, -1]
         raise ValueError(
-            f"{name}{sample} is singular (its {d}x{d} linear part has determinant "
-            f"{det.flat[where]:.3g}), so the map cannot be inverted"
+            f"{name}{sample} is singular to working precision (the singular values of its "
+            f"{d}x{d} linear part range from {big:.3g} down to {small:.3g}, a ratio below "
+            f"1e-12), so the map cannot be inverted"
         )
     return np.linalg.inv(h)
 
@@ -815,7 +823,7 @@ def theta_from_scipy(
                 )
         h = _homogeneous(mat[..., :d, :])
     else:
-        off, _ = _matrix(offset, "offset")
+        off, _ = _matrix(offset, "offset", scalar_ok=True)
         if off.ndim > 2 or (off.ndim >= 1 and off.shape[-1] != d):
             raise ValueError(f"offset must be a number, ({d},) or (N, {d}); got {off.shape}")
         if off.ndim == 2 and (mat.ndim != 3 or off.shape[0] not in (1, mat.shape[0])):
@@ -903,6 +911,8 @@ def warp_affine_pixels(
     out=None,
     device=None,
     layout="NCHW",
+    fill_value=None,
+    output_dtype=None,
 ):
     """:func:`~stn_numba.warp_affine` with an OpenCV or scipy matrix in pixel units.
 
@@ -913,6 +923,10 @@ def warp_affine_pixels(
             == stn.warp_affine_pixels(x, M, (H, W), convention="cv2")[0, 0]
         cv2.warpAffine(img, M, (W, H), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
             == stn.warp_affine_pixels(x, M, (H, W), convention="cv2", inverse_map=True)[0, 0]
+        cv2.warpAffine(img_u8, M, (W, H), borderValue=255)  # uint8 in, uint8 out
+            ~= stn.warp_affine_pixels(x_u8, M, (H, W), convention="cv2",
+                                      padding_mode="constant", fill_value=255,
+                                      output_dtype=np.uint8)[0, 0]
         scipy.ndimage.affine_transform(img, matrix, offset, output_shape=(H, W), order=1,
                                        mode="grid-constant", prefilter=False)
             == stn.warp_affine_pixels(x, matrix, (H, W), convention="scipy",
@@ -938,13 +952,16 @@ def warp_affine_pixels(
     Parameters
     ----------
     input : ndarray, (N, C, H_in, W_in) or (N, C, D_in, H_in, W_in)
-        float32 or float64; 5-D only with convention="scipy".
+        float32 or float64, or uint8, uint16, int16 images (computed in float32, as
+        :func:`~stn_numba.warp_affine` computes integer images in θ's dtype); 5-D only
+        with convention="scipy".
     matrix : array_like
         convention="cv2": M (2, 3) or (N, 2, 3), (x, y) pixel coordinates, input →
         output (output → input with inverse_map=True). convention="scipy": any form
         :func:`theta_from_scipy` takes, (row, col[, plane]) indices, output → input.
         An unbatched matrix applies to every image; a batched one must have N matrices.
-        Any float or integer dtype; θ is computed in float64 and cast to input's dtype.
+        Any float or integer dtype; θ is computed in float64 and cast to input's float
+        dtype (float32 for integer images).
     size : sequence of int, optional
         Output spatial shape (H, W) or (D, H, W), array order (cv2's dsize reversed);
         None keeps the input's.
@@ -967,11 +984,15 @@ def warp_affine_pixels(
     layout : {"NCHW", "NHWC", "NCDHW", "NDHWC"}, default "NCHW"
         As in :func:`~stn_numba.warp_affine`: with "NHWC", input and output are
         (N, H, W, C), e.g. OpenCV's H×W×C images as ``img[None]``.
+    fill_value, output_dtype : optional
+        As in :func:`~stn_numba.warp_affine`: the value outside with
+        ``padding_mode="constant"`` (OpenCV's ``borderValue``), and the result's dtype
+        (e.g. ``np.uint8``: rounded to nearest and clipped, as OpenCV's).
 
     Returns
     -------
     output : ndarray, (N, C, *size) (or (N, *size, C) channels-last)
-        input's dtype.
+        input's dtype for float input, float32 for integer images, or output_dtype.
 
     Raises
     ------
@@ -1001,8 +1022,14 @@ def warp_affine_pixels(
         raise ValueError(f"convention must be 'cv2' or 'scipy'; got {describe(convention)}")
     inverse_map = check_bool(inverse_map, "inverse_map")
     lay = Layout(layout)
+    input = foreign_array(input, "input")
     lay.check(input, "input")
-    input = as_float_array(input, "input")
+    dt = input.dtype if isinstance(input, np.ndarray) else None
+    integer = dt is not None and dt.kind != "f"
+    if not integer:
+        input = as_float_array(input, "input")
+    # other dtypes go to warp_affine as they are: it converts integer images (computed in
+    # θ's float32) and refuses the rest with the list of the accepted dtypes
     ndim = len(input.shape)
     if ndim not in (4, 5):
         raise ValueError(
@@ -1049,8 +1076,9 @@ def warp_affine_pixels(
             f"matrix holds {theta.shape[0]} matrices but input has batch {n}; pass one "
             "matrix or one per image"
         )
-    theta = np.ascontiguousarray(np.broadcast_to(theta, (n, *theta.shape[1:])), dtype=input.dtype)
+    compute = np.float32 if integer else input.dtype
+    theta = np.ascontiguousarray(np.broadcast_to(theta, (n, *theta.shape[1:])), dtype=compute)
     return warp_affine(
         input, theta, out_sizes, mode, padding_mode, align_corners, out=out, device=device,
-        layout=layout,
+        layout=layout, fill_value=fill_value, output_dtype=output_dtype,
     )  # fmt: skip

@@ -515,14 +515,31 @@ def _cases():
         (f, "out", "z(1, 1, 3, 5)", OUT),
         (f, "device", "'gpu'", DEVICE),
     ]
+    rows += [
+        ("warp_affine_pixels", "output_dtype", "'float16'", DTYPE),
+        ("warp_affine_pixels", "fill_value", "1.0", OTHER),  # without padding_mode="constant"
+        ("warp_affine_pixels", "matrix", "0.5", OTHER),  # a Python number, not an array
+        ("warp_affine", "input", "0.5", OTHER),
+        ("grid_sample", "grid", "0.5", OTHER),
+        ("theta_from_cv2", "M", "0.5", OTHER),
+        ("theta_to_scipy", "theta", "1.0", OTHER),
+    ]
     f = "SpatialTransformer"  # the constructor; forward/backward call the functions above
     rows += [
         (f, "transform", "'projective'", MODE),
         (f, "transform", "None", MODE),
         (f, "size", "5", SIZE_LEN),
         (f, "size", "(3.0, 4.0)", SIZE_VAL),
+        (f, "size", "(3, 0)", SIZE_VAL),
+        (f, "size", "(3, 4, 5, 6)", SIZE_LEN),
         (f, "source_points", f"{SRC5}", OTHER),
+        (f, "source_points", TPS_COLLINEAR, OTHER),
+        (f, "source_points", "np.array([[0, 0], [1, 0.0]])", SHAPE),
         (f, "regularization", "0.1", OTHER),
+        (f, "regularization", "-1.0", OTHER),
+        (f, "fill_value", "1.0", OTHER),
+        (f, "fill_value", "np.nan", OTHER),
+        (f, "fill_value", "'0'", DTYPE),
         (f, "mode", "'bilinar'", MODE),
         (f, "padding_mode", "'zero'", PADDING),
         (f, "align_corners", "1", BOOL),
@@ -530,8 +547,14 @@ def _cases():
         (f, "layout", "'NHCW'", LAYOUT),
         (f, "layout", "4", LAYOUT),
     ]
-    return rows
+    first = {}
+    for i, row in enumerate(rows):
+        first.setdefault(row[0], i)
+    return sorted(rows, key=lambda row: first[row[0]])  # stable: one table per function
 
+
+#: Collinear TPS control points (the layer checks them at construction).
+TPS_COLLINEAR = "np.array([[0, 0], [1, 0], [2, 0], [3, 0.0]])"
 
 #: Rows whose call differs from VALID in more than the one argument.
 EXTRA_ARGS = {
@@ -559,6 +582,12 @@ def call_source(fname, arg, bad):
         kwargs["convention"] = "'cv2'"
     if arg == "fill_value" and bad != "1.0":
         kwargs["padding_mode"] = "'constant'"
+    if fname == "SpatialTransformer" and (
+        (arg == "source_points" and bad.startswith("np."))
+        or (arg, bad) == ("regularization", "-1.0")
+    ):  # rows of the "tps" family
+        kwargs["transform"] = "'tps'"
+        kwargs.setdefault("source_points", f"np.array({SRC5}, float)")
     kwargs[arg] = bad
     return kwargs
 

@@ -399,3 +399,16 @@ def test_splat_does_not_take_constant():
     with pytest.raises(ValueError) as info:
         stn.splat(_x(), _g(), padding_mode="constant")
     assert "'constant'" not in str(info.value).split(";")[0]
+
+
+def test_zero_d_fill_value_and_big_endian_output_dtype(rng):
+    """fill_value as a 0-d array is its number; output_dtype in any byte order gives the
+    native-order result (big-endian input is accepted likewise)."""
+    x = _random_image(rng, (1, 2, 4, 5), np.uint16)
+    theta = _second_arg("warp_affine", rng, 1, 4, 5, np.float32) * 1.5
+    kw = dict(padding_mode="constant")
+    want = stn.warp_affine(x, theta, fill_value=0.5, **kw)
+    np.testing.assert_array_equal(stn.warp_affine(x, theta, fill_value=np.array(0.5), **kw), want)
+    got = stn.warp_affine(x, theta, output_dtype=">u2")
+    assert got.dtype == np.uint16 and got.dtype.isnative
+    np.testing.assert_array_equal(got, stn.warp_affine(x, theta, output_dtype=np.uint16))

@@ -133,8 +133,8 @@ def test_errors(rng):
         SpatialTransformer("tps", source_points=np.zeros((5, 3)))
     with pytest.raises(TypeError, match="size must be None or a sequence of ints"):
         SpatialTransformer("affine", size=(4.5, 3))
-    with pytest.raises(ValueError, match="batch must be an int"):
-        SpatialTransformer().identity(0)
+    with pytest.raises(ValueError, match="batch must be an int >= 0"):
+        SpatialTransformer().identity(-1)
     st = SpatialTransformer()
     with pytest.raises(RuntimeError, match="before forward"):
         st.backward(np.zeros((N, C, H, W)))
@@ -166,3 +166,75 @@ def test_channels_last_layer(transform, rng):
     np.testing.assert_array_equal(gtl, gt)
     with pytest.raises(ValueError, match="did you mean 'NHWC'"):
         SpatialTransformer(transform, SIZE, layout="NHCW", **kw)
+
+
+@pytest.mark.parametrize("transform", TRANSFORMS)
+def test_backward_uses_the_forward_values_after_in_place_edits(rng, transform):
+    """Training loops update θ and reuse x's buffer in place between forward and
+    backward; the gradients must be those of the values the forward saw."""
+    st, theta = _params(transform, rng)
+    x = rng.random((N, C, H, W))
+    g = rng.standard_normal((N, C) + SIZE)
+    _, ref_gx, ref_gt = _functional(transform, x.copy(), theta.copy(), g)
+    st.forward(x, theta)
+    theta += 0.3
+    x *= 2
+    gx, gt = st.backward(g)
+    np.testing.assert_array_equal(gx, ref_gx)
+    np.testing.assert_array_equal(gt, ref_gt)
+
+
+def test_tps_source_points_are_copied(rng):
+    src = SRC.copy()
+    st = SpatialTransformer("tps", SIZE, source_points=src, regularization=0.01)
+    src += 0.1
+    np.testing.assert_array_equal(st.source_points, SRC)
+
+
+def test_identity_of_an_empty_batch():
+    for st in (SpatialTransformer("affine"), SpatialTransformer("tps", source_points=SRC)):
+        th = st.identity(0, np.float64)
+        assert th.shape[0] == 0 and th.dtype == np.float64
+        out = st.forward(np.zeros((0, C, H, W)), th)
+        assert out.shape == (0, C, H, W)
+
+
+@pytest.mark.parametrize(
+    "kwargs,exc,match",
+    [
+        (dict(size=(4, 0)), ValueError, r"size entries must be >= 1; got \(4, 0\)"),
+        (dict(size=(4, 5, 6, 7)), ValueError, "size must be None or the output's spatial"),
+        (dict(transform="perspective", size=(4, 5, 6)), ValueError, r"\(H, W\) for transform"),
+        (dict(transform="tps", source_points=SRC, regularization=-1.0), ValueError, "finite"),
+        (dict(transform="tps", source_points=SRC, regularization="0"), TypeError, "real"),
+        (
+            dict(transform="tps", source_points=[[0, 0], [1, 1], [2, 2.0], [3, 3]]),
+            ValueError,
+            "collinear",
+        ),
+        (dict(transform="tps", source_points=[[0, 0], [1, 1.0]]), ValueError, "K >= 3"),
+        (dict(transform="tps", source_points=[[0, 0], [1, 0], [0, np.nan]]), ValueError, "finite"),
+        (dict(fill_value=1.0), ValueError, "fill_value is used only with padding_mode"),
+        (dict(padding_mode="constant", fill_value=np.inf), ValueError, "fill_value must be"),
+        (dict(padding_mode="constant", fill_value=[1, "a"]), TypeError, "fill_value must be"),
+    ],
+)
+def test_bad_arguments_are_refused_at_construction(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        SpatialTransformer(**kwargs)
+
+
+@pytest.mark.parametrize("fill", [0.5, [0.25, -1.0], np.array(0.75)])
+def test_constant_padding_layer_equals_functional(rng, fill):
+    st = SpatialTransformer("affine", SIZE, padding_mode="constant", fill_value=fill)
+    x = rng.random((N, C, H, W))
+    theta = st.identity(N, np.float64) * 1.5 + 0.2  # reads outside the input
+    g = rng.standard_normal((N, C) + SIZE)
+    kw = dict(padding_mode="constant", fill_value=fill)
+    np.testing.assert_array_equal(st.forward(x, theta), stn.warp_affine(x, theta, SIZE, **kw))
+    gx, gt = st.backward(g)
+    ref_gx, ref_gt = stn.warp_affine_backward(g, x, theta, SIZE, **kw)
+    np.testing.assert_array_equal(gx, ref_gx)
+    np.testing.assert_array_equal(gt, ref_gt)
+    with pytest.raises(ValueError, match="fill_value must be a number or a sequence of C = 2"):
+        SpatialTransformer(padding_mode="constant", fill_value=[1, 2, 3]).forward(x, theta)

@@ -649,6 +649,35 @@ class TestWarpAffinePixels:
         with pytest.raises(TypeError, match="convention"):
             stn.warp_affine_pixels(np.zeros((1, 1, 3, 4)), np.eye(2, 3))
 
+    def test_integer_images_and_output_dtype(self, rng):
+        """uint8 images (cv2's) are warped in float32, and output_dtype rounds and clips
+        the result back, as warp_affine does."""
+        x = rng.integers(0, 256, (1, 2, 5, 6)).astype(np.uint8)
+        M = np.array([[0.9, 0.2, 1.5], [-0.1, 1.1, -0.5]])
+        kw = dict(convention="cv2", padding_mode="constant", fill_value=255)
+        want = stn.warp_affine_pixels(x.astype(np.float32), M, **kw)
+        got = stn.warp_affine_pixels(x, M, **kw)
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, want)
+        got8 = stn.warp_affine_pixels(x, M, output_dtype=np.uint8, **kw)
+        assert got8.dtype == np.uint8
+        np.testing.assert_array_equal(got8, np.clip(np.rint(want), 0, 255).astype(np.uint8))
+
+    def test_scalar_matrix_is_a_type_error(self):
+        with pytest.raises(TypeError, match="matrix must be an array"):
+            stn.warp_affine_pixels(np.zeros((1, 1, 3, 4)), 0.5, convention="cv2")
+
+
+def test_tiny_but_well_conditioned_matrix_is_invertible():
+    """1e-300·I has determinant 1e-600, which underflows to 0; it is perfectly
+    conditioned, so it is inverted. An ill-conditioned M with determinant 1 is not."""
+    M = np.array([[1e-300, 0, 0], [0, 1e-300, 0]])
+    theta = stn.theta_from_cv2(M, (3, 4))
+    assert np.all(np.isfinite(theta)) and theta[0, 0] == pytest.approx(1e300)
+    np.testing.assert_allclose(stn.theta_to_cv2(theta, (3, 4))[:, :2], M[:, :2], rtol=1e-12)
+    with pytest.raises(ValueError, match="singular to working precision"):
+        stn.theta_from_cv2(np.array([[1e7, 0, 0], [0, 1e-7, 0]]), (3, 4))
+
 
 def test_docstring_examples():
     result = doctest.testmod(matrices, optionflags=doctest.NORMALIZE_WHITESPACE)

@@ -1226,3 +1226,68 @@ def test_readonly_input_is_read_in_place_and_kept_alive():
     grid = np.zeros((1, 1, 1, 2))
     out = stn.grid_sample(ro, grid, align_corners=True)
     assert out[0, 0, 0, 0] == np.mean(ro[0, 0, :, 1:3]) and not ro.flags.writeable
+
+
+# ----------------------------------------------------------------------------
+# Arrays from other libraries, and Python numbers
+# ----------------------------------------------------------------------------
+
+THETA1 = np.array([[[1.0, 0, 0], [0, 1, 0]]])
+
+
+def test_cpu_torch_tensors_are_read_as_numpy():
+    torch = pytest.importorskip("torch", reason="torch is not installed")
+    img = np.arange(12, dtype=np.uint8).reshape(1, 1, 3, 4)
+    got = stn.warp_affine(torch.from_numpy(img), torch.from_numpy(THETA1.astype(np.float32)))
+    np.testing.assert_array_equal(got, stn.warp_affine(img, THETA1.astype(np.float32)))
+    x = torch.zeros((1, 1, 3, 4), dtype=torch.float64)
+    assert stn.warp_affine(x, torch.from_numpy(THETA1)).shape == (1, 1, 3, 4)
+
+
+@pytest.mark.parametrize("fname", ["warp_affine", "affine_grid", "theta_from_cv2"])
+def test_torch_tensor_that_requires_grad_suggests_detach(fname):
+    torch = pytest.importorskip("torch", reason="torch is not installed")
+    t = torch.zeros((1, 2, 3), dtype=torch.float64, requires_grad=True)
+    call = {
+        "warp_affine": lambda: stn.warp_affine(np.zeros((1, 1, 3, 4)), t),
+        "affine_grid": lambda: stn.affine_grid(t, (1, 1, 3, 4)),
+        "theta_from_cv2": lambda: stn.theta_from_cv2(t[0], (3, 4)),
+    }[fname]
+    name = "M" if fname == "theta_from_cv2" else "theta"
+    with pytest.raises(TypeError, match=rf"^{name} is a torch tensor that requires grad.*"
+                       rf"pass {name}\.detach\(\)"):  # fmt: skip
+        call()
+
+
+@pytest.mark.parametrize(
+    "call,name",
+    [
+        (lambda: stn.warp_affine(1.0, THETA1), "input"),
+        (lambda: stn.warp_affine(np.zeros((1, 1, 3, 4)), 1.0), "theta"),
+        (lambda: stn.grid_sample(np.float64(2.0), np.zeros((1, 3, 4, 2))), "input"),
+        (lambda: stn.affine_grid(3, (1, 1, 3, 4)), "theta"),
+        (lambda: stn.theta_from_cv2(2.0, (3, 4)), "M"),
+    ],
+)
+def test_python_numbers_as_arrays_are_type_errors(call, name):
+    with pytest.raises(TypeError, match=rf"^{name} must be an array"):
+        call()
+
+
+def test_dask_array_points_to_stn_numba_dask():
+    da = pytest.importorskip("dask.array", reason="dask is not installed")
+    x = da.zeros((4, 1, 3, 4), chunks=(2, 1, 3, 4))
+    theta = np.repeat(THETA1, 4, axis=0)
+    for call in (
+        lambda: stn.warp_affine(x, theta),
+        lambda: stn.grid_sample(x, np.zeros((4, 3, 4, 2))),
+        lambda: stn.warp_affine_backward(x, np.zeros((4, 1, 3, 4)), theta),
+    ):
+        with pytest.raises(TypeError, match=r"is a dask array.*stn_numba\.dask"):
+            call()
+
+
+def test_affine_grid_backward_given_the_grid_shape_as_size():
+    g = np.zeros((4, 28, 28, 2))
+    with pytest.raises(ValueError, match=r"size is the image's \(N, C, H, W\)"):
+        stn.affine_grid_backward(g, g.shape)
