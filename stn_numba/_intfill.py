@@ -1,12 +1,23 @@
 """Integer images and constant fill, at the public boundary.
 
 Nothing here reaches the kernels: integer input is converted to the float dtype of the
-grid-like argument before the backend runs, and ``padding_mode="constant"`` is turned
-into ``"zeros"`` padding of ``input - fill_value`` plus ``fill_value`` afterwards. The
-interpolation weights of every mode sum to 1 (bilinear/trilinear, nearest and Keys'
-bicubic), so inside the image the shift cancels exactly (up to the rounding of the
-compute dtype) and every tap outside reads ``fill_value``. No new kernel
-specialisation is compiled for either feature.
+grid-like argument before the backend runs, and ``padding_mode="constant"`` runs as
+``"zeros"`` padding plus ``fill_value`` times the summed weight of the taps that fall
+outside the input::
+
+    out = sample_zeros(input) + fill_value * outside
+
+``outside`` comes from sampling a one-channel image of ones twice, with border padding
+(every tap reads 1) and with zeros padding (only the taps inside read 1), and taking the
+difference. Where every tap is inside, both runs do the same arithmetic, so ``outside``
+is exactly 0 and the pixels inside the image do not depend on the fill, however large.
+Where no tap is inside (NaN points included) the result is ``fill_value`` exactly. A
+summed weight of at most :func:`rounding_weight` counts as 0: it is what the rounding of
+a coordinate on the edge produces (an identity grid's first column lies ~1e-16 px
+outside in float64), and ``1e-16 * fill`` would swamp the pixel for fills like 1e30. The backward
+adds ``fill_value``'s share to the grid-like gradient the same way; grad_input is zeros
+padding's. The ones-image runs cost two extra one-channel samples per forward (and
+three per backward) when the fill is nonzero; a zero fill is plain zeros padding.
 """
 
 import numbers
@@ -169,19 +180,28 @@ class Forward:
                 if gpu:
                     raise TypeError(
                         f"padding_mode='constant' with a nonzero fill_value needs NumPy "
-                        f"arrays (the shift by fill_value runs on the host; device='cuda' "
+                        f"arrays (the fill is added on the host; device='cuda' "
                         f"with NumPy arrays is fine); {gpu[0]} is a GPU array"
                     )
                 if not isinstance(input, np.ndarray):
                     input = np.asarray(input)
                 self.fill = fill.reshape(_fill_shape(input.ndim, channels, channel_axis))
-                input = np.subtract(input, self.fill, dtype=compute)
+        self.split = None  # (inside, outside) weights, set by the caller when fill is set
+        self.tau = 0.0  # rounding_weight of the input, likewise
         self.input, self.out = input, out
 
     def finish(self, result):
-        """Add the fill back, then convert to the output dtype (into ``out`` if given)."""
+        """Add the fill's share, then convert to the output dtype (into ``out`` if given)."""
         if self.fill is not None:
-            np.add(result, self.fill.astype(result.dtype), out=result)
+            inside, outside = self.split
+            fill = self.fill.astype(result.dtype)
+            # A weight the coordinate's rounding can produce is 0 (an identity grid's
+            # first column sits ~1e-16 px outside); counting it would add ~1e-16 * fill,
+            # which for fills like 1e30 swamps the pixel.
+            tau = self.tau
+            with np.errstate(over="ignore"):  # overflows only where the fill replaces it
+                result += fill * np.where(np.abs(outside) <= tau, 0, outside)
+            np.copyto(result, fill, where=np.abs(inside) <= tau)  # no tap inside: the fill
         if self.target == self.compute:
             return result
         if self.target.kind in "iu":
@@ -196,6 +216,14 @@ class Forward:
         return self.user_out
 
 
+def rounding_weight(spatial):
+    """The largest summed tap weight that the float64 rounding of a coordinate can
+    create on an image of the given spatial size: 4 · max(size) · eps(float64). A
+    coordinate's error is at most ~size · eps pixels and a weight changes by at most
+    1.25 per pixel (Keys' cubic), so weights this small are rounding, not geometry."""
+    return 4.0 * max(int(n) for n in spatial) * float(np.finfo(np.float64).eps)
+
+
 def _fill_shape(ndim, channels, channel_axis):
     """The shape that broadcasts a (C,) fill over an image whose channel axis is given."""
     shape = [1] * ndim
@@ -204,8 +232,9 @@ def _fill_shape(ndim, channels, channel_axis):
 
 
 def backward(input, padding_mode, fill_value, arrays, channel_axis=1):
-    """(input, padding_mode) for a sampling backward: integer input refused, constant
-    padding turned into zeros padding of ``input - fill_value``."""
+    """(input, padding_mode, fill) for a sampling backward: integer input refused,
+    constant padding turned into zeros padding; ``fill`` is the (C,) nonzero fill in
+    input's dtype, or None."""
     input = foreign_array(input, "input")
     dt = _dtype_of(input)
     if dt is not None and dt.kind in "iub":
@@ -220,18 +249,18 @@ def backward(input, padding_mode, fill_value, arrays, channel_axis=1):
             f"fill_value is used only with padding_mode='constant'; got "
             f"padding_mode={padding_mode!r} and fill_value={describe(fill_value)}"
         )
+    fill = None
     if constant and fill_value is not None and _is_float(dt) and np.ndim(input) >= 2:
         channels = int(input.shape[channel_axis])
         fill = _fill_array(fill_value, channels, dt.newbyteorder("="))
-        if np.any(fill != 0):
+        if not np.any(fill != 0):
+            fill = None
+        else:
             gpu = [k for k, v in arrays.items() if v is not None and is_gpu_array(v)]
             if gpu:
                 raise TypeError(
                     f"padding_mode='constant' with a nonzero fill_value needs NumPy arrays "
-                    f"(the shift by fill_value runs on the host; device='cuda' with NumPy "
+                    f"(the fill is added on the host; device='cuda' with NumPy "
                     f"arrays is fine); {gpu[0]} is a GPU array"
                 )
-            input = np.asarray(input)
-            shape = _fill_shape(input.ndim, channels, channel_axis)
-            input = np.subtract(input, fill.reshape(shape))
-    return input, pm
+    return input, pm, fill

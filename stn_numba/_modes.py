@@ -60,8 +60,8 @@ def padding_code(padding_mode):
 # ----------------------------------------------------------------------------
 
 #: The padding modes of the sampling functions (grid_sample, warp_*, their backwards):
-#: the kernel's, plus "constant", which functional.py turns into "zeros" padding of
-#: ``input - fill_value`` (see _intfill.py).
+#: the kernel's, plus "constant", which functional.py runs as "zeros" padding plus the
+#: fill times the weight of the taps outside (see _intfill.py).
 SAMPLING_PADDING_MODES = {**PADDING_MODES, "constant": None}
 
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from . import _cpu, _intfill
 from ._layout import Layout
-from ._modes import FLOW, PERSPECTIVE, mode_code, padding_code
+from ._modes import BORDER, FLOW, PERSPECTIVE, ZEROS, mode_code, padding_code
 from ._validate import (
     as_float_array,
     as_int_tuple,
@@ -132,6 +132,61 @@ def _finish(result, host_out, target=None):
         result.copy_to_host(target)
         return target
     return result.copy_to_host() if host_out else result
+
+
+def _ones_like_plane(backend, input):
+    """A one-channel image of ones with input's batch, spatial size and dtype."""
+    ones = np.ones((input.shape[0], 1) + tuple(input.shape[2:]), input.dtype)
+    return ones if backend is _cpu else backend.to_device(ones)
+
+
+def _fill_split(backend, input, grid, theta, out_shape, m, ac, source=None):
+    """(inside, outside) for a nonzero constant fill: per output point, the summed
+    interpolation weight of the taps inside the input and of those outside it, as host
+    arrays of shape (N, 1, ...) in kernel order (see :mod:`._intfill`)."""
+    ones = _ones_like_plane(backend, input)
+    shape = (input.shape[0], 1) + tuple(out_shape[2:])
+    runs = []
+    for pad in (ZEROS, BORDER):  # border: every tap reads 1; zeros: the inside ones only
+        o = backend.empty(shape, input.dtype)
+        backend.run_sample(ones, grid, theta, o, m, pad, ac, source=source)
+        runs.append(_finish(o, True))
+    inside, every = runs
+    return inside, every - inside
+
+
+def _sample(backend, pre, lay, input, grid, theta, output, m, p, ac, source=None):
+    """The forward's backend run, plus the weights a nonzero constant fill needs."""
+    backend.run_sample(input, grid, theta, output, m, p, ac, source=source)
+    if pre.fill is not None:
+        split = _fill_split(backend, input, grid, theta, output.shape, m, ac, source)
+        pre.split = tuple(lay.from_kernel(a) for a in split)
+        pre.tau = _intfill.rounding_weight(input.shape[2:])
+
+
+def _backward(backend, fill, gout, input, grid, theta, m, p, ac, input_grad, point_grad, det):
+    """The backward's backend run; a nonzero constant ``fill`` adds its share of the
+    grid-like gradient: ``d(fill · outside) / d point``, zero where no tap is inside."""
+    gi, gp = backend.run_backward(gout, input, grid, theta, m, p, ac, input_grad, point_grad, det)
+    if fill is None or not point_grad:
+        return gi, gp
+    ones = _ones_like_plane(backend, input)
+    g1 = np.einsum("nc...,c->n...", _finish(gout, True), fill)[:, None]
+    inside = backend.empty(g1.shape, g1.dtype)
+    backend.run_sample(ones, grid, theta, inside, m, ZEROS, ac)
+    tau = _intfill.rounding_weight(input.shape[2:])
+    none_inside = np.abs(_finish(inside, True)) <= tau  # as the forward
+    g1 = _to(backend, np.where(none_inside, 0, g1))  # the fill itself there: no gradient
+    share = [
+        _finish(backend.run_backward(g1, ones, grid, theta, m, pad, ac, False, True, det)[1], True)
+        for pad in (BORDER, ZEROS)
+    ]
+    gp = _finish(gp, True) + (share[0] - share[1])
+    return gi, _to(backend, gp)
+
+
+def _to(backend, a):
+    return a if backend is _cpu else backend.to_device(a)
 
 
 # ----------------------------------------------------------------------------
@@ -340,12 +395,16 @@ def grid_sample(
     give the same numbers as channels-first, bit for bit; results are C-contiguous in
     the layout asked for. A channels-last GPU array must be C-contiguous as such.
 
-    Constant fill: the interpolation weights of every mode sum to 1, so
-    ``padding_mode="constant"`` is computed exactly as zeros padding of
-    ``input - fill_value``, plus ``fill_value`` (one more input-sized temporary when the
-    fill is nonzero; equal up to the rounding of the compute dtype). Every tap outside
-    the input, and every NaN point, reads ``fill_value``. A nonzero fill needs NumPy
-    arrays (the shift runs on the host; ``device="cuda"`` with NumPy arrays is fine).
+    Constant fill: ``padding_mode="constant"`` is zeros padding plus ``fill_value``
+    times the summed weight of the taps outside the input (found by sampling a
+    one-channel image of ones). Every tap outside the input reads ``fill_value``;
+    a point whose taps are all inside does not depend on the fill, however large (an
+    identity warp returns what it returns with fill 0), and a point with no tap inside,
+    NaN points included, is ``fill_value`` exactly. A summed tap weight below 4 · size ·
+    eps(float64) counts as 0: the rounding of a coordinate on the edge makes such
+    weights (an identity grid's first column lies ~1e-16 px outside). A nonzero
+    fill needs NumPy arrays (the fill is added on the host; ``device="cuda"`` with NumPy
+    arrays is fine).
 
     Raises
     ------
@@ -379,7 +438,7 @@ def grid_sample(
     input, grid, dims, m, p, ac = _check_sample_args(input, grid, mode, padding_mode, align_corners)
     shape = tuple(input.shape[:2]) + tuple(grid.shape[1:-1])
     output, target = _output(out, shape, input.dtype, given, dev, backend, lay)
-    backend.run_sample(input, grid, None, output, m, p, ac)
+    _sample(backend, pre, lay, input, grid, None, output, m, p, ac)
     return pre.finish(_finish(lay.from_kernel(output), host_out, target))
 
 
@@ -423,9 +482,9 @@ def grid_sample_backward(
 
     fill_value : float or sequence of float, optional
         As given to the forward (``padding_mode="constant"``). grad_input is the one of
-        zeros padding; the grid-like gradient is zeros padding's with ``input -
-        fill_value``. There is no gradient with respect to fill_value. Integer ``input``
-        is a TypeError (no integer backward).
+        zeros padding; the grid-like gradient adds ``fill_value`` times the gradient of
+        the weight outside (0 where no tap is inside). There is no gradient with respect
+        to fill_value. Integer ``input`` is a TypeError (no integer backward).
     Returns
     -------
     grad_input : ndarray or None
@@ -461,7 +520,7 @@ def grid_sample_backward(
     array([0.5, 1. ])
     """
     lay = Layout(layout)
-    input, padding_mode = _intfill.backward(  # constant fill, integer input
+    input, padding_mode, fill = _intfill.backward(  # constant fill, integer input
         input,
         padding_mode,
         fill_value,
@@ -480,8 +539,19 @@ def grid_sample_backward(
     deterministic = check_bool(deterministic, "deterministic")
     same_dtype("input", input, grad_output=grad_output)
     lay.check_shape(grad_output, "grad_output", tuple(input.shape[:2]) + tuple(grid.shape[1:-1]))
-    gi, gg = backend.run_backward(
-        grad_output, input, grid, None, m, p, ac, input_grad, grid_grad, deterministic
+    gi, gg = _backward(
+        backend,
+        fill,
+        grad_output,
+        input,
+        grid,
+        None,
+        m,
+        p,
+        ac,
+        input_grad,
+        grid_grad,
+        deterministic,
     )
     return _finish(lay.from_kernel(gi), host_out), _finish(gg, host_out)
 
@@ -688,7 +758,7 @@ def warp_perspective(
     size, m, p, ac = _check_perspective_args(input, H, size, mode, padding_mode, align_corners)
     shape = tuple(input.shape[:2]) + size
     output, target = _output(out, shape, input.dtype, given, dev, backend, lay)
-    backend.run_sample(input, None, H, output, m, p, ac, source=PERSPECTIVE)
+    _sample(backend, pre, lay, input, None, H, output, m, p, ac, source=PERSPECTIVE)
     return pre.finish(_finish(lay.from_kernel(output), host_out, target))
 
 
@@ -730,9 +800,9 @@ def warp_perspective_backward(
 
     fill_value : float or sequence of float, optional
         As given to the forward (``padding_mode="constant"``). grad_input is the one of
-        zeros padding; the grid-like gradient is zeros padding's with ``input -
-        fill_value``. There is no gradient with respect to fill_value. Integer ``input``
-        is a TypeError (no integer backward).
+        zeros padding; the grid-like gradient adds ``fill_value`` times the gradient of
+        the weight outside (0 where no tap is inside). There is no gradient with respect
+        to fill_value. Integer ``input`` is a TypeError (no integer backward).
     Returns
     -------
     grad_input : ndarray or None
@@ -755,7 +825,7 @@ def warp_perspective_backward(
     ((1, 1, 4, 4), (1, 3, 3))
     """
     lay = Layout(layout)
-    input, padding_mode = _intfill.backward(  # constant fill, integer input
+    input, padding_mode, fill = _intfill.backward(  # constant fill, integer input
         input,
         padding_mode,
         fill_value,
@@ -773,8 +843,8 @@ def warp_perspective_backward(
     lay.check_shape(grad_output, "grad_output", tuple(input.shape[:2]) + size)
     grid = backend.empty((input.shape[0],) + size + (2,), input.dtype)
     backend.run_perspective_grid(H, grid, ac)
-    gi, gg = backend.run_backward(
-        grad_output, input, grid, None, m, p, ac, input_grad, H_grad, deterministic
+    gi, gg = _backward(
+        backend, fill, grad_output, input, grid, None, m, p, ac, input_grad, H_grad, deterministic
     )
     gH = backend.run_perspective_grid_backward(gg, H, ac) if H_grad else None
     return _finish(lay.from_kernel(gi), host_out), _finish(gH, host_out)
@@ -985,7 +1055,7 @@ def warp_flow(
     in_size, m, p, ac = _check_warp_flow_args(input, flow, mode, padding_mode, align_corners)
     shape = tuple(input.shape[:2]) + tuple(flow.shape[1:-1])
     output, target = _output(out, shape, input.dtype, given, dev, backend, lay)
-    backend.run_sample(input, flow, None, output, m, p, ac, source=FLOW)
+    _sample(backend, pre, lay, input, flow, None, output, m, p, ac, source=FLOW)
     return pre.finish(_finish(lay.from_kernel(output), host_out, target))
 
 
@@ -1026,9 +1096,9 @@ def warp_flow_backward(
 
     fill_value : float or sequence of float, optional
         As given to the forward (``padding_mode="constant"``). grad_input is the one of
-        zeros padding; the grid-like gradient is zeros padding's with ``input -
-        fill_value``. There is no gradient with respect to fill_value. Integer ``input``
-        is a TypeError (no integer backward).
+        zeros padding; the grid-like gradient adds ``fill_value`` times the gradient of
+        the weight outside (0 where no tap is inside). There is no gradient with respect
+        to fill_value. Integer ``input`` is a TypeError (no integer backward).
     Returns
     -------
     grad_input : ndarray or None
@@ -1052,7 +1122,7 @@ def warp_flow_backward(
     array([ 1.,  1.,  1., -3.])
     """
     lay = Layout(layout)
-    input, padding_mode = _intfill.backward(  # constant fill, integer input
+    input, padding_mode, fill = _intfill.backward(  # constant fill, integer input
         input,
         padding_mode,
         fill_value,
@@ -1073,8 +1143,19 @@ def warp_flow_backward(
     lay.check_shape(grad_output, "grad_output", tuple(input.shape[:2]) + tuple(flow.shape[1:-1]))
     grid = backend.empty(flow.shape, flow.dtype)
     backend.run_flow_grid(flow, grid, in_size, ac)
-    gi, gg = backend.run_backward(
-        grad_output, input, grid, None, m, p, ac, input_grad, flow_grad, deterministic
+    gi, gg = _backward(
+        backend,
+        fill,
+        grad_output,
+        input,
+        grid,
+        None,
+        m,
+        p,
+        ac,
+        input_grad,
+        flow_grad,
+        deterministic,
     )
     gf = None
     if flow_grad:
@@ -1186,7 +1267,7 @@ def warp_affine(
     )
     shape = tuple(input.shape[:2]) + size
     output, target = _output(out, shape, input.dtype, given, dev, backend, lay)
-    backend.run_sample(input, None, theta, output, m, p, ac)
+    _sample(backend, pre, lay, input, None, theta, output, m, p, ac)
     return pre.finish(_finish(lay.from_kernel(output), host_out, target))
 
 
@@ -1229,9 +1310,9 @@ def warp_affine_backward(
 
     fill_value : float or sequence of float, optional
         As given to the forward (``padding_mode="constant"``). grad_input is the one of
-        zeros padding; the grid-like gradient is zeros padding's with ``input -
-        fill_value``. There is no gradient with respect to fill_value. Integer ``input``
-        is a TypeError (no integer backward).
+        zeros padding; the grid-like gradient adds ``fill_value`` times the gradient of
+        the weight outside (0 where no tap is inside). There is no gradient with respect
+        to fill_value. Integer ``input`` is a TypeError (no integer backward).
     Returns
     -------
     grad_input : ndarray or None
@@ -1263,7 +1344,7 @@ def warp_affine_backward(
     ((1, 1, 4, 4), (1, 2, 3))
     """
     lay = Layout(layout)
-    input, padding_mode = _intfill.backward(  # constant fill, integer input
+    input, padding_mode, fill = _intfill.backward(  # constant fill, integer input
         input,
         padding_mode,
         fill_value,
@@ -1284,8 +1365,19 @@ def warp_affine_backward(
     deterministic = check_bool(deterministic, "deterministic")
     same_dtype("input", input, grad_output=grad_output)
     lay.check_shape(grad_output, "grad_output", tuple(input.shape[:2]) + size)
-    gi, gt = backend.run_backward(
-        grad_output, input, None, theta, m, p, ac, input_grad, theta_grad, deterministic
+    gi, gt = _backward(
+        backend,
+        fill,
+        grad_output,
+        input,
+        None,
+        theta,
+        m,
+        p,
+        ac,
+        input_grad,
+        theta_grad,
+        deterministic,
     )
     return _finish(lay.from_kernel(gi), host_out), _finish(gt, host_out)
 

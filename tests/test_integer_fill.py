@@ -412,3 +412,104 @@ def test_zero_d_fill_value_and_big_endian_output_dtype(rng):
     got = stn.warp_affine(x, theta, output_dtype=">u2")
     assert got.dtype == np.uint16 and got.dtype.isnative
     np.testing.assert_array_equal(got, stn.warp_affine(x, theta, output_dtype=np.uint16))
+
+
+# ----------------------------------------------------------------------------
+# Large fills: the pixels inside never depend on the fill
+# ----------------------------------------------------------------------------
+
+_HALF_TAPS = {"nearest": (0, 0), "bilinear": (0, 1), "bicubic": (-1, 2)}
+
+
+def _taps_inside(coords, size, mode, margin=1e-3):
+    """Whether every tap of each pixel coordinate lies inside [0, size - 1], judged in
+    float64 and only where the answer is not within ``margin`` of changing."""
+    lo, hi = _HALF_TAPS[mode]
+    base = np.floor(coords + 0.5) if mode == "nearest" else np.floor(coords)
+    frac = coords - np.floor(coords)
+    safe = (frac > margin) & (frac < 1 - margin) & (np.abs(frac - 0.5) > margin)
+    return safe & (base + lo >= 0) & (base + hi <= size - 1)
+
+
+def _fills(dtype):
+    return [-9999.0, 1e6, 1e30 if dtype == np.float32 else 1e300, float(np.finfo(dtype).max)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_large_fill_identity_and_far_outside_are_exact(dtype, mode, layout, rng):
+    """An identity warp returns exactly what it returns with fill 0 (the input itself in
+    float32), and a warp that moves every point outside returns the fill exactly, for
+    the fills real data uses as "nodata" up to the dtype's largest."""
+    x = rng.random((1, 2, 6, 7)).astype(dtype)
+    if layout == "NHWC":
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    identity = np.array([[[1.0, 0, 0], [0, 1, 0]]], dtype)
+    far = np.array([[[1.0, 0, 5.0], [0, 1, 0]]], dtype)
+    kw = dict(mode=mode, layout=layout, padding_mode="constant")
+    for ac in (False, True):
+        zero_fill = stn.warp_affine(x, identity, align_corners=ac, **kw)
+        if dtype == np.float32:
+            np.testing.assert_array_equal(zero_fill, x)
+        for fill in _fills(dtype):
+            got = stn.warp_affine(x, identity, align_corners=ac, fill_value=fill, **kw)
+            np.testing.assert_array_equal(got, zero_fill)
+            got = stn.warp_affine(x, far, align_corners=ac, fill_value=fill, **kw)
+            assert np.all(got == dtype(fill)), (fill, got)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_large_fill_zoom_interior_and_finite(mode, rng):
+    """A 0.7 zoom-out in float32: every output whose taps are all inside equals the
+    fill-0 result bit for bit, whatever the fill; the rest stays finite (bicubic with
+    the largest float32 fill overflows only where the exact value is beyond it) and
+    between the image's values and the fill (convex weights: nearest and bilinear)."""
+    x = rng.random((1, 1, 6, 7)).astype(np.float32)
+    theta = np.array([[[1 / 0.7, 0, 0.05], [0, 1 / 0.7, -0.1]]], np.float32)
+    grid = stn.affine_grid(theta.astype(np.float64), (1, 1, 6, 7))
+    inside = _taps_inside(unnormalize(grid[..., 0], 7, False), 7, mode) & _taps_inside(
+        unnormalize(grid[..., 1], 6, False), 6, mode
+    )
+    assert inside.any() and (~inside).any()
+    base = stn.warp_affine(x, theta, mode=mode, padding_mode="constant")
+    for fill in _fills(np.float32):
+        got = stn.warp_affine(x, theta, mode=mode, padding_mode="constant", fill_value=fill)
+        big = mode == "bicubic" and fill == float(np.finfo(np.float32).max)
+        if big:  # Keys' negative lobes put > 1 of weight outside: overflow is IEEE's inf
+            ref = stn.warp_affine(
+                x.astype(np.float64),
+                theta.astype(np.float64),
+                mode=mode,
+                padding_mode="constant",
+                fill_value=fill,
+            )
+            assert np.all(np.isfinite(got) | (np.abs(ref) > 0.999 * fill))
+        else:
+            assert np.all(np.isfinite(got)), fill
+        np.testing.assert_array_equal(got[0, 0][inside[0]], base[0, 0][inside[0]])
+        if mode != "bicubic":
+            lo, hi = min(float(x.min()), fill), max(float(x.max()), fill)
+            g = got.astype(np.float64)
+            assert np.all((g >= lo - 1e-6 * abs(lo) - 1e-6) & (g <= hi + 1e-6 * abs(hi) + 1e-6))
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+def test_large_fill_grid_gradient_inside_is_the_fill_free_one(mode, rng):
+    """grad_grid at points whose taps are all inside does not depend on the fill, and
+    grad_input is zeros padding's."""
+    x = rng.standard_normal((1, 2, 5, 6))
+    px = rng.uniform(-2.5, 7.5, (1, 4, 5))
+    py = rng.uniform(-2.5, 6.5, (1, 4, 5))
+    grid = np.stack([(2 * px + 1) / 6 - 1, (2 * py + 1) / 5 - 1], -1)
+    inside = _taps_inside(px, 6, mode) & _taps_inside(py, 5, mode)
+    assert inside.any() and (~inside).any()
+    go = rng.standard_normal((1, 2, 4, 5))
+    gi0, gg0 = stn.grid_sample_backward(go, x, grid, mode, padding_mode="constant")
+    for fill in (-9999.0, 1e30, 1e300):
+        gi, gg = stn.grid_sample_backward(
+            go, x, grid, mode, padding_mode="constant", fill_value=fill
+        )
+        np.testing.assert_array_equal(gi, gi0)
+        np.testing.assert_array_equal(gg[inside], gg0[inside])
+        assert np.all(np.isfinite(gg))

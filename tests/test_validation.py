@@ -207,10 +207,13 @@ class TestAffineGrid:
         with pytest.raises(ValueError, match=re.escape(THETA_SHAPE_MSG + str(shape))):
             stn.affine_grid(np.zeros(shape), (1, 1, 2, 3))
 
-    def test_scalar_theta_reports_its_shape(self):
-        # The message must show the shape the caller passed, (), not that of a copy.
-        with pytest.raises(ValueError, match=re.escape(THETA_SHAPE_MSG + "()")):
+    def test_scalar_theta_is_a_type_error(self):
+        # a number is not a matrix: TypeError naming what was given
+        with pytest.raises(TypeError, match=r"theta must be an array; got float64"):
             stn.affine_grid(np.float64(1.0), (1, 1, 2, 3))
+        # a 0-d array is an array: its shape, (), is reported
+        with pytest.raises(ValueError, match=re.escape(THETA_SHAPE_MSG + "()")):
+            stn.affine_grid(np.array(1.0), (1, 1, 2, 3))
 
     @pytest.mark.parametrize(
         "dims,size", [(2, (1, 1, 3)), (2, (1, 1, 2, 3, 4)), (3, (1, 1, 3, 4)), (3, (1,) * 6)]
@@ -337,7 +340,7 @@ class TestAffineGridBackward:
         ids=str,
     )
     def test_grad_grid_does_not_match_size(self, shape, size, want):
-        msg = f"grad_grid must have shape {want}; got {shape}"
+        msg = f"grad_grid must have shape {want} for size={size}; got {shape}"
         with pytest.raises(ValueError, match=re.escape(msg)):
             stn.affine_grid_backward(np.zeros(shape), size)
 
@@ -392,9 +395,11 @@ class TestGridSample:
         with pytest.raises(ValueError, match=re.escape(msg)):
             sample_fn(np.zeros(shape), np.zeros((1, 2, 3, 2)))
 
-    def test_scalar_input_reports_its_shape(self):
-        with pytest.raises(ValueError, match=r"input must be 4 or 5-D .*got shape \(\)"):
+    def test_scalar_input_is_a_type_error(self):
+        with pytest.raises(TypeError, match=r"input must be an array; got float64"):
             stn.grid_sample(np.float64(1.0), np.zeros((1, 2, 3, 2)))
+        with pytest.raises(ValueError, match=r"input must be 4 or 5-D .*got shape \(\)"):
+            stn.grid_sample(np.array(1.0), np.zeros((1, 2, 3, 2)))
 
     @pytest.mark.parametrize("shape", [(1, 1, 0, 4), (1, 1, 3, 0), (1, 1, 0, 3, 4)], ids=str)
     def test_input_empty_spatial(self, sample_fn, shape):
