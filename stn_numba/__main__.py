@@ -1,4 +1,4 @@
-"""``python -m stn_numba``: the demo contact sheet and the benchmark table.
+"""``python -m stn_numba``: the demo contact sheet, the benchmark table, and ``compile``.
 
 ``python -m stn_numba [demo|bench] [--quick] [--image PATH] [--output PATH] [--transform
 NAME]``: ``demo`` warps the shipped test card (or ``--image``: ``.npy``, or PNG/JPEG with
@@ -6,6 +6,8 @@ Pillow) by a rotation, a zoom, a shear, a projective and a thin-plate-spline tra
 (or only ``--transform NAME``, repeatable), writes a PNG contact sheet (``--output``,
 default ``stn_demo.png``), checks every output against ``scipy.ndimage`` and times both;
 ``bench`` runs only the benchmark suite; no command runs the demo, then the suite.
+``compile [--dtype D] [--layout L] [--all] [--only PATTERN] [--list]`` fills the JIT
+cache ahead of use (see :mod:`stn_numba._compile`).
 The suite (workloads W1–W5 ×
 grid_sample / warp_affine / backward / warp_perspective / warp_flow × stn_numba, torch,
 OpenCV, scipy; see :mod:`stn_numba._bench`) prints one table of medians and stn_numba's
@@ -114,9 +116,31 @@ def main(argv=None):
         "command",
         nargs="?",
         default=None,
-        choices=["demo", "bench"],
+        choices=["demo", "bench", "compile"],
         help="demo: the contact sheet only; bench: the benchmark table only; "
-        "none: the demo, then the table",
+        "compile: fill the JIT cache ahead of use; none: the demo, then the table",
+    )
+    from ._compile import DTYPES, LAYOUTS
+
+    parser.add_argument(
+        "--dtype", action="append", choices=DTYPES, help="compile: this float dtype (repeatable)"
+    )
+    parser.add_argument(
+        "--layout", action="append", choices=LAYOUTS, help="compile: this layout (repeatable)"
+    )
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        help="compile: every function, 2-D and 3-D, both dtypes and layouts",
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="PATTERN",
+        help="compile: the targets matching this shell pattern, e.g. 'warp_affine *'",
+    )
+    parser.add_argument(
+        "--list", action="store_true", help="compile: print the targets, compile nothing"
     )
     parser.add_argument(
         "--quick", action="store_true", help="workloads W1, W2, W5 only (under two minutes)"
@@ -137,6 +161,10 @@ def main(argv=None):
         help="only this warp (repeatable; default: all five)",
     )
     args = parser.parse_args(argv)
+    if args.command == "compile":
+        from . import _compile
+
+        return _compile.main(args)
     ok = True
     if args.command in (None, "demo"):
         try:
