@@ -15,7 +15,7 @@ leaves them outside. No float is ever converted to an integer out of range.
 
 import math
 
-from ._jit import scalar
+from ._jit import kernel as scalar
 from ._modes import BORDER, REFLECTION, ZEROS
 
 #: Pixel coordinates are clamped to [-BIG, BIG]; far beyond any real image,

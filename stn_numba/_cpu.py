@@ -26,7 +26,7 @@ import numpy as np
 from numba import prange
 
 from ._coords import base_coord
-from ._jit import driver, kernel, scalar
+from ._jit import bind, driver, kernel, scalar, specialise
 from ._kernels import (
     accumulate_perspective_2d,
     accumulate_tps,
@@ -208,126 +208,130 @@ def _affine_2d(a, b, xb, yb):
     return float(a[0] * xb + a[1] * yb + a[2]), float(b[0] * xb + b[1] * yb + b[2])
 
 
-@kernel
-def row_taps_2d(
-    grid, theta, source, n, h, xs, yb, W, H, padding_mode, align_corners, xi, yi, wt, gs
-):
-    """Stage 1 of :func:`sample_2d_cpu`'s bilinear path: the taps and weights of output
-    row (n, h) (base-grid row coordinate ``yb``, column table ``xs``) into the scratch
-    rows, for zeros or border padding (reflection, whose fold is scalar anyway, is 1.2x
-    faster inline in the driver). A function of its own, called once per row, with one
-    loop per padding mode (the mode a constant in each): LLVM vectorises them (packed
-    ``vcvttpd2qq`` / ``vrndscalepd`` in the assembly), which it does not for a loop
-    that picks source and padding per pixel. warp_affine's loops take the points
-    straight from θ (its coefficients read once); the other sources' points go to the
-    scratch ``gs`` first: read straight from an interleaved float32 grid, the taps loop
-    stays scalar (5.1 vs 1.9 ns per pixel, measured on W2's grid)."""
-    if source == AFFINE:
-        a = (float(theta[n, 0, 0]), float(theta[n, 0, 1]), float(theta[n, 0, 2]))
-        b = (float(theta[n, 1, 0]), float(theta[n, 1, 1]), float(theta[n, 1, 2]))
+@specialise(kernel)
+def row_taps_2d(source, padding_mode):
+    def row_taps_2d(grid, theta, n, h, xs, yb, W, H, align_corners, xi, yi, wt, gs):
+        """Stage 1 of :func:`sample_2d_cpu`'s bilinear path: the taps and weights of output
+        row (n, h) (base-grid row coordinate ``yb``, column table ``xs``) into the scratch
+        rows, for zeros or border padding (reflection, whose fold is scalar anyway, is 1.2x
+        faster inline in the driver). A function of its own, called once per row, with one
+        loop per padding mode (the mode a constant in each): LLVM vectorises them (packed
+        ``vcvttpd2qq`` / ``vrndscalepd`` in the assembly), which it does not for a loop
+        that picks source and padding per pixel. warp_affine's loops take the points
+        straight from θ (its coefficients read once); the other sources' points go to the
+        scratch ``gs`` first: read straight from an interleaved float32 grid, the taps loop
+        stays scalar (5.1 vs 1.9 ns per pixel, measured on W2's grid)."""
+        if source == AFFINE:
+            a = (float(theta[n, 0, 0]), float(theta[n, 0, 1]), float(theta[n, 0, 2]))
+            b = (float(theta[n, 1, 0]), float(theta[n, 1, 1]), float(theta[n, 1, 2]))
+            if padding_mode == ZEROS:
+                for w in range(xs.shape[0]):
+                    gx, gy = _affine_2d(a, b, xs[w], yb)
+                    taps_2d(gx, gy, W, H, ZEROS, align_corners, w, xi, yi, wt)
+            else:
+                for w in range(xs.shape[0]):
+                    gx, gy = _affine_2d(a, b, xs[w], yb)
+                    taps_2d(gx, gy, W, H, BORDER, align_corners, w, xi, yi, wt)
+            return
+        for w in range(xs.shape[0]):
+            gs[0, w], gs[1, w] = source_point_2d(
+                grid, theta, source, n, h, w, xs[w], yb, align_corners
+            )
         if padding_mode == ZEROS:
             for w in range(xs.shape[0]):
-                gx, gy = _affine_2d(a, b, xs[w], yb)
-                taps_2d(gx, gy, W, H, ZEROS, align_corners, w, xi, yi, wt)
+                taps_2d(gs[0, w], gs[1, w], W, H, ZEROS, align_corners, w, xi, yi, wt)
         else:
             for w in range(xs.shape[0]):
-                gx, gy = _affine_2d(a, b, xs[w], yb)
-                taps_2d(gx, gy, W, H, BORDER, align_corners, w, xi, yi, wt)
-        return
-    for w in range(xs.shape[0]):
-        gs[0, w], gs[1, w] = source_point_2d(grid, theta, source, n, h, w, xs[w], yb, align_corners)
-    if padding_mode == ZEROS:
-        for w in range(xs.shape[0]):
-            taps_2d(gs[0, w], gs[1, w], W, H, ZEROS, align_corners, w, xi, yi, wt)
-    else:
-        for w in range(xs.shape[0]):
-            taps_2d(gs[0, w], gs[1, w], W, H, BORDER, align_corners, w, xi, yi, wt)
+                taps_2d(gs[0, w], gs[1, w], W, H, BORDER, align_corners, w, xi, yi, wt)
+
+    return row_taps_2d
 
 
-@driver
-def sample_2d_cpu(inp, grid, theta, fused, out, mode, padding_mode, align_corners, tasks):
-    """``tasks``: how many chunks of rows the bilinear and bicubic paths split the work into."""
-    N, Ho, Wo = out.shape[0], out.shape[2], out.shape[3]
-    xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
-    C, H, W = inp.shape[1], inp.shape[2], inp.shape[3]
-    channels_last = inp.strides[1] < inp.strides[3]
-    jobs = N * Ho
-    chunks = max(1, min(jobs, tasks))
-    if mode == BILINEAR:
-        # Two stages per output row (bilinear_sample_2d's arithmetic, in its order):
-        # the taps and weights of the whole row into scratch rows (row_taps_2d,
-        # vectorised), then the reads per channel. The tasks are contiguous chunks of
-        # rows, so each allocates its scratch once. Both stages together: 1.1-2x faster
-        # than one pixel at a time; the vectorised first stage 1.2-1.8x more (W1
-        # warp_affine 1.07 -> 0.64 ms, grid_sample 0.90 -> 0.62, warp_perspective 1.31 ->
-        # 0.85; W2 13.7 -> 11.3, 12.8 -> 11.3, 15.0 -> 12.5; interleaved, bit-identical).
-        for t in prange(chunks):
-            xi = np.empty((2, Wo), dtype=np.int64)  # tap columns, -1 when outside
-            yi = np.empty((2, Wo), dtype=np.int64)  # tap rows, -1 when outside
-            wt = np.empty((4, Wo), dtype=np.float64)
-            gs = np.empty((2, Wo if fused != AFFINE else 0), dtype=np.float64)  # source points
-            for job in range(t * jobs // chunks, (t + 1) * jobs // chunks):
-                n = job // Ho
-                h = job - n * Ho
-                if padding_mode == REFLECTION:  # scalar anyway: inline is 1.2x faster
+@specialise(driver)
+def sample_2d_cpu(fused, mode, padding_mode, channels_last):
+    def sample_2d_cpu(inp, grid, theta, out, align_corners, tasks):
+        """``tasks``: how many chunks of rows the bilinear and bicubic paths split the work into."""
+        N, Ho, Wo = out.shape[0], out.shape[2], out.shape[3]
+        xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
+        C, H, W = inp.shape[1], inp.shape[2], inp.shape[3]
+        jobs = N * Ho
+        chunks = max(1, min(jobs, tasks))
+        if mode == BILINEAR:
+            # Two stages per output row (bilinear_sample_2d's arithmetic, in its order):
+            # the taps and weights of the whole row into scratch rows (row_taps_2d,
+            # vectorised), then the reads per channel. The tasks are contiguous chunks of
+            # rows, so each allocates its scratch once. Both stages together: 1.1-2x faster
+            # than one pixel at a time; the vectorised first stage 1.2-1.8x more (W1
+            # warp_affine 1.07 -> 0.64 ms, grid_sample 0.90 -> 0.62, warp_perspective 1.31 ->
+            # 0.85; W2 13.7 -> 11.3, 12.8 -> 11.3, 15.0 -> 12.5; interleaved, bit-identical).
+            for t in prange(chunks):
+                xi = np.empty((2, Wo), dtype=np.int64)  # tap columns, -1 when outside
+                yi = np.empty((2, Wo), dtype=np.int64)  # tap rows, -1 when outside
+                wt = np.empty((4, Wo), dtype=np.float64)
+                gs = np.empty((2, Wo if fused != AFFINE else 0), dtype=np.float64)  # source points
+                for job in range(t * jobs // chunks, (t + 1) * jobs // chunks):
+                    n = job // Ho
+                    h = job - n * Ho
+                    if padding_mode == REFLECTION:  # scalar anyway: inline is 1.2x faster
+                        for w in range(Wo):
+                            gx, gy = source_point_2d(
+                                grid, theta, fused, n, h, w, xs[w], ys[h], align_corners
+                            )
+                            taps_2d(gx, gy, W, H, REFLECTION, align_corners, w, xi, yi, wt)
+                    else:
+                        row_taps_2d(
+                            grid, theta, n, h, xs, ys[h], W, H, align_corners, xi, yi, wt, gs
+                        )
+                    # stage 2 inline here: as a function called per row it is 1.5x slower
+                    if channels_last:  # the channels of a pixel are adjacent: pixel by pixel
+                        for w in range(Wo):
+                            for c in range(C):
+                                out[n, c, h, w] = bilinear_taps_2d(inp, n, c, w, xi, yi, wt)
+                    else:  # plane by plane
+                        for c in range(C):
+                            for w in range(Wo):
+                                out[n, c, h, w] = bilinear_taps_2d(inp, n, c, w, xi, yi, wt)
+            return
+        if mode == BICUBIC:
+            # bicubic_sample_2d in the same two stages: the 4 + 4 padded tap indices (-1:
+            # outside) and Keys weights of the row, then the 16 reads per channel
+            for t in prange(chunks):
+                ti = np.empty((8, Wo), dtype=np.int64)  # x taps 0-3, y taps 0-3; -2: NaN point
+                tw = np.empty((8, Wo), dtype=np.float64)  # their weights
+                for job in range(t * jobs // chunks, (t + 1) * jobs // chunks):
+                    n = job // Ho
+                    h = job - n * Ho
                     for w in range(Wo):
                         gx, gy = source_point_2d(
                             grid, theta, fused, n, h, w, xs[w], ys[h], align_corners
                         )
-                        taps_2d(gx, gy, W, H, REFLECTION, align_corners, w, xi, yi, wt)
-                else:
-                    row_taps_2d(
-                        grid, theta, fused, n, h, xs, ys[h], W, H, padding_mode,
-                        align_corners, xi, yi, wt, gs,
-                    )  # fmt: skip
-                # stage 2 inline here: as a function called per row it is 1.5x slower
-                if channels_last:  # the channels of a pixel are adjacent: pixel by pixel
-                    for w in range(Wo):
-                        for c in range(C):
-                            out[n, c, h, w] = bilinear_taps_2d(inp, n, c, w, xi, yi, wt)
-                else:  # plane by plane
-                    for c in range(C):
+                        if gx != gx or gy != gy:
+                            ti[4, w] = -2
+                            continue
+                        tx, wx, _, _ = cubic_taps(gx, W, padding_mode, align_corners)
+                        ty, wy, _, _ = cubic_taps(gy, H, padding_mode, align_corners)
+                        for i in range(4):
+                            ti[i, w] = tx[i]
+                            ti[4 + i, w] = ty[i]
+                            tw[i, w] = wx[i]
+                            tw[4 + i, w] = wy[i]
+                    if channels_last:
                         for w in range(Wo):
-                            out[n, c, h, w] = bilinear_taps_2d(inp, n, c, w, xi, yi, wt)
-        return
-    if mode == BICUBIC:
-        # bicubic_sample_2d in the same two stages: the 4 + 4 padded tap indices (-1:
-        # outside) and Keys weights of the row, then the 16 reads per channel
-        for t in prange(chunks):
-            ti = np.empty((8, Wo), dtype=np.int64)  # x taps 0-3, y taps 0-3; -2: NaN point
-            tw = np.empty((8, Wo), dtype=np.float64)  # their weights
-            for job in range(t * jobs // chunks, (t + 1) * jobs // chunks):
-                n = job // Ho
-                h = job - n * Ho
-                for w in range(Wo):
-                    gx, gy = source_point_2d(
-                        grid, theta, fused, n, h, w, xs[w], ys[h], align_corners
-                    )
-                    if gx != gx or gy != gy:
-                        ti[4, w] = -2
-                        continue
-                    tx, wx, _, _ = cubic_taps(gx, W, padding_mode, align_corners)
-                    ty, wy, _, _ = cubic_taps(gy, H, padding_mode, align_corners)
-                    for i in range(4):
-                        ti[i, w] = tx[i]
-                        ti[4 + i, w] = ty[i]
-                        tw[i, w] = wx[i]
-                        tw[4 + i, w] = wy[i]
-                if channels_last:
-                    for w in range(Wo):
+                            for c in range(C):
+                                out[n, c, h, w] = bicubic_taps_2d(inp, n, c, w, ti, tw)
+                    else:
                         for c in range(C):
-                            out[n, c, h, w] = bicubic_taps_2d(inp, n, c, w, ti, tw)
-                else:
-                    for c in range(C):
-                        for w in range(Wo):
-                            out[n, c, h, w] = bicubic_taps_2d(inp, n, c, w, ti, tw)
-        return
-    for job in prange(N * Ho):
-        n = job // Ho
-        h = job - n * Ho
-        for w in range(Wo):
-            gx, gy = source_point_2d(grid, theta, fused, n, h, w, xs[w], ys[h], align_corners)
-            nearest_sample_2d(inp, out, n, h, w, gx, gy, padding_mode, align_corners)
+                            for w in range(Wo):
+                                out[n, c, h, w] = bicubic_taps_2d(inp, n, c, w, ti, tw)
+            return
+        for job in prange(N * Ho):
+            n = job // Ho
+            h = job - n * Ho
+            for w in range(Wo):
+                gx, gy = source_point_2d(grid, theta, fused, n, h, w, xs[w], ys[h], align_corners)
+                nearest_sample_2d(inp, out, n, h, w, gx, gy, padding_mode, align_corners)
+
+    return bind(sample_2d_cpu, row_taps_2d=row_taps_2d(fused, padding_mode))
 
 
 @scalar
@@ -369,44 +373,45 @@ def _affine_3d(a, b, c, xb, yb, zb):
     return gx, gy, gz
 
 
-@kernel
-def row_taps_3d(
-    grid, theta, source, n, d, h, xs, yb, zb, W, H, D, padding_mode, align_corners, ti, wt, gs
-):
-    """:func:`row_taps_2d` in 3-D (trilinear). warp_affine's loops take the points
-    straight from θ: through the scratch ``gs`` they run at half the speed here (W5
-    warp_affine 16 vs 8.6 ms), unlike in 2-D."""
-    if source == AFFINE:
-        t = theta
-        a = (float(t[n, 0, 0]), float(t[n, 0, 1]), float(t[n, 0, 2]), float(t[n, 0, 3]))
-        b = (float(t[n, 1, 0]), float(t[n, 1, 1]), float(t[n, 1, 2]), float(t[n, 1, 3]))
-        c = (float(t[n, 2, 0]), float(t[n, 2, 1]), float(t[n, 2, 2]), float(t[n, 2, 3]))
+@specialise(kernel)
+def row_taps_3d(source, padding_mode):
+    def row_taps_3d(grid, theta, n, d, h, xs, yb, zb, W, H, D, align_corners, ti, wt, gs):
+        """:func:`row_taps_2d` in 3-D (trilinear). warp_affine's loops take the points
+        straight from θ: through the scratch ``gs`` they run at half the speed here (W5
+        warp_affine 16 vs 8.6 ms), unlike in 2-D."""
+        if source == AFFINE:
+            t = theta
+            a = (float(t[n, 0, 0]), float(t[n, 0, 1]), float(t[n, 0, 2]), float(t[n, 0, 3]))
+            b = (float(t[n, 1, 0]), float(t[n, 1, 1]), float(t[n, 1, 2]), float(t[n, 1, 3]))
+            c = (float(t[n, 2, 0]), float(t[n, 2, 1]), float(t[n, 2, 2]), float(t[n, 2, 3]))
+            if padding_mode == ZEROS:
+                for w in range(xs.shape[0]):
+                    gx, gy, gz = _affine_3d(a, b, c, xs[w], yb, zb)
+                    taps_3d(gx, gy, gz, W, H, D, ZEROS, align_corners, w, ti, wt)
+            elif padding_mode == BORDER:
+                for w in range(xs.shape[0]):
+                    gx, gy, gz = _affine_3d(a, b, c, xs[w], yb, zb)
+                    taps_3d(gx, gy, gz, W, H, D, BORDER, align_corners, w, ti, wt)
+            else:
+                for w in range(xs.shape[0]):
+                    gx, gy, gz = _affine_3d(a, b, c, xs[w], yb, zb)
+                    taps_3d(gx, gy, gz, W, H, D, REFLECTION, align_corners, w, ti, wt)
+            return
+        for w in range(xs.shape[0]):
+            gs[0, w], gs[1, w], gs[2, w] = source_point_3d(
+                grid, theta, source, n, d, h, w, xs[w], yb, zb, align_corners
+            )
         if padding_mode == ZEROS:
             for w in range(xs.shape[0]):
-                gx, gy, gz = _affine_3d(a, b, c, xs[w], yb, zb)
-                taps_3d(gx, gy, gz, W, H, D, ZEROS, align_corners, w, ti, wt)
+                taps_3d(gs[0, w], gs[1, w], gs[2, w], W, H, D, ZEROS, align_corners, w, ti, wt)
         elif padding_mode == BORDER:
             for w in range(xs.shape[0]):
-                gx, gy, gz = _affine_3d(a, b, c, xs[w], yb, zb)
-                taps_3d(gx, gy, gz, W, H, D, BORDER, align_corners, w, ti, wt)
+                taps_3d(gs[0, w], gs[1, w], gs[2, w], W, H, D, BORDER, align_corners, w, ti, wt)
         else:
             for w in range(xs.shape[0]):
-                gx, gy, gz = _affine_3d(a, b, c, xs[w], yb, zb)
-                taps_3d(gx, gy, gz, W, H, D, REFLECTION, align_corners, w, ti, wt)
-        return
-    for w in range(xs.shape[0]):
-        gs[0, w], gs[1, w], gs[2, w] = source_point_3d(
-            grid, theta, source, n, d, h, w, xs[w], yb, zb, align_corners
-        )
-    if padding_mode == ZEROS:
-        for w in range(xs.shape[0]):
-            taps_3d(gs[0, w], gs[1, w], gs[2, w], W, H, D, ZEROS, align_corners, w, ti, wt)
-    elif padding_mode == BORDER:
-        for w in range(xs.shape[0]):
-            taps_3d(gs[0, w], gs[1, w], gs[2, w], W, H, D, BORDER, align_corners, w, ti, wt)
-    else:
-        for w in range(xs.shape[0]):
-            taps_3d(gs[0, w], gs[1, w], gs[2, w], W, H, D, REFLECTION, align_corners, w, ti, wt)
+                taps_3d(gs[0, w], gs[1, w], gs[2, w], W, H, D, REFLECTION, align_corners, w, ti, wt)
+
+    return row_taps_3d
 
 
 @scalar
@@ -429,45 +434,46 @@ def trilinear_taps_3d(inp, n, c, w, ti, wt):
     return v
 
 
-@driver
-def sample_3d_cpu(inp, grid, theta, fused, out, mode, padding_mode, align_corners, tasks):
-    """``tasks``: how many chunks of rows the trilinear path splits the work into."""
-    N, Do, Ho, Wo = out.shape[0], out.shape[2], out.shape[3], out.shape[4]
-    xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
-    zs = base_table(Do, align_corners)
-    if mode == BILINEAR:
-        # trilinear: the two stages per output row of sample_2d_cpu (W5 warp_affine
-        # 18.3 -> 9.0 ms against the one-stage loop, interleaved, bit-identical)
-        C, D, H, W = inp.shape[1], inp.shape[2], inp.shape[3], inp.shape[4]
-        channels_last = inp.strides[1] < inp.strides[4]
-        jobs = N * Do * Ho
-        chunks = max(1, min(jobs, tasks))
-        for t in prange(chunks):
-            ti = np.empty((6, Wo), dtype=np.int64)  # tap columns, rows, slices; -1: outside
-            wt = np.empty((8, Wo), dtype=np.float64)  # the 8 corner weights
-            gs = np.empty((3, Wo if fused != AFFINE else 0), dtype=np.float64)  # source points
-            for job in range(t * jobs // chunks, (t + 1) * jobs // chunks):
-                n, d, h = unravel_2d(job, Do, Ho)
-                row_taps_3d(
-                    grid, theta, fused, n, d, h, xs, ys[h], zs[d], W, H, D, padding_mode,
-                    align_corners, ti, wt, gs,
-                )  # fmt: skip
-                if channels_last:
-                    for w in range(Wo):
-                        for c in range(C):
-                            out[n, c, d, h, w] = trilinear_taps_3d(inp, n, c, w, ti, wt)
-                else:
-                    for c in range(C):
+@specialise(driver)
+def sample_3d_cpu(fused, mode, padding_mode, channels_last):
+    def sample_3d_cpu(inp, grid, theta, out, align_corners, tasks):
+        """``tasks``: how many chunks of rows the trilinear path splits the work into."""
+        N, Do, Ho, Wo = out.shape[0], out.shape[2], out.shape[3], out.shape[4]
+        xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
+        zs = base_table(Do, align_corners)
+        if mode == BILINEAR:
+            # trilinear: the two stages per output row of sample_2d_cpu (W5 warp_affine
+            # 18.3 -> 9.0 ms against the one-stage loop, interleaved, bit-identical)
+            C, D, H, W = inp.shape[1], inp.shape[2], inp.shape[3], inp.shape[4]
+            jobs = N * Do * Ho
+            chunks = max(1, min(jobs, tasks))
+            for t in prange(chunks):
+                ti = np.empty((6, Wo), dtype=np.int64)  # tap columns, rows, slices; -1: outside
+                wt = np.empty((8, Wo), dtype=np.float64)  # the 8 corner weights
+                gs = np.empty((3, Wo if fused != AFFINE else 0), dtype=np.float64)  # source points
+                for job in range(t * jobs // chunks, (t + 1) * jobs // chunks):
+                    n, d, h = unravel_2d(job, Do, Ho)
+                    row_taps_3d(
+                        grid, theta, n, d, h, xs, ys[h], zs[d], W, H, D, align_corners, ti, wt, gs
+                    )
+                    if channels_last:
                         for w in range(Wo):
-                            out[n, c, d, h, w] = trilinear_taps_3d(inp, n, c, w, ti, wt)
-        return
-    for job in prange(N * Do * Ho):
-        n, d, h = unravel_2d(job, Do, Ho)
-        for w in range(Wo):
-            gx, gy, gz = source_point_3d(
-                grid, theta, fused, n, d, h, w, xs[w], ys[h], zs[d], align_corners
-            )
-            sample_3d(inp, out, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners)
+                            for c in range(C):
+                                out[n, c, d, h, w] = trilinear_taps_3d(inp, n, c, w, ti, wt)
+                    else:
+                        for c in range(C):
+                            for w in range(Wo):
+                                out[n, c, d, h, w] = trilinear_taps_3d(inp, n, c, w, ti, wt)
+            return
+        for job in prange(N * Do * Ho):
+            n, d, h = unravel_2d(job, Do, Ho)
+            for w in range(Wo):
+                gx, gy, gz = source_point_3d(
+                    grid, theta, fused, n, d, h, w, xs[w], ys[h], zs[d], align_corners
+                )
+                sample_3d(inp, out, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners)
+
+    return bind(sample_3d_cpu, row_taps_3d=row_taps_3d(fused, padding_mode))
 
 
 # ----------------------------------------------------------------------------
@@ -475,54 +481,58 @@ def sample_3d_cpu(inp, grid, theta, fused, out, mode, padding_mode, align_corner
 # ----------------------------------------------------------------------------
 
 
-@driver
-def grad_points_2d_cpu(
-    inp, gout, grid, theta, fused, ggrid, rowacc, mode, padding_mode, align_corners
-):
-    """Grid gradient into ``ggrid`` (grid path) or θ row sums into ``rowacc`` (fused)."""
-    N, Ho, Wo = gout.shape[0], gout.shape[2], gout.shape[3]
-    xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
-    for job in prange(N * Ho):
-        n = job // Ho
-        h = job - n * Ho
-        if fused:
-            for k in range(6):
-                rowacc[job, k] = 0.0
-        for w in range(Wo):
-            gx, gy = source_point_2d(grid, theta, fused, n, h, w, xs[w], ys[h], align_corners)
-            ggx, ggy = grad_point_2d(inp, gout, n, h, w, gx, gy, mode, padding_mode, align_corners)
+@specialise(driver)
+def grad_points_2d_cpu(fused, mode, padding_mode):
+    def grad_points_2d_cpu(inp, gout, grid, theta, ggrid, rowacc, align_corners):
+        """Grid gradient into ``ggrid`` (grid path) or θ row sums into ``rowacc`` (fused)."""
+        N, Ho, Wo = gout.shape[0], gout.shape[2], gout.shape[3]
+        xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
+        for job in prange(N * Ho):
+            n = job // Ho
+            h = job - n * Ho
             if fused:
-                theta_terms_2d(rowacc, job, ggx, ggy, xs[w], ys[h])
-            else:
-                ggrid[n, h, w, 0] = ggx
-                ggrid[n, h, w, 1] = ggy
+                for k in range(6):
+                    rowacc[job, k] = 0.0
+            for w in range(Wo):
+                gx, gy = source_point_2d(grid, theta, fused, n, h, w, xs[w], ys[h], align_corners)
+                ggx, ggy = grad_point_2d(
+                    inp, gout, n, h, w, gx, gy, mode, padding_mode, align_corners
+                )
+                if fused:
+                    theta_terms_2d(rowacc, job, ggx, ggy, xs[w], ys[h])
+                else:
+                    ggrid[n, h, w, 0] = ggx
+                    ggrid[n, h, w, 1] = ggy
+
+    return grad_points_2d_cpu
 
 
-@driver
-def grad_points_3d_cpu(
-    inp, gout, grid, theta, fused, ggrid, rowacc, mode, padding_mode, align_corners
-):
-    N, Do, Ho, Wo = gout.shape[0], gout.shape[2], gout.shape[3], gout.shape[4]
-    xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
-    zs = base_table(Do, align_corners)
-    for job in prange(N * Do * Ho):
-        n, d, h = unravel_2d(job, Do, Ho)
-        if fused:
-            for k in range(12):
-                rowacc[job, k] = 0.0
-        for w in range(Wo):
-            gx, gy, gz = source_point_3d(
-                grid, theta, fused, n, d, h, w, xs[w], ys[h], zs[d], align_corners
-            )
-            ggx, ggy, ggz = grad_point_3d(
-                inp, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners
-            )
+@specialise(driver)
+def grad_points_3d_cpu(fused, mode, padding_mode):
+    def grad_points_3d_cpu(inp, gout, grid, theta, ggrid, rowacc, align_corners):
+        N, Do, Ho, Wo = gout.shape[0], gout.shape[2], gout.shape[3], gout.shape[4]
+        xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
+        zs = base_table(Do, align_corners)
+        for job in prange(N * Do * Ho):
+            n, d, h = unravel_2d(job, Do, Ho)
             if fused:
-                theta_terms_3d(rowacc, job, ggx, ggy, ggz, xs[w], ys[h], zs[d])
-            else:
-                ggrid[n, d, h, w, 0] = ggx
-                ggrid[n, d, h, w, 1] = ggy
-                ggrid[n, d, h, w, 2] = ggz
+                for k in range(12):
+                    rowacc[job, k] = 0.0
+            for w in range(Wo):
+                gx, gy, gz = source_point_3d(
+                    grid, theta, fused, n, d, h, w, xs[w], ys[h], zs[d], align_corners
+                )
+                ggx, ggy, ggz = grad_point_3d(
+                    inp, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners
+                )
+                if fused:
+                    theta_terms_3d(rowacc, job, ggx, ggy, ggz, xs[w], ys[h], zs[d])
+                else:
+                    ggrid[n, d, h, w, 0] = ggx
+                    ggrid[n, d, h, w, 1] = ggy
+                    ggrid[n, d, h, w, 2] = ggz
+
+    return grad_points_3d_cpu
 
 
 # ----------------------------------------------------------------------------
@@ -530,65 +540,73 @@ def grad_points_3d_cpu(
 # ----------------------------------------------------------------------------
 
 
-@driver
-def scatter_2d_cpu(gout, grid, theta, fused, gin, spans, bands, mode, padding_mode, align_corners):
-    """gin (zeroed) += the input gradient; task (n, k) owns input rows of band k."""
-    N, Hin = gin.shape[0], gin.shape[2]
-    Ho, Wo = gout.shape[2], gout.shape[3]
-    xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
-    for job in prange(N * bands):
-        n = job // bands
-        k = job - n * bands
-        r0 = (k * Hin) // bands
-        r1 = ((k + 1) * Hin) // bands
-        for h in range(Ho):
-            if spans[n * Ho + h, 1] < r0 or spans[n * Ho + h, 0] >= r1:
-                continue  # every tap of this output row misses the band
-            for w in range(Wo):
-                gx, gy = source_point_2d(grid, theta, fused, n, h, w, xs[w], ys[h], align_corners)
-                scatter_2d(
-                    gin, gout, n, h, w, gx, gy, mode, padding_mode, align_corners, r0, r1, 1.0
-                )
-
-
-@driver
-def scatter_3d_cpu(gout, grid, theta, fused, gin, spans, bands, mode, padding_mode, align_corners):
-    """gin (zeroed) += the input gradient; task (n, k) owns input depth slices of band k."""
-    N, Din = gin.shape[0], gin.shape[2]
-    Do, Ho, Wo = gout.shape[2], gout.shape[3], gout.shape[4]
-    xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
-    zs = base_table(Do, align_corners)
-    for job in prange(N * bands):
-        n = job // bands
-        k = job - n * bands
-        s0 = (k * Din) // bands
-        s1 = ((k + 1) * Din) // bands
-        for d in range(Do):
+@specialise(driver)
+def scatter_2d_cpu(fused, mode, padding_mode):
+    def scatter_2d_cpu(gout, grid, theta, gin, spans, bands, align_corners):
+        """gin (zeroed) += the input gradient; task (n, k) owns input rows of band k."""
+        N, Hin = gin.shape[0], gin.shape[2]
+        Ho, Wo = gout.shape[2], gout.shape[3]
+        xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
+        for job in prange(N * bands):
+            n = job // bands
+            k = job - n * bands
+            r0 = (k * Hin) // bands
+            r1 = ((k + 1) * Hin) // bands
             for h in range(Ho):
-                row = (n * Do + d) * Ho + h
-                if spans[row, 1] < s0 or spans[row, 0] >= s1:
+                if spans[n * Ho + h, 1] < r0 or spans[n * Ho + h, 0] >= r1:
                     continue  # every tap of this output row misses the band
                 for w in range(Wo):
-                    gx, gy, gz = source_point_3d(
-                        grid, theta, fused, n, d, h, w, xs[w], ys[h], zs[d], align_corners
+                    gx, gy = source_point_2d(
+                        grid, theta, fused, n, h, w, xs[w], ys[h], align_corners
                     )
-                    scatter_3d(
-                        gin,
-                        gout,
-                        n,
-                        d,
-                        h,
-                        w,
-                        gx,
-                        gy,
-                        gz,
-                        mode,
-                        padding_mode,
-                        align_corners,
-                        s0,
-                        s1,
-                        1.0,
+                    scatter_2d(
+                        gin, gout, n, h, w, gx, gy, mode, padding_mode, align_corners, r0, r1, 1.0
                     )
+
+    return scatter_2d_cpu
+
+
+@specialise(driver)
+def scatter_3d_cpu(fused, mode, padding_mode):
+    def scatter_3d_cpu(gout, grid, theta, gin, spans, bands, align_corners):
+        """gin (zeroed) += the input gradient; task (n, k) owns input depth slices of band k."""
+        N, Din = gin.shape[0], gin.shape[2]
+        Do, Ho, Wo = gout.shape[2], gout.shape[3], gout.shape[4]
+        xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
+        zs = base_table(Do, align_corners)
+        for job in prange(N * bands):
+            n = job // bands
+            k = job - n * bands
+            s0 = (k * Din) // bands
+            s1 = ((k + 1) * Din) // bands
+            for d in range(Do):
+                for h in range(Ho):
+                    row = (n * Do + d) * Ho + h
+                    if spans[row, 1] < s0 or spans[row, 0] >= s1:
+                        continue  # every tap of this output row misses the band
+                    for w in range(Wo):
+                        gx, gy, gz = source_point_3d(
+                            grid, theta, fused, n, d, h, w, xs[w], ys[h], zs[d], align_corners
+                        )
+                        scatter_3d(
+                            gin,
+                            gout,
+                            n,
+                            d,
+                            h,
+                            w,
+                            gx,
+                            gy,
+                            gz,
+                            mode,
+                            padding_mode,
+                            align_corners,
+                            s0,
+                            s1,
+                            1.0,
+                        )
+
+    return scatter_3d_cpu
 
 
 @scalar
@@ -601,111 +619,126 @@ def _store_point_2d(gs, w, W, H, padding_mode, align_corners, ii, ff):
     ff[0, w], ff[1, w], ff[2, w], ff[3, w] = tx, ty, dx, dy
 
 
-@kernel
-def point_row_2d(grid, theta, fused, n, h, xs, yb, W, H, padding_mode, align_corners, ii, ff, gs):
-    """Stage 1 of :func:`backward_bilinear_2d_cpu`: each column's source point, then
-    its :func:`bilinear_point_2d` (x0, y0, valid into ``ii``; tx, ty, dx, dy into
-    ``ff``). With zeros or border padding (a constant in its loop) the second loop has
-    no branch and vectorises (see :func:`row_taps_2d`); reflection stays scalar."""
-    for w in range(xs.shape[0]):
-        gs[0, w], gs[1, w] = source_point_2d(grid, theta, fused, n, h, w, xs[w], yb, align_corners)
-    if padding_mode == ZEROS:
+@specialise(kernel)
+def point_row_2d(fused, padding_mode):
+    def point_row_2d(grid, theta, n, h, xs, yb, W, H, align_corners, ii, ff, gs):
+        """Stage 1 of :func:`backward_bilinear_2d_cpu`: each column's source point, then
+        its :func:`bilinear_point_2d` (x0, y0, valid into ``ii``; tx, ty, dx, dy into
+        ``ff``). With zeros or border padding (a constant in its loop) the second loop has
+        no branch and vectorises (see :func:`row_taps_2d`); reflection stays scalar."""
         for w in range(xs.shape[0]):
-            _store_point_2d(gs, w, W, H, ZEROS, align_corners, ii, ff)
-    elif padding_mode == BORDER:
-        for w in range(xs.shape[0]):
-            _store_point_2d(gs, w, W, H, BORDER, align_corners, ii, ff)
-    else:
-        for w in range(xs.shape[0]):
-            _store_point_2d(gs, w, W, H, padding_mode, align_corners, ii, ff)
+            gs[0, w], gs[1, w] = source_point_2d(
+                grid, theta, fused, n, h, w, xs[w], yb, align_corners
+            )
+        if padding_mode == ZEROS:
+            for w in range(xs.shape[0]):
+                _store_point_2d(gs, w, W, H, ZEROS, align_corners, ii, ff)
+        elif padding_mode == BORDER:
+            for w in range(xs.shape[0]):
+                _store_point_2d(gs, w, W, H, BORDER, align_corners, ii, ff)
+        else:
+            for w in range(xs.shape[0]):
+                _store_point_2d(gs, w, W, H, padding_mode, align_corners, ii, ff)
+
+    return point_row_2d
 
 
-@driver
-def backward_bilinear_2d_cpu(
-    gout, inp, grid, theta, fused, gin, ggrid, rowacc, spans, bands,
-    padding_mode, align_corners, input_grad, point_grad,
-):  # fmt: skip
-    """Bilinear backward in one pass: input-gradient scatter and grid/θ gradient together.
+@specialise(driver)
+def backward_bilinear_2d_cpu(fused, padding_mode):
+    def backward_bilinear_2d_cpu(
+        gout,
+        inp,
+        grid,
+        theta,
+        gin,
+        ggrid,
+        rowacc,
+        spans,
+        bands,
+        align_corners,
+        input_grad,
+        point_grad,
+    ):
+        """Bilinear backward in one pass: input-gradient scatter and grid/θ gradient together.
 
-    Task (n, k) owns input rows [r0, r1) of sample n (as :func:`scatter_2d_cpu`, so the
-    scatter is race-free and bit-identical for any band count) and computes the grid
-    gradient of the output pixels it *owns*: those whose top tap row, clamped into the
-    image, lies in its band. Pixels with no tap inside keep their zero gradient (``ggrid``
-    arrives zeroed). θ row sums (``fused``) need a whole row in one task: bands == 1.
-    The arithmetic is that of :func:`scatter_2d` and :func:`grad_point_2d`, in the same
-    order, so the results are bit-identical to the two-pass path.
-    """
-    N, C, H, W = inp.shape[0], inp.shape[1], inp.shape[2], inp.shape[3]
-    Ho, Wo = gout.shape[2], gout.shape[3]
-    xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
-    for job in prange(N * bands):
-        n = job // bands
-        k = job - n * bands
-        r0 = (k * H) // bands
-        r1 = ((k + 1) * H) // bands
-        ii = np.empty((3, Wo), dtype=np.int64)  # the row's points: x0, y0, valid
-        ff = np.empty((4, Wo), dtype=np.float64)  # tx, ty, dx, dy
-        gs = np.empty((2, Wo), dtype=np.float64)  # source points (gx, gy)
-        for h in range(Ho):
-            row = n * Ho + h
-            if fused and point_grad:
-                for q in range(6):
-                    rowacc[row, q] = 0.0
-            if spans[row, 1] < r0 or spans[row, 0] >= r1:
-                continue  # every tap of this output row misses the band
-            point_row_2d(
-                grid, theta, fused, n, h, xs, ys[h], W, H, padding_mode, align_corners,
-                ii, ff, gs,
-            )  # fmt: skip
-            for w in range(Wo):
-                x0, y0, ok = ii[0, w], ii[1, w], ii[2, w] != 0
-                tx, ty, dx, dy = ff[0, w], ff[1, w], ff[2, w], ff[3, w]
-                x1 = x0 + 1
-                y1 = y0 + 1
-                if not ok or y1 < r0 or y0 >= r1:
-                    continue
-                yc = min(max(y0, 0), H - 1)
-                own = point_grad and yc >= r0 and yc < r1
-                in_x0 = x0 >= 0 and x0 < W
-                in_x1 = x1 >= 0 and x1 < W
-                in_y0 = y0 >= 0 and y0 < H
-                in_y1 = y1 >= 0 and y1 < H
-                b_y0 = y0 >= r0 and y0 < r1
-                b_y1 = y1 >= r0 and y1 < r1
-                w00 = (1.0 - tx) * (1.0 - ty)
-                w01 = tx * (1.0 - ty)
-                w10 = (1.0 - tx) * ty
-                w11 = tx * ty
-                gix = 0.0
-                giy = 0.0
-                for c in range(C):
-                    g = float(gout[n, c, h, w])
-                    if input_grad:
-                        if b_y0:
-                            if in_x0:
-                                gin[n, c, y0, x0] += w00 * g
-                            if in_x1:
-                                gin[n, c, y0, x1] += w01 * g
-                        if b_y1:
-                            if in_x0:
-                                gin[n, c, y1, x0] += w10 * g
-                            if in_x1:
-                                gin[n, c, y1, x1] += w11 * g
+        Task (n, k) owns input rows [r0, r1) of sample n (as :func:`scatter_2d_cpu`, so the
+        scatter is race-free and bit-identical for any band count) and computes the grid
+        gradient of the output pixels it *owns*: those whose top tap row, clamped into the
+        image, lies in its band. Pixels with no tap inside keep their zero gradient (``ggrid``
+        arrives zeroed). θ row sums (``fused``) need a whole row in one task: bands == 1.
+        The arithmetic is that of :func:`scatter_2d` and :func:`grad_point_2d`, in the same
+        order, so the results are bit-identical to the two-pass path.
+        """
+        N, C, H, W = inp.shape[0], inp.shape[1], inp.shape[2], inp.shape[3]
+        Ho, Wo = gout.shape[2], gout.shape[3]
+        xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
+        for job in prange(N * bands):
+            n = job // bands
+            k = job - n * bands
+            r0 = (k * H) // bands
+            r1 = ((k + 1) * H) // bands
+            ii = np.empty((3, Wo), dtype=np.int64)  # the row's points: x0, y0, valid
+            ff = np.empty((4, Wo), dtype=np.float64)  # tx, ty, dx, dy
+            gs = np.empty((2, Wo), dtype=np.float64)  # source points (gx, gy)
+            for h in range(Ho):
+                row = n * Ho + h
+                if fused and point_grad:
+                    for q in range(6):
+                        rowacc[row, q] = 0.0
+                if spans[row, 1] < r0 or spans[row, 0] >= r1:
+                    continue  # every tap of this output row misses the band
+                point_row_2d(grid, theta, n, h, xs, ys[h], W, H, align_corners, ii, ff, gs)
+                for w in range(Wo):
+                    x0, y0, ok = ii[0, w], ii[1, w], ii[2, w] != 0
+                    tx, ty, dx, dy = ff[0, w], ff[1, w], ff[2, w], ff[3, w]
+                    x1 = x0 + 1
+                    y1 = y0 + 1
+                    if not ok or y1 < r0 or y0 >= r1:
+                        continue
+                    yc = min(max(y0, 0), H - 1)
+                    own = point_grad and yc >= r0 and yc < r1
+                    in_x0 = x0 >= 0 and x0 < W
+                    in_x1 = x1 >= 0 and x1 < W
+                    in_y0 = y0 >= 0 and y0 < H
+                    in_y1 = y1 >= 0 and y1 < H
+                    b_y0 = y0 >= r0 and y0 < r1
+                    b_y1 = y1 >= r0 and y1 < r1
+                    w00 = (1.0 - tx) * (1.0 - ty)
+                    w01 = tx * (1.0 - ty)
+                    w10 = (1.0 - tx) * ty
+                    w11 = tx * ty
+                    gix = 0.0
+                    giy = 0.0
+                    for c in range(C):
+                        g = float(gout[n, c, h, w])
+                        if input_grad:
+                            if b_y0:
+                                if in_x0:
+                                    gin[n, c, y0, x0] += w00 * g
+                                if in_x1:
+                                    gin[n, c, y0, x1] += w01 * g
+                            if b_y1:
+                                if in_x0:
+                                    gin[n, c, y1, x0] += w10 * g
+                                if in_x1:
+                                    gin[n, c, y1, x1] += w11 * g
+                        if own:
+                            v00 = float(inp[n, c, y0, x0]) if in_y0 and in_x0 else 0.0
+                            v01 = float(inp[n, c, y0, x1]) if in_y0 and in_x1 else 0.0
+                            v10 = float(inp[n, c, y1, x0]) if in_y1 and in_x0 else 0.0
+                            v11 = float(inp[n, c, y1, x1]) if in_y1 and in_x1 else 0.0
+                            gix += g * ((v01 - v00) * (1.0 - ty) + (v11 - v10) * ty)
+                            giy += g * ((v10 - v00) * (1.0 - tx) + (v11 - v01) * tx)
                     if own:
-                        v00 = float(inp[n, c, y0, x0]) if in_y0 and in_x0 else 0.0
-                        v01 = float(inp[n, c, y0, x1]) if in_y0 and in_x1 else 0.0
-                        v10 = float(inp[n, c, y1, x0]) if in_y1 and in_x0 else 0.0
-                        v11 = float(inp[n, c, y1, x1]) if in_y1 and in_x1 else 0.0
-                        gix += g * ((v01 - v00) * (1.0 - ty) + (v11 - v10) * ty)
-                        giy += g * ((v10 - v00) * (1.0 - tx) + (v11 - v01) * tx)
-                if own:
-                    ggx = dx * gix
-                    ggy = dy * giy
-                    if fused:
-                        theta_terms_2d(rowacc, row, ggx, ggy, xs[w], ys[h])
-                    else:
-                        ggrid[n, h, w, 0] = ggx
-                        ggrid[n, h, w, 1] = ggy
+                        ggx = dx * gix
+                        ggy = dy * giy
+                        if fused:
+                            theta_terms_2d(rowacc, row, ggx, ggy, xs[w], ys[h])
+                        else:
+                            ggrid[n, h, w, 0] = ggx
+                            ggrid[n, h, w, 1] = ggy
+
+    return bind(backward_bilinear_2d_cpu, point_row_2d=point_row_2d(fused, padding_mode))
 
 
 @scalar
@@ -719,123 +752,136 @@ def _store_point_3d(gs, w, W, H, D, padding_mode, align_corners, ii, ff):
     ff[3, w], ff[4, w], ff[5, w] = dx, dy, dz
 
 
-@kernel
-def point_row_3d(
-    grid, theta, fused, n, d, h, xs, yb, zb, W, H, D, padding_mode, align_corners, ii, ff, gs
-):
-    """:func:`point_row_2d` in 3-D: x0, y0, z0, valid into ``ii``; tx, ty, tz, dx, dy,
-    dz into ``ff``."""
-    for w in range(xs.shape[0]):
-        gs[0, w], gs[1, w], gs[2, w] = source_point_3d(
-            grid, theta, fused, n, d, h, w, xs[w], yb, zb, align_corners
-        )
-    if padding_mode == ZEROS:
+@specialise(kernel)
+def point_row_3d(fused, padding_mode):
+    def point_row_3d(grid, theta, n, d, h, xs, yb, zb, W, H, D, align_corners, ii, ff, gs):
+        """:func:`point_row_2d` in 3-D: x0, y0, z0, valid into ``ii``; tx, ty, tz, dx, dy,
+        dz into ``ff``."""
         for w in range(xs.shape[0]):
-            _store_point_3d(gs, w, W, H, D, ZEROS, align_corners, ii, ff)
-    elif padding_mode == BORDER:
-        for w in range(xs.shape[0]):
-            _store_point_3d(gs, w, W, H, D, BORDER, align_corners, ii, ff)
-    else:
-        for w in range(xs.shape[0]):
-            _store_point_3d(gs, w, W, H, D, padding_mode, align_corners, ii, ff)
+            gs[0, w], gs[1, w], gs[2, w] = source_point_3d(
+                grid, theta, fused, n, d, h, w, xs[w], yb, zb, align_corners
+            )
+        if padding_mode == ZEROS:
+            for w in range(xs.shape[0]):
+                _store_point_3d(gs, w, W, H, D, ZEROS, align_corners, ii, ff)
+        elif padding_mode == BORDER:
+            for w in range(xs.shape[0]):
+                _store_point_3d(gs, w, W, H, D, BORDER, align_corners, ii, ff)
+        else:
+            for w in range(xs.shape[0]):
+                _store_point_3d(gs, w, W, H, D, padding_mode, align_corners, ii, ff)
+
+    return point_row_3d
 
 
-@driver
-def backward_trilinear_3d_cpu(
-    gout, inp, grid, theta, fused, gin, ggrid, rowacc, spans, bands,
-    padding_mode, align_corners, input_grad, point_grad,
-):  # fmt: skip
-    """Trilinear backward in one pass; see :func:`backward_bilinear_2d_cpu` (the bands
-    are of depth slices here; a voxel's owner holds its clamped front tap slice). The
-    arithmetic is that of :func:`scatter_3d` and :func:`grad_point_3d`, in their order."""
-    N, C, D, H, W = inp.shape[0], inp.shape[1], inp.shape[2], inp.shape[3], inp.shape[4]
-    Do, Ho, Wo = gout.shape[2], gout.shape[3], gout.shape[4]
-    xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
-    zs = base_table(Do, align_corners)
-    for job in prange(N * bands):
-        n = job // bands
-        k = job - n * bands
-        s0 = (k * D) // bands
-        s1 = ((k + 1) * D) // bands
-        ii = np.empty((4, Wo), dtype=np.int64)  # the row's points: x0, y0, z0, valid
-        ff = np.empty((6, Wo), dtype=np.float64)  # tx, ty, tz, dx, dy, dz
-        gs = np.empty((3, Wo), dtype=np.float64)  # source points
-        for d in range(Do):
-            for h in range(Ho):
-                row = (n * Do + d) * Ho + h
-                if fused and point_grad:
-                    for q in range(12):
-                        rowacc[row, q] = 0.0
-                if spans[row, 1] < s0 or spans[row, 0] >= s1:
-                    continue  # every tap of this output row misses the band
-                point_row_3d(
-                    grid, theta, fused, n, d, h, xs, ys[h], zs[d], W, H, D, padding_mode,
-                    align_corners, ii, ff, gs,
-                )  # fmt: skip
-                for w in range(Wo):
-                    x0, y0, z0, ok = ii[0, w], ii[1, w], ii[2, w], ii[3, w] != 0
-                    tx, ty, tz = ff[0, w], ff[1, w], ff[2, w]
-                    dx, dy, dz = ff[3, w], ff[4, w], ff[5, w]
-                    if not ok or z0 + 1 < s0 or z0 >= s1:
-                        continue
-                    zc = min(max(z0, 0), D - 1)
-                    own = point_grad and zc >= s0 and zc < s1
-                    gix = 0.0
-                    giy = 0.0
-                    giz = 0.0
-                    for c in range(C):
-                        g = float(gout[n, c, d, h, w])
-                        if input_grad:
-                            for bz in range(2):
-                                zi = z0 + bz
-                                if zi < s0 or zi >= s1:
-                                    continue
-                                for by in range(2):
-                                    yi = y0 + by
-                                    if yi < 0 or yi >= H:
+@specialise(driver)
+def backward_trilinear_3d_cpu(fused, padding_mode):
+    def backward_trilinear_3d_cpu(
+        gout,
+        inp,
+        grid,
+        theta,
+        gin,
+        ggrid,
+        rowacc,
+        spans,
+        bands,
+        align_corners,
+        input_grad,
+        point_grad,
+    ):
+        """Trilinear backward in one pass; see :func:`backward_bilinear_2d_cpu` (the bands
+        are of depth slices here; a voxel's owner holds its clamped front tap slice). The
+        arithmetic is that of :func:`scatter_3d` and :func:`grad_point_3d`, in their order."""
+        N, C, D, H, W = inp.shape[0], inp.shape[1], inp.shape[2], inp.shape[3], inp.shape[4]
+        Do, Ho, Wo = gout.shape[2], gout.shape[3], gout.shape[4]
+        xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
+        zs = base_table(Do, align_corners)
+        for job in prange(N * bands):
+            n = job // bands
+            k = job - n * bands
+            s0 = (k * D) // bands
+            s1 = ((k + 1) * D) // bands
+            ii = np.empty((4, Wo), dtype=np.int64)  # the row's points: x0, y0, z0, valid
+            ff = np.empty((6, Wo), dtype=np.float64)  # tx, ty, tz, dx, dy, dz
+            gs = np.empty((3, Wo), dtype=np.float64)  # source points
+            for d in range(Do):
+                for h in range(Ho):
+                    row = (n * Do + d) * Ho + h
+                    if fused and point_grad:
+                        for q in range(12):
+                            rowacc[row, q] = 0.0
+                    if spans[row, 1] < s0 or spans[row, 0] >= s1:
+                        continue  # every tap of this output row misses the band
+                    point_row_3d(
+                        grid, theta, n, d, h, xs, ys[h], zs[d], W, H, D, align_corners, ii, ff, gs
+                    )
+                    for w in range(Wo):
+                        x0, y0, z0, ok = ii[0, w], ii[1, w], ii[2, w], ii[3, w] != 0
+                        tx, ty, tz = ff[0, w], ff[1, w], ff[2, w]
+                        dx, dy, dz = ff[3, w], ff[4, w], ff[5, w]
+                        if not ok or z0 + 1 < s0 or z0 >= s1:
+                            continue
+                        zc = min(max(z0, 0), D - 1)
+                        own = point_grad and zc >= s0 and zc < s1
+                        gix = 0.0
+                        giy = 0.0
+                        giz = 0.0
+                        for c in range(C):
+                            g = float(gout[n, c, d, h, w])
+                            if input_grad:
+                                for bz in range(2):
+                                    zi = z0 + bz
+                                    if zi < s0 or zi >= s1:
                                         continue
-                                    for bx in range(2):
-                                        xi = x0 + bx
-                                        if xi >= 0 and xi < W:
-                                            wgt = (
-                                                lerp_weight(tz, bz)
-                                                * lerp_weight(ty, by)
-                                                * lerp_weight(tx, bx)
-                                            )
-                                            gin[n, c, zi, yi, xi] += wgt * g
+                                    for by in range(2):
+                                        yi = y0 + by
+                                        if yi < 0 or yi >= H:
+                                            continue
+                                        for bx in range(2):
+                                            xi = x0 + bx
+                                            if xi >= 0 and xi < W:
+                                                wgt = (
+                                                    lerp_weight(tz, bz)
+                                                    * lerp_weight(ty, by)
+                                                    * lerp_weight(tx, bx)
+                                                )
+                                                gin[n, c, zi, yi, xi] += wgt * g
+                            if own:
+                                for bz in range(2):
+                                    zi = z0 + bz
+                                    wz = lerp_weight(tz, bz)
+                                    sz = 1.0 if bz == 1 else -1.0
+                                    for by in range(2):
+                                        yi = y0 + by
+                                        wy = lerp_weight(ty, by)
+                                        sy = 1.0 if by == 1 else -1.0
+                                        for bx in range(2):
+                                            xi = x0 + bx
+                                            val = 0.0
+                                            if (
+                                                zi >= 0 and zi < D and yi >= 0 and yi < H
+                                                and xi >= 0 and xi < W
+                                            ):  # fmt: skip
+                                                val = float(inp[n, c, zi, yi, xi])
+                                            v = g * val
+                                            wx = lerp_weight(tx, bx)
+                                            sx = 1.0 if bx == 1 else -1.0
+                                            gix += v * sx * wy * wz
+                                            giy += v * wx * sy * wz
+                                            giz += v * wx * wy * sz
                         if own:
-                            for bz in range(2):
-                                zi = z0 + bz
-                                wz = lerp_weight(tz, bz)
-                                sz = 1.0 if bz == 1 else -1.0
-                                for by in range(2):
-                                    yi = y0 + by
-                                    wy = lerp_weight(ty, by)
-                                    sy = 1.0 if by == 1 else -1.0
-                                    for bx in range(2):
-                                        xi = x0 + bx
-                                        val = 0.0
-                                        if (
-                                            zi >= 0 and zi < D and yi >= 0 and yi < H
-                                            and xi >= 0 and xi < W
-                                        ):  # fmt: skip
-                                            val = float(inp[n, c, zi, yi, xi])
-                                        v = g * val
-                                        wx = lerp_weight(tx, bx)
-                                        sx = 1.0 if bx == 1 else -1.0
-                                        gix += v * sx * wy * wz
-                                        giy += v * wx * sy * wz
-                                        giz += v * wx * wy * sz
-                    if own:
-                        ggx = dx * gix
-                        ggy = dy * giy
-                        ggz = dz * giz
-                        if fused:
-                            theta_terms_3d(rowacc, row, ggx, ggy, ggz, xs[w], ys[h], zs[d])
-                        else:
-                            ggrid[n, d, h, w, 0] = ggx
-                            ggrid[n, d, h, w, 1] = ggy
-                            ggrid[n, d, h, w, 2] = ggz
+                            ggx = dx * gix
+                            ggy = dy * giy
+                            ggz = dz * giz
+                            if fused:
+                                theta_terms_3d(rowacc, row, ggx, ggy, ggz, xs[w], ys[h], zs[d])
+                            else:
+                                ggrid[n, d, h, w, 0] = ggx
+                                ggrid[n, d, h, w, 1] = ggy
+                                ggrid[n, d, h, w, 2] = ggz
+
+    return bind(backward_trilinear_3d_cpu, point_row_3d=point_row_3d(fused, padding_mode))
 
 
 @driver
@@ -1039,10 +1085,9 @@ def run_sample(inp, grid, theta, out, mode, padding_mode, align_corners, source=
     grid = _placeholder(inp.dtype, dims + 2) if grid is None else grid
     theta = _placeholder(inp.dtype, 3) if theta is None else theta
     tasks = 4 * numba.get_num_threads()  # chunks of rows: a few per thread
-    if dims == 2:
-        sample_2d_cpu(inp, grid, theta, source, out, mode, padding_mode, align_corners, tasks)
-    else:
-        sample_3d_cpu(inp, grid, theta, source, out, mode, padding_mode, align_corners, tasks)
+    sample = sample_2d_cpu if dims == 2 else sample_3d_cpu
+    channels_last = inp.strides[1] < inp.strides[-1]
+    sample(source, mode, padding_mode, channels_last)(inp, grid, theta, out, align_corners, tasks)
 
 
 @_serialised
@@ -1065,7 +1110,6 @@ def run_backward(
     grid = _placeholder(dtype, dims + 2) if fused else grid
     theta = _placeholder(dtype, 3) if not fused else theta
     n = inp.shape[0]
-    args = (mode, padding_mode, align_corners)
     grad_input = grad_point = None
     nb = bands(n, inp.shape[2])
     spans = None
@@ -1095,28 +1139,41 @@ def run_backward(
         if point_grad and not fused:
             ggrid = grad_point = np.zeros(grid.shape, dtype=dtype)
         one_pass = backward_bilinear_2d_cpu if dims == 2 else backward_trilinear_3d_cpu
-        one_pass(
-            gout, inp, grid, theta, fused, gin, ggrid, acc, spans, nb,
-            padding_mode, align_corners, input_grad, point_grad,
-        )  # fmt: skip
+        one_pass(fused, padding_mode)(
+            gout,
+            inp,
+            grid,
+            theta,
+            gin,
+            ggrid,
+            acc,
+            spans,
+            nb,
+            align_corners,
+            input_grad,
+            point_grad,
+        )
         if point_grad and fused:
             grad_point = _reduce(acc, n, dims, dtype)
         return grad_input, grad_point
     if input_grad:
         grad_input = np.zeros_like(inp)
         scatter = scatter_2d_cpu if dims == 2 else scatter_3d_cpu
-        scatter(gout, grid, theta, fused, grad_input, spans, nb, *args)
+        scatter(fused, mode, padding_mode)(gout, grid, theta, grad_input, spans, nb, align_corners)
     if point_grad:
         points = grad_points_2d_cpu if dims == 2 else grad_points_3d_cpu
         if fused:
             rows = n * int(np.prod(gout.shape[2:-1]))
             acc = np.empty((rows, dims * (dims + 1)), dtype=np.float64)
-            points(inp, gout, grid, theta, True, _placeholder(dtype, dims + 2), acc, *args)
+            ggrid = _placeholder(dtype, dims + 2)
+            points(True, mode, padding_mode)(inp, gout, grid, theta, ggrid, acc, align_corners)
             grad_point = _reduce(acc, n, dims, dtype)
         else:
             grad_point = np.empty(grid.shape, dtype=dtype)
             acc = np.empty((0, 0), dtype=np.float64)
-            points(inp, gout, grid, theta, False, grad_point, acc, *args)
+            points(False, mode, padding_mode)(
+                inp, gout, grid, theta, grad_point, acc, align_corners
+            )
     return grad_input, grad_point
 
 
@@ -1240,10 +1297,9 @@ def run_splat(src, grid, out, mode, padding_mode, align_corners, deterministic=T
         one_pass = backward_bilinear_2d_cpu if dims == 2 else backward_trilinear_3d_cpu
         acc = np.empty((0, dims * (dims + 1)), dtype=np.float64)
         ggrid = _placeholder(dtype, dims + 2)
-        one_pass(
-            src, out, grid, theta, False, out, ggrid, acc, spans, nb,
-            padding_mode, align_corners, True, False,
-        )  # fmt: skip
+        one_pass(False, padding_mode)(
+            src, out, grid, theta, out, ggrid, acc, spans, nb, align_corners, True, False
+        )
     else:
         scatter = scatter_2d_cpu if dims == 2 else scatter_3d_cpu
-        scatter(src, grid, theta, False, out, spans, nb, mode, padding_mode, align_corners)
+        scatter(False, mode, padding_mode)(src, grid, theta, out, spans, nb, align_corners)

@@ -10,10 +10,23 @@
   :mod:`stn_numba._coords` before it is used.
 
 Nothing is compiled at import time: the decorators are lazy, and each
-specialisation (float32/float64, 2-D/3-D) compiles on first use.
+specialisation compiles on first use.
+
+Specialisation: a driver is made by a factory (:func:`specialise`) whose arguments
+-- interpolation mode, padding, ``align_corners``, the point source, which gradients
+-- are the constants of one use. They are free variables of the jitted function, so
+Numba prunes every branch on them before typing and a call compiles only its own
+path; the array types (dtype, layout, dimensions) are its signature as usual. The
+on-disk cache keys each entry on the free variables' values too (Numba hashes a
+closure's cells), so every specialisation is cached across processes.
 """
 
+import functools
+import threading
+import types
+
 import numba
+import numpy as np
 from numba.extending import overload
 
 from . import _cache  # noqa: F401  (before any decorator: it picks the cache location)
@@ -38,6 +51,61 @@ scalar = numba.njit(inline="always", **JIT_OPTIONS)
 
 #: CPU drivers: the ``prange`` loops over pixels that call the kernels.
 driver = numba.njit(parallel=True, **JIT_OPTIONS)
+
+
+def specialise(jit):
+    """Decorate a factory of specialised functions, compiled with ``jit``.
+
+    ``factory(*constants)`` returns a Python function whose free variables (and names
+    bound by :func:`bind`) are the constants of one use (ints and bools); it is made
+    and jitted once per tuple of constants and kept, so a call compiles (or loads
+    from the disk cache) only its own specialisation. Each specialisation gets its
+    own name, ``<factory>__<c1>_<c2>...``, so its on-disk cache entry is separate
+    from the others': Numba keys a cached function on its qualified name, bytecode
+    and closure cells, which do not see the helpers that :func:`bind` selects.
+    """
+
+    def decorate(factory):
+        made = {}
+        lock = threading.Lock()
+
+        @functools.wraps(factory)
+        def get(*constants):
+            key = tuple(bool(c) if isinstance(c, (bool, np.bool_)) else int(c) for c in constants)
+            fn = made.get(key)
+            if fn is None:
+                with lock:
+                    fn = made.get(key)
+                    if fn is None:
+                        py = factory(*key)
+                        py.__qualname__ = (
+                            f"{factory.__name__}__{'_'.join(str(int(c)) for c in key)}"
+                        )
+                        fn = made[key] = jit(py)
+            return fn
+
+        get.specialisations = made
+        return get
+
+    return decorate
+
+
+def bind(fn, **specialised):
+    """``fn`` with the globals named in ``specialised`` replaced (for its compilation only).
+
+    How a specialised driver calls specialised helpers: its body calls the helper by the
+    module-level factory's name, and the factory of the driver binds that name to the
+    helper's specialisation. Not a closure cell on purpose: Numba's cache key pickles a
+    closure's cells, and a dispatcher pickles differently in every process. The
+    driver's own constants (its cells) determine the helpers, so the key stays exact.
+    """
+    glb = dict(fn.__globals__)
+    glb.update(specialised)
+    new = types.FunctionType(fn.__code__, glb, fn.__name__, fn.__defaults__, fn.__closure__)
+    new.__qualname__ = fn.__qualname__
+    new.__doc__ = fn.__doc__
+    new.__module__ = fn.__module__
+    return new
 
 
 def accumulate(arr, index, value, scale):
