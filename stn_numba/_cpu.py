@@ -51,7 +51,13 @@ from ._kernels import (
     trilinear_point_3d,
     unravel_2d,
 )
-from ._modes import AFFINE, BICUBIC, BILINEAR, BORDER, FLOW, GRID, REFLECTION, ZEROS
+from ._modes import AFFINE, BICUBIC, BILINEAR, BORDER, FLOW, GRID, NEAREST, REFLECTION, ZEROS
+
+#: Inside a specialised forward driver, bound (``_jit.bind``) to the specialisation of
+#: the mode's row function, which it calls once per task: the parallel loop stays one
+#: call long, so that Numba's parfor lowering, costly for a large loop body, sees a
+#: small one; the row function compiles as a plain function.
+rows = None
 
 # ----------------------------------------------------------------------------
 # affine_grid
@@ -247,91 +253,115 @@ def row_taps_2d(source, padding_mode):
     return row_taps_2d
 
 
-@specialise(driver)
-def sample_2d_cpu(fused, mode, padding_mode, channels_last):
-    def sample_2d_cpu(inp, grid, theta, out, align_corners, tasks):
-        """``tasks``: how many chunks of rows the bilinear and bicubic paths split the work into."""
-        N, Ho, Wo = out.shape[0], out.shape[2], out.shape[3]
-        xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
+@specialise(kernel)
+def bilinear_rows_2d(fused, padding_mode, channels_last):
+    def bilinear_rows_2d(inp, grid, theta, out, xs, ys, align_corners, j0, j1):
+        """Output rows [j0, j1) of the bilinear forward, in two stages per row
+        (bilinear_sample_2d's arithmetic, in its order): the taps and weights of the
+        whole row into scratch rows (row_taps_2d, vectorised), then the reads per
+        channel. One task's contiguous chunk of rows: the scratch is allocated once."""
+        Ho, Wo = out.shape[2], out.shape[3]
         C, H, W = inp.shape[1], inp.shape[2], inp.shape[3]
-        jobs = N * Ho
-        chunks = max(1, min(jobs, tasks))
-        if mode == BILINEAR:
-            # Two stages per output row (bilinear_sample_2d's arithmetic, in its order):
-            # the taps and weights of the whole row into scratch rows (row_taps_2d,
-            # vectorised), then the reads per channel. The tasks are contiguous chunks of
-            # rows, so each allocates its scratch once. Both stages together: 1.1-2x faster
-            # than one pixel at a time; the vectorised first stage 1.2-1.8x more (W1
-            # warp_affine 1.07 -> 0.64 ms, grid_sample 0.90 -> 0.62, warp_perspective 1.31 ->
-            # 0.85; W2 13.7 -> 11.3, 12.8 -> 11.3, 15.0 -> 12.5; interleaved, bit-identical).
-            for t in prange(chunks):
-                xi = np.empty((2, Wo), dtype=np.int64)  # tap columns, -1 when outside
-                yi = np.empty((2, Wo), dtype=np.int64)  # tap rows, -1 when outside
-                wt = np.empty((4, Wo), dtype=np.float64)
-                gs = np.empty((2, Wo if fused != AFFINE else 0), dtype=np.float64)  # source points
-                for job in range(t * jobs // chunks, (t + 1) * jobs // chunks):
-                    n = job // Ho
-                    h = job - n * Ho
-                    if padding_mode == REFLECTION:  # scalar anyway: inline is 1.2x faster
-                        for w in range(Wo):
-                            gx, gy = source_point_2d(
-                                grid, theta, fused, n, h, w, xs[w], ys[h], align_corners
-                            )
-                            taps_2d(gx, gy, W, H, REFLECTION, align_corners, w, xi, yi, wt)
-                    else:
-                        row_taps_2d(
-                            grid, theta, n, h, xs, ys[h], W, H, align_corners, xi, yi, wt, gs
-                        )
-                    # stage 2 inline here: as a function called per row it is 1.5x slower
-                    if channels_last:  # the channels of a pixel are adjacent: pixel by pixel
-                        for w in range(Wo):
-                            for c in range(C):
-                                out[n, c, h, w] = bilinear_taps_2d(inp, n, c, w, xi, yi, wt)
-                    else:  # plane by plane
-                        for c in range(C):
-                            for w in range(Wo):
-                                out[n, c, h, w] = bilinear_taps_2d(inp, n, c, w, xi, yi, wt)
-            return
-        if mode == BICUBIC:
-            # bicubic_sample_2d in the same two stages: the 4 + 4 padded tap indices (-1:
-            # outside) and Keys weights of the row, then the 16 reads per channel
-            for t in prange(chunks):
-                ti = np.empty((8, Wo), dtype=np.int64)  # x taps 0-3, y taps 0-3; -2: NaN point
-                tw = np.empty((8, Wo), dtype=np.float64)  # their weights
-                for job in range(t * jobs // chunks, (t + 1) * jobs // chunks):
-                    n = job // Ho
-                    h = job - n * Ho
+        xi = np.empty((2, Wo), dtype=np.int64)  # tap columns, -1 when outside
+        yi = np.empty((2, Wo), dtype=np.int64)  # tap rows, -1 when outside
+        wt = np.empty((4, Wo), dtype=np.float64)
+        gs = np.empty((2, Wo if fused != AFFINE else 0), dtype=np.float64)  # source points
+        for job in range(j0, j1):
+            n = job // Ho
+            h = job - n * Ho
+            if padding_mode == REFLECTION:  # scalar anyway: inline is 1.2x faster
+                for w in range(Wo):
+                    gx, gy = source_point_2d(
+                        grid, theta, fused, n, h, w, xs[w], ys[h], align_corners
+                    )
+                    taps_2d(gx, gy, W, H, REFLECTION, align_corners, w, xi, yi, wt)
+            else:
+                row_taps_2d(grid, theta, n, h, xs, ys[h], W, H, align_corners, xi, yi, wt, gs)
+            # stage 2 inline here: as a function called per row it is 1.5x slower
+            if channels_last:  # the channels of a pixel are adjacent: pixel by pixel
+                for w in range(Wo):
+                    for c in range(C):
+                        out[n, c, h, w] = bilinear_taps_2d(inp, n, c, w, xi, yi, wt)
+            else:  # plane by plane
+                for c in range(C):
                     for w in range(Wo):
-                        gx, gy = source_point_2d(
-                            grid, theta, fused, n, h, w, xs[w], ys[h], align_corners
-                        )
-                        if gx != gx or gy != gy:
-                            ti[4, w] = -2
-                            continue
-                        tx, wx, _, _ = cubic_taps(gx, W, padding_mode, align_corners)
-                        ty, wy, _, _ = cubic_taps(gy, H, padding_mode, align_corners)
-                        for i in range(4):
-                            ti[i, w] = tx[i]
-                            ti[4 + i, w] = ty[i]
-                            tw[i, w] = wx[i]
-                            tw[4 + i, w] = wy[i]
-                    if channels_last:
-                        for w in range(Wo):
-                            for c in range(C):
-                                out[n, c, h, w] = bicubic_taps_2d(inp, n, c, w, ti, tw)
-                    else:
-                        for c in range(C):
-                            for w in range(Wo):
-                                out[n, c, h, w] = bicubic_taps_2d(inp, n, c, w, ti, tw)
-            return
-        for job in prange(N * Ho):
+                        out[n, c, h, w] = bilinear_taps_2d(inp, n, c, w, xi, yi, wt)
+
+    return bind(bilinear_rows_2d, row_taps_2d=row_taps_2d(fused, padding_mode))
+
+
+@specialise(kernel)
+def bicubic_rows_2d(fused, padding_mode, channels_last):
+    def bicubic_rows_2d(inp, grid, theta, out, xs, ys, align_corners, j0, j1):
+        """Output rows [j0, j1) of the bicubic forward, bicubic_sample_2d in the same two
+        stages: the 4 + 4 padded tap indices (-1: outside) and Keys weights of the row,
+        then the 16 reads per channel."""
+        Ho, Wo = out.shape[2], out.shape[3]
+        C, H, W = inp.shape[1], inp.shape[2], inp.shape[3]
+        ti = np.empty((8, Wo), dtype=np.int64)  # x taps 0-3, y taps 0-3; -2: NaN point
+        tw = np.empty((8, Wo), dtype=np.float64)  # their weights
+        for job in range(j0, j1):
+            n = job // Ho
+            h = job - n * Ho
+            for w in range(Wo):
+                gx, gy = source_point_2d(grid, theta, fused, n, h, w, xs[w], ys[h], align_corners)
+                if gx != gx or gy != gy:
+                    ti[4, w] = -2
+                    continue
+                tx, wx, _, _ = cubic_taps(gx, W, padding_mode, align_corners)
+                ty, wy, _, _ = cubic_taps(gy, H, padding_mode, align_corners)
+                for i in range(4):
+                    ti[i, w] = tx[i]
+                    ti[4 + i, w] = ty[i]
+                    tw[i, w] = wx[i]
+                    tw[4 + i, w] = wy[i]
+            if channels_last:
+                for w in range(Wo):
+                    for c in range(C):
+                        out[n, c, h, w] = bicubic_taps_2d(inp, n, c, w, ti, tw)
+            else:
+                for c in range(C):
+                    for w in range(Wo):
+                        out[n, c, h, w] = bicubic_taps_2d(inp, n, c, w, ti, tw)
+
+    return bicubic_rows_2d
+
+
+@specialise(kernel)
+def nearest_rows_2d(fused, padding_mode, channels_last):
+    def nearest_rows_2d(inp, grid, theta, out, xs, ys, align_corners, j0, j1):
+        """Output rows [j0, j1) of the nearest forward, one pixel at a time."""
+        Ho, Wo = out.shape[2], out.shape[3]
+        for job in range(j0, j1):
             n = job // Ho
             h = job - n * Ho
             for w in range(Wo):
                 gx, gy = source_point_2d(grid, theta, fused, n, h, w, xs[w], ys[h], align_corners)
                 nearest_sample_2d(inp, out, n, h, w, gx, gy, padding_mode, align_corners)
 
-    return bind(sample_2d_cpu, row_taps_2d=row_taps_2d(fused, padding_mode))
+    return nearest_rows_2d
+
+
+_ROWS_2D = {BILINEAR: bilinear_rows_2d, BICUBIC: bicubic_rows_2d, NEAREST: nearest_rows_2d}
+
+
+@specialise(driver)
+def sample_2d_cpu(fused, mode, padding_mode, channels_last):
+    def sample_2d_cpu(inp, grid, theta, out, align_corners, tasks):
+        """The forward over ``tasks`` contiguous chunks of output rows, in parallel; each
+        chunk is one call of the mode's row function (``rows``), compiled on its own so
+        that this parallel loop stays small (Numba's parfor lowering of a large body
+        costs more than the rest of the compilation)."""
+        N, Ho, Wo = out.shape[0], out.shape[2], out.shape[3]
+        xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
+        jobs = N * Ho
+        chunks = max(1, min(jobs, tasks))
+        for t in prange(chunks):
+            j0 = t * jobs // chunks
+            j1 = (t + 1) * jobs // chunks
+            rows(inp, grid, theta, out, xs, ys, align_corners, j0, j1)
+
+    return bind(sample_2d_cpu, rows=_ROWS_2D[mode](fused, padding_mode, channels_last))
 
 
 @scalar
@@ -434,46 +464,65 @@ def trilinear_taps_3d(inp, n, c, w, ti, wt):
     return v
 
 
-@specialise(driver)
-def sample_3d_cpu(fused, mode, padding_mode, channels_last):
-    def sample_3d_cpu(inp, grid, theta, out, align_corners, tasks):
-        """``tasks``: how many chunks of rows the trilinear path splits the work into."""
-        N, Do, Ho, Wo = out.shape[0], out.shape[2], out.shape[3], out.shape[4]
-        xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
-        zs = base_table(Do, align_corners)
-        if mode == BILINEAR:
-            # trilinear: the two stages per output row of sample_2d_cpu (W5 warp_affine
-            # 18.3 -> 9.0 ms against the one-stage loop, interleaved, bit-identical)
-            C, D, H, W = inp.shape[1], inp.shape[2], inp.shape[3], inp.shape[4]
-            jobs = N * Do * Ho
-            chunks = max(1, min(jobs, tasks))
-            for t in prange(chunks):
-                ti = np.empty((6, Wo), dtype=np.int64)  # tap columns, rows, slices; -1: outside
-                wt = np.empty((8, Wo), dtype=np.float64)  # the 8 corner weights
-                gs = np.empty((3, Wo if fused != AFFINE else 0), dtype=np.float64)  # source points
-                for job in range(t * jobs // chunks, (t + 1) * jobs // chunks):
-                    n, d, h = unravel_2d(job, Do, Ho)
-                    row_taps_3d(
-                        grid, theta, n, d, h, xs, ys[h], zs[d], W, H, D, align_corners, ti, wt, gs
-                    )
-                    if channels_last:
-                        for w in range(Wo):
-                            for c in range(C):
-                                out[n, c, d, h, w] = trilinear_taps_3d(inp, n, c, w, ti, wt)
-                    else:
-                        for c in range(C):
-                            for w in range(Wo):
-                                out[n, c, d, h, w] = trilinear_taps_3d(inp, n, c, w, ti, wt)
-            return
-        for job in prange(N * Do * Ho):
+@specialise(kernel)
+def trilinear_rows_3d(fused, padding_mode, channels_last):
+    def trilinear_rows_3d(inp, grid, theta, out, xs, ys, zs, align_corners, j0, j1):
+        """Output rows [j0, j1) of the trilinear forward: the two stages per output row
+        of :func:`bilinear_rows_2d`."""
+        Do, Ho, Wo = out.shape[2], out.shape[3], out.shape[4]
+        C, D, H, W = inp.shape[1], inp.shape[2], inp.shape[3], inp.shape[4]
+        ti = np.empty((6, Wo), dtype=np.int64)  # tap columns, rows, slices; -1: outside
+        wt = np.empty((8, Wo), dtype=np.float64)  # the 8 corner weights
+        gs = np.empty((3, Wo if fused != AFFINE else 0), dtype=np.float64)  # source points
+        for job in range(j0, j1):
+            n, d, h = unravel_2d(job, Do, Ho)
+            row_taps_3d(grid, theta, n, d, h, xs, ys[h], zs[d], W, H, D, align_corners, ti, wt, gs)
+            if channels_last:
+                for w in range(Wo):
+                    for c in range(C):
+                        out[n, c, d, h, w] = trilinear_taps_3d(inp, n, c, w, ti, wt)
+            else:
+                for c in range(C):
+                    for w in range(Wo):
+                        out[n, c, d, h, w] = trilinear_taps_3d(inp, n, c, w, ti, wt)
+
+    return bind(trilinear_rows_3d, row_taps_3d=row_taps_3d(fused, padding_mode))
+
+
+@specialise(kernel)
+def nearest_rows_3d(fused, padding_mode, channels_last):
+    def nearest_rows_3d(inp, grid, theta, out, xs, ys, zs, align_corners, j0, j1):
+        """Output rows [j0, j1) of the nearest 3-D forward, one voxel at a time."""
+        Do, Ho, Wo = out.shape[2], out.shape[3], out.shape[4]
+        for job in range(j0, j1):
             n, d, h = unravel_2d(job, Do, Ho)
             for w in range(Wo):
                 gx, gy, gz = source_point_3d(
                     grid, theta, fused, n, d, h, w, xs[w], ys[h], zs[d], align_corners
                 )
-                sample_3d(inp, out, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners)
+                sample_3d(inp, out, n, d, h, w, gx, gy, gz, NEAREST, padding_mode, align_corners)
 
-    return bind(sample_3d_cpu, row_taps_3d=row_taps_3d(fused, padding_mode))
+    return nearest_rows_3d
+
+
+_ROWS_3D = {BILINEAR: trilinear_rows_3d, NEAREST: nearest_rows_3d}
+
+
+@specialise(driver)
+def sample_3d_cpu(fused, mode, padding_mode, channels_last):
+    def sample_3d_cpu(inp, grid, theta, out, align_corners, tasks):
+        """:func:`sample_2d_cpu` in 3-D (rows are (n, d, h))."""
+        N, Do, Ho, Wo = out.shape[0], out.shape[2], out.shape[3], out.shape[4]
+        xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
+        zs = base_table(Do, align_corners)
+        jobs = N * Do * Ho
+        chunks = max(1, min(jobs, tasks))
+        for t in prange(chunks):
+            j0 = t * jobs // chunks
+            j1 = (t + 1) * jobs // chunks
+            rows(inp, grid, theta, out, xs, ys, zs, align_corners, j0, j1)
+
+    return bind(sample_3d_cpu, rows=_ROWS_3D[mode](fused, padding_mode, channels_last))
 
 
 # ----------------------------------------------------------------------------
