@@ -53,6 +53,43 @@ def cold_start():
     return imp, nb, run(first)
 
 
+#: The first calls a new user makes, each timed in a new process on an empty JIT cache.
+FIRST_CALLS = {
+    "warp_affine": "stn.warp_affine(x, th)",
+    "grid_sample": "stn.grid_sample(x, g)",
+    "warp_affine_backward": "stn.warp_affine_backward(x, x, th)",
+    "grid_sample_backward": "stn.grid_sample_backward(x, x, g)",
+    "warp_affine uint8 NHWC": "stn.warp_affine(u8, th, layout='NHWC')",
+}
+
+
+def first_calls(names=None):
+    """{name: CPU seconds} of each first call in FIRST_CALLS (float32, (4, 3, 32, 32)),
+    made in a new process whose ``NUMBA_CACHE_DIR`` is a new empty directory: what a
+    user's first call costs, JIT compilation included."""
+    import subprocess
+    import tempfile
+
+    setup = (
+        "import time, numpy as np, stn_numba as stn\n"
+        "x = np.random.default_rng(0).random((4, 3, 32, 32), dtype=np.float32)\n"
+        "th = np.tile(np.array([[0.9, 0.1, 0.05], [-0.1, 1.1, 0.0]], np.float32), (4, 1, 1))\n"
+        "g = np.random.default_rng(1).uniform(-1.1, 1.1, (4, 32, 32, 2)).astype(np.float32)\n"
+        "u8 = (255 * np.moveaxis(x, 1, -1)).astype(np.uint8)\n"
+        "t = time.process_time()\n{}\nprint(time.process_time() - t)\n"
+    )
+    out = {}
+    for name in names or FIRST_CALLS:
+        with tempfile.TemporaryDirectory() as cache:
+            env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+            res = subprocess.run(
+                [sys.executable, "-c", setup.format(FIRST_CALLS[name])],
+                capture_output=True, text=True, check=True, env=env,
+            )  # fmt: skip
+        out[name] = float(res.stdout.strip().splitlines()[-1])
+    return out
+
+
 def bench(quick):
     os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")  # before torch is imported
     import numba
@@ -105,6 +142,11 @@ def bench(quick):
         f"cold start: import stn_numba {1e3 * imp:.0f} ms vs import numba {1e3 * nb:.0f} ms "
         f"({imp / nb:.2f}×); first warp_affine in a new process (JIT cache warm) "
         f"{1e3 * first:.0f} ms"
+    )
+    cold = first_calls()
+    print(
+        "first call, empty JIT cache, new process (CPU s, compilation included): "
+        + ", ".join(f"{k} {v:.1f}" for k, v in cold.items())
     )
 
 

@@ -12,13 +12,14 @@
 Nothing is compiled at import time: the decorators are lazy, and each
 specialisation compiles on first use.
 
-Specialisation: a driver is made by a factory (:func:`specialise`) whose arguments
--- interpolation mode, padding, ``align_corners``, the point source, which gradients
--- are the constants of one use. They are free variables of the jitted function, so
-Numba prunes every branch on them before typing and a call compiles only its own
-path; the array types (dtype, layout, dimensions) are its signature as usual. The
-on-disk cache keys each entry on the free variables' values too (Numba hashes a
-closure's cells), so every specialisation is cached across processes.
+Specialisation: a driver is made by a factory (:func:`specialise`) whose arguments --
+the interpolation mode, the padding, the point source (grid, θ, homography, flow) and
+the memory layout -- are the constants of one use. They are free variables of the
+jitted function, so Numba prunes every branch on them before typing and a call
+compiles only its own path; the array types (dtype, dimensions) are its signature as
+usual. ``align_corners`` and which gradients a backward computes stay arguments: they
+change a few instructions, and as constants they would double the drivers a test
+suite compiles. Each specialisation is cached on disk under a name of its own.
 """
 
 import functools
@@ -39,14 +40,17 @@ JIT_OPTIONS = {
     "nogil": True,
 }
 
-#: Scalar and per-pixel functions. They use only ``math`` and scalar/array
-#: indexing, so the CUDA kernels can call them too (Numba compiles an ``njit``
-#: function for the device when a CUDA kernel calls it).
+#: Scalar and per-pixel functions, compiled once per signature and shared by every
+#: specialisation that calls them; LLVM inlines the small ones (the coordinate math)
+#: into their callers. They use only ``math`` and scalar/array indexing, so the CUDA
+#: kernels can call them too (Numba compiles an ``njit`` function for the device when
+#: a CUDA kernel calls it).
 kernel = numba.njit(**JIT_OPTIONS)
 
-#: Scalar coordinate math (no array arguments), inlined into its callers by Numba
-#: itself: LLVM declines to inline these into the large ``prange`` bodies, and a call
-#: per pixel costs more than the math (profiled: ~2x on the bilinear forward).
+#: The per-pixel helpers of the CPU row loops that read or write arrays, inlined by
+#: Numba itself: LLVM does not inline them (their array arguments make them large),
+#: and a call per pixel costs more than the work. Numba re-processes such a function
+#: at each call site, so only small ones are marked so.
 scalar = numba.njit(inline="always", **JIT_OPTIONS)
 
 #: CPU drivers: the ``prange`` loops over pixels that call the kernels.
