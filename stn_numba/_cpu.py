@@ -3,7 +3,17 @@
 Every driver parallelises over ``N × rows`` (``N × D × H`` in 3-D), so one large
 image still uses every core. The arrays are contiguous and already validated by
 :mod:`stn_numba.functional`; ``fused=True`` takes the sampling points from ``theta``
-(warp_affine), otherwise from ``grid`` (the unused one is an empty placeholder).
+(warp_affine), otherwise from ``grid`` (the unused one is an empty placeholder, in
+the computation's float type).
+
+Specialised per use (:func:`stn_numba._jit.specialise`): ``sample_2d_cpu(source, mode,
+padding, channels_last)`` and the other factories return the driver of that one path,
+compiled on its first call; ``run_sample``/``run_backward``/``run_splat`` pick it.
+
+Precision: coordinates, weights and per-pixel sums are computed in the float type of
+the grid (θ, the homography and the flow share it; :mod:`stn_numba._coords`), which
+is the image's for float images; integer images are read into it. θ gradients are
+summed per row and reduced in float64.
 
 Backward, race-free and deterministic:
 
@@ -25,7 +35,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from ._coords import base_coord
+from ._coords import base_coord, cast, zero_of
 from ._jit import bind, driver, kernel, scalar, specialise
 from ._kernels import (
     accumulate_perspective_2d,
@@ -65,19 +75,20 @@ rows = None
 
 
 @kernel
-def base_table(n, align_corners):
-    """The base-grid coordinates ``base_coord(i, n)`` of every i, made once per call so
-    that the pixel loops do not divide per pixel (bit-identical to computing them there)."""
-    t = np.empty(n, dtype=np.float64)
+def base_table(n, align_corners, like):
+    """The base-grid coordinates ``base_coord(i, n)`` of every i, in the dtype of array
+    ``like``, made once per call so that the pixel loops do not divide per pixel
+    (bit-identical to computing them there)."""
+    t = np.empty(n, dtype=like.dtype)
     for i in range(n):
-        t[i] = base_coord(i, n, align_corners)
+        t[i] = base_coord(i, n, align_corners, zero_of(like))
     return t
 
 
 @driver
 def affine_grid_2d(theta, grid, align_corners):
     N, Ho, Wo = grid.shape[0], grid.shape[1], grid.shape[2]
-    xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
+    xs, ys = base_table(Wo, align_corners, grid), base_table(Ho, align_corners, grid)
     for job in prange(N * Ho):
         n = job // Ho
         h = job - n * Ho
@@ -90,8 +101,8 @@ def affine_grid_2d(theta, grid, align_corners):
 @driver
 def affine_grid_3d(theta, grid, align_corners):
     N, Do, Ho, Wo = grid.shape[0], grid.shape[1], grid.shape[2], grid.shape[3]
-    xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
-    zs = base_table(Do, align_corners)
+    xs, ys = base_table(Wo, align_corners, grid), base_table(Ho, align_corners, grid)
+    zs = base_table(Do, align_corners, grid)
     for job in prange(N * Do * Ho):
         n, d, h = unravel_2d(job, Do, Ho)
         for w in range(Wo):
@@ -107,7 +118,7 @@ def affine_grid_3d(theta, grid, align_corners):
 def affine_grid_backward_2d(ggrid, rowacc, align_corners):
     """rowacc[n * Ho + h] = Σ_w ggrid[n, h, w] ⊗ (x_w, y_h, 1), flattened to 6 values."""
     N, Ho, Wo = ggrid.shape[0], ggrid.shape[1], ggrid.shape[2]
-    xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
+    xs, ys = base_table(Wo, align_corners, ggrid), base_table(Ho, align_corners, ggrid)
     for job in prange(N * Ho):
         n = job // Ho
         h = job - n * Ho
@@ -120,8 +131,8 @@ def affine_grid_backward_2d(ggrid, rowacc, align_corners):
 @driver
 def affine_grid_backward_3d(ggrid, rowacc, align_corners):
     N, Do, Ho, Wo = ggrid.shape[0], ggrid.shape[1], ggrid.shape[2], ggrid.shape[3]
-    xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
-    zs = base_table(Do, align_corners)
+    xs, ys = base_table(Wo, align_corners, ggrid), base_table(Ho, align_corners, ggrid)
+    zs = base_table(Do, align_corners, ggrid)
     for job in prange(N * Do * Ho):
         n, d, h = unravel_2d(job, Do, Ho)
         for k in range(12):
@@ -149,29 +160,30 @@ def bilinear_taps_2d(inp, n, c, w, xi, yi, wt):
     """Output column w of channel c from a row's scratch taps (see sample_2d_cpu); the
     order of bilinear_sample_2d's additions."""
     xa, xb, ya, yb = xi[0, w], xi[1, w], yi[0, w], yi[1, w]
-    v = 0.0
+    v = zero_of(wt)
     if ya >= 0:
         if xa >= 0:
-            v += float(inp[n, c, ya, xa]) * wt[0, w]
+            v += cast(inp[n, c, ya, xa], v) * wt[0, w]
         if xb >= 0:
-            v += float(inp[n, c, ya, xb]) * wt[1, w]
+            v += cast(inp[n, c, ya, xb], v) * wt[1, w]
     if yb >= 0:
         if xa >= 0:
-            v += float(inp[n, c, yb, xa]) * wt[2, w]
+            v += cast(inp[n, c, yb, xa], v) * wt[2, w]
         if xb >= 0:
-            v += float(inp[n, c, yb, xb]) * wt[3, w]
+            v += cast(inp[n, c, yb, xb], v) * wt[3, w]
     return v
 
 
 @scalar
 def _cubic_tap_row(inp, n, c, y, w, ti, tw):
     """Σ_i wx[i] · input[n, c, y, x_i] over a row's 4 scratch taps (_cubic_row's order)."""
+    z = zero_of(tw)
     if y < 0:
-        return 0.0
-    v = tw[0, w] * (float(inp[n, c, y, ti[0, w]]) if ti[0, w] >= 0 else 0.0)
-    v += tw[1, w] * (float(inp[n, c, y, ti[1, w]]) if ti[1, w] >= 0 else 0.0)
-    v += tw[2, w] * (float(inp[n, c, y, ti[2, w]]) if ti[2, w] >= 0 else 0.0)
-    v += tw[3, w] * (float(inp[n, c, y, ti[3, w]]) if ti[3, w] >= 0 else 0.0)
+        return z
+    v = tw[0, w] * (cast(inp[n, c, y, ti[0, w]], z) if ti[0, w] >= 0 else z)
+    v += tw[1, w] * (cast(inp[n, c, y, ti[1, w]], z) if ti[1, w] >= 0 else z)
+    v += tw[2, w] * (cast(inp[n, c, y, ti[2, w]], z) if ti[2, w] >= 0 else z)
+    v += tw[3, w] * (cast(inp[n, c, y, ti[3, w]], z) if ti[3, w] >= 0 else z)
     return v
 
 
@@ -180,7 +192,7 @@ def bicubic_taps_2d(inp, n, c, w, ti, tw):
     """Output column w of channel c from a row's scratch taps (see sample_2d_cpu); the
     arithmetic of bicubic_sample_2d in its order (0 for a NaN point)."""
     if ti[4, w] == -2:
-        return 0.0
+        return zero_of(tw)
     return (
         tw[4, w] * _cubic_tap_row(inp, n, c, ti[4, w], w, ti, tw)
         + tw[5, w] * _cubic_tap_row(inp, n, c, ti[5, w], w, ti, tw)
@@ -202,16 +214,17 @@ def taps_2d(gx, gy, W, H, padding_mode, align_corners, w, xi, yi, wt):
     xi[1, w] = x1 if ok & (x1 >= 0) & (x1 < W) else -1
     yi[0, w] = y0 if (y0 >= 0) & (y0 < H) else -1
     yi[1, w] = y1 if (y1 >= 0) & (y1 < H) else -1
-    wt[0, w] = (1.0 - tx) * (1.0 - ty)
-    wt[1, w] = tx * (1.0 - ty)
-    wt[2, w] = (1.0 - tx) * ty
+    one = cast(1, tx)
+    wt[0, w] = (one - tx) * (one - ty)
+    wt[1, w] = tx * (one - ty)
+    wt[2, w] = (one - tx) * ty
     wt[3, w] = tx * ty
 
 
 @scalar
 def _affine_2d(a, b, xb, yb):
     """θ's rows a, b applied to base point (xb, yb): source_point_2d's sums."""
-    return float(a[0] * xb + a[1] * yb + a[2]), float(b[0] * xb + b[1] * yb + b[2])
+    return a[0] * xb + a[1] * yb + a[2], b[0] * xb + b[1] * yb + b[2]
 
 
 @specialise(kernel)
@@ -228,8 +241,8 @@ def row_taps_2d(source, padding_mode):
         scratch ``gs`` first: read straight from an interleaved float32 grid, the taps loop
         stays scalar (5.1 vs 1.9 ns per pixel, measured on W2's grid)."""
         if source == AFFINE:
-            a = (float(theta[n, 0, 0]), float(theta[n, 0, 1]), float(theta[n, 0, 2]))
-            b = (float(theta[n, 1, 0]), float(theta[n, 1, 1]), float(theta[n, 1, 2]))
+            a = (theta[n, 0, 0], theta[n, 0, 1], theta[n, 0, 2])
+            b = (theta[n, 1, 0], theta[n, 1, 1], theta[n, 1, 2])
             if padding_mode == ZEROS:
                 for w in range(xs.shape[0]):
                     gx, gy = _affine_2d(a, b, xs[w], yb)
@@ -264,8 +277,8 @@ def bilinear_rows_2d(fused, padding_mode, channels_last):
         C, H, W = inp.shape[1], inp.shape[2], inp.shape[3]
         xi = np.empty((2, Wo), dtype=np.int64)  # tap columns, -1 when outside
         yi = np.empty((2, Wo), dtype=np.int64)  # tap rows, -1 when outside
-        wt = np.empty((4, Wo), dtype=np.float64)
-        gs = np.empty((2, Wo if fused != AFFINE else 0), dtype=np.float64)  # source points
+        wt = np.empty((4, Wo), dtype=grid.dtype)
+        gs = np.empty((2, Wo if fused != AFFINE else 0), dtype=grid.dtype)  # source points
         for job in range(j0, j1):
             n = job // Ho
             h = job - n * Ho
@@ -299,7 +312,7 @@ def bicubic_rows_2d(fused, padding_mode, channels_last):
         Ho, Wo = out.shape[2], out.shape[3]
         C, H, W = inp.shape[1], inp.shape[2], inp.shape[3]
         ti = np.empty((8, Wo), dtype=np.int64)  # x taps 0-3, y taps 0-3; -2: NaN point
-        tw = np.empty((8, Wo), dtype=np.float64)  # their weights
+        tw = np.empty((8, Wo), dtype=grid.dtype)  # their weights
         for job in range(j0, j1):
             n = job // Ho
             h = job - n * Ho
@@ -353,7 +366,7 @@ def sample_2d_cpu(fused, mode, padding_mode, channels_last):
         that this parallel loop stays small (Numba's parfor lowering of a large body
         costs more than the rest of the compilation)."""
         N, Ho, Wo = out.shape[0], out.shape[2], out.shape[3]
-        xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
+        xs, ys = base_table(Wo, align_corners, grid), base_table(Ho, align_corners, grid)
         jobs = N * Ho
         chunks = max(1, min(jobs, tasks))
         for t in prange(chunks):
@@ -381,9 +394,10 @@ def taps_3d(gx, gy, gz, W, H, D, padding_mode, align_corners, w, ti, wt):
     ti[3, w] = y1 if (y1 >= 0) & (y1 < H) else -1
     ti[4, w] = z0 if (z0 >= 0) & (z0 < D) else -1
     ti[5, w] = z1 if (z1 >= 0) & (z1 < D) else -1
-    wz0 = 1.0 - tz
-    wy0 = 1.0 - ty
-    wx0 = 1.0 - tx
+    one = cast(1, tx)
+    wz0 = one - tz
+    wy0 = one - ty
+    wx0 = one - tx
     wt[0, w] = (wz0 * wy0) * wx0
     wt[1, w] = (wz0 * wy0) * tx
     wt[2, w] = (wz0 * ty) * wx0
@@ -397,9 +411,9 @@ def taps_3d(gx, gy, gz, W, H, D, padding_mode, align_corners, w, ti, wt):
 @scalar
 def _affine_3d(a, b, c, xb, yb, zb):
     """θ's rows a, b, c applied to base point (xb, yb, zb): source_point_3d's sums."""
-    gx = float(a[0] * xb + a[1] * yb + a[2] * zb + a[3])
-    gy = float(b[0] * xb + b[1] * yb + b[2] * zb + b[3])
-    gz = float(c[0] * xb + c[1] * yb + c[2] * zb + c[3])
+    gx = a[0] * xb + a[1] * yb + a[2] * zb + a[3]
+    gy = b[0] * xb + b[1] * yb + b[2] * zb + b[3]
+    gz = c[0] * xb + c[1] * yb + c[2] * zb + c[3]
     return gx, gy, gz
 
 
@@ -411,9 +425,9 @@ def row_taps_3d(source, padding_mode):
         warp_affine 16 vs 8.6 ms), unlike in 2-D."""
         if source == AFFINE:
             t = theta
-            a = (float(t[n, 0, 0]), float(t[n, 0, 1]), float(t[n, 0, 2]), float(t[n, 0, 3]))
-            b = (float(t[n, 1, 0]), float(t[n, 1, 1]), float(t[n, 1, 2]), float(t[n, 1, 3]))
-            c = (float(t[n, 2, 0]), float(t[n, 2, 1]), float(t[n, 2, 2]), float(t[n, 2, 3]))
+            a = (t[n, 0, 0], t[n, 0, 1], t[n, 0, 2], t[n, 0, 3])
+            b = (t[n, 1, 0], t[n, 1, 1], t[n, 1, 2], t[n, 1, 3])
+            c = (t[n, 2, 0], t[n, 2, 1], t[n, 2, 2], t[n, 2, 3])
             if padding_mode == ZEROS:
                 for w in range(xs.shape[0]):
                     gx, gy, gz = _affine_3d(a, b, c, xs[w], yb, zb)
@@ -448,7 +462,7 @@ def row_taps_3d(source, padding_mode):
 def trilinear_taps_3d(inp, n, c, w, ti, wt):
     """Output column w of channel c from a row's scratch taps: sample_3d's additions in
     its order (corners bz, by, bx)."""
-    v = 0.0
+    v = zero_of(wt)
     for bz in range(2):
         zi = ti[4 + bz, w]
         if zi < 0:
@@ -460,7 +474,7 @@ def trilinear_taps_3d(inp, n, c, w, ti, wt):
             for bx in range(2):
                 xi = ti[bx, w]
                 if xi >= 0:
-                    v += float(inp[n, c, zi, yi, xi]) * wt[4 * bz + 2 * by + bx, w]
+                    v += cast(inp[n, c, zi, yi, xi], v) * wt[4 * bz + 2 * by + bx, w]
     return v
 
 
@@ -472,8 +486,8 @@ def trilinear_rows_3d(fused, padding_mode, channels_last):
         Do, Ho, Wo = out.shape[2], out.shape[3], out.shape[4]
         C, D, H, W = inp.shape[1], inp.shape[2], inp.shape[3], inp.shape[4]
         ti = np.empty((6, Wo), dtype=np.int64)  # tap columns, rows, slices; -1: outside
-        wt = np.empty((8, Wo), dtype=np.float64)  # the 8 corner weights
-        gs = np.empty((3, Wo if fused != AFFINE else 0), dtype=np.float64)  # source points
+        wt = np.empty((8, Wo), dtype=grid.dtype)  # the 8 corner weights
+        gs = np.empty((3, Wo if fused != AFFINE else 0), dtype=grid.dtype)  # source points
         for job in range(j0, j1):
             n, d, h = unravel_2d(job, Do, Ho)
             row_taps_3d(grid, theta, n, d, h, xs, ys[h], zs[d], W, H, D, align_corners, ti, wt, gs)
@@ -513,8 +527,8 @@ def sample_3d_cpu(fused, mode, padding_mode, channels_last):
     def sample_3d_cpu(inp, grid, theta, out, align_corners, tasks):
         """:func:`sample_2d_cpu` in 3-D (rows are (n, d, h))."""
         N, Do, Ho, Wo = out.shape[0], out.shape[2], out.shape[3], out.shape[4]
-        xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
-        zs = base_table(Do, align_corners)
+        xs, ys = base_table(Wo, align_corners, grid), base_table(Ho, align_corners, grid)
+        zs = base_table(Do, align_corners, grid)
         jobs = N * Do * Ho
         chunks = max(1, min(jobs, tasks))
         for t in prange(chunks):
@@ -535,7 +549,7 @@ def grad_points_2d_cpu(fused, mode, padding_mode):
     def grad_points_2d_cpu(inp, gout, grid, theta, ggrid, rowacc, align_corners):
         """Grid gradient into ``ggrid`` (grid path) or θ row sums into ``rowacc`` (fused)."""
         N, Ho, Wo = gout.shape[0], gout.shape[2], gout.shape[3]
-        xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
+        xs, ys = base_table(Wo, align_corners, grid), base_table(Ho, align_corners, grid)
         for job in prange(N * Ho):
             n = job // Ho
             h = job - n * Ho
@@ -560,8 +574,8 @@ def grad_points_2d_cpu(fused, mode, padding_mode):
 def grad_points_3d_cpu(fused, mode, padding_mode):
     def grad_points_3d_cpu(inp, gout, grid, theta, ggrid, rowacc, align_corners):
         N, Do, Ho, Wo = gout.shape[0], gout.shape[2], gout.shape[3], gout.shape[4]
-        xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
-        zs = base_table(Do, align_corners)
+        xs, ys = base_table(Wo, align_corners, grid), base_table(Ho, align_corners, grid)
+        zs = base_table(Do, align_corners, grid)
         for job in prange(N * Do * Ho):
             n, d, h = unravel_2d(job, Do, Ho)
             if fused:
@@ -595,7 +609,7 @@ def scatter_2d_cpu(fused, mode, padding_mode):
         """gin (zeroed) += the input gradient; task (n, k) owns input rows of band k."""
         N, Hin = gin.shape[0], gin.shape[2]
         Ho, Wo = gout.shape[2], gout.shape[3]
-        xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
+        xs, ys = base_table(Wo, align_corners, grid), base_table(Ho, align_corners, grid)
         for job in prange(N * bands):
             n = job // bands
             k = job - n * bands
@@ -621,8 +635,8 @@ def scatter_3d_cpu(fused, mode, padding_mode):
         """gin (zeroed) += the input gradient; task (n, k) owns input depth slices of band k."""
         N, Din = gin.shape[0], gin.shape[2]
         Do, Ho, Wo = gout.shape[2], gout.shape[3], gout.shape[4]
-        xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
-        zs = base_table(Do, align_corners)
+        xs, ys = base_table(Wo, align_corners, grid), base_table(Ho, align_corners, grid)
+        zs = base_table(Do, align_corners, grid)
         for job in prange(N * bands):
             n = job // bands
             k = job - n * bands
@@ -720,15 +734,15 @@ def backward_bilinear_2d_cpu(fused, padding_mode):
         """
         N, C, H, W = inp.shape[0], inp.shape[1], inp.shape[2], inp.shape[3]
         Ho, Wo = gout.shape[2], gout.shape[3]
-        xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
+        xs, ys = base_table(Wo, align_corners, grid), base_table(Ho, align_corners, grid)
         for job in prange(N * bands):
             n = job // bands
             k = job - n * bands
             r0 = (k * H) // bands
             r1 = ((k + 1) * H) // bands
             ii = np.empty((3, Wo), dtype=np.int64)  # the row's points: x0, y0, valid
-            ff = np.empty((4, Wo), dtype=np.float64)  # tx, ty, dx, dy
-            gs = np.empty((2, Wo), dtype=np.float64)  # source points (gx, gy)
+            ff = np.empty((4, Wo), dtype=grid.dtype)  # tx, ty, dx, dy
+            gs = np.empty((2, Wo), dtype=grid.dtype)  # source points (gx, gy)
             for h in range(Ho):
                 row = n * Ho + h
                 if fused and point_grad:
@@ -752,14 +766,16 @@ def backward_bilinear_2d_cpu(fused, padding_mode):
                     in_y1 = y1 >= 0 and y1 < H
                     b_y0 = y0 >= r0 and y0 < r1
                     b_y1 = y1 >= r0 and y1 < r1
-                    w00 = (1.0 - tx) * (1.0 - ty)
-                    w01 = tx * (1.0 - ty)
-                    w10 = (1.0 - tx) * ty
+                    one = cast(1, tx)
+                    zero = one - one
+                    w00 = (one - tx) * (one - ty)
+                    w01 = tx * (one - ty)
+                    w10 = (one - tx) * ty
                     w11 = tx * ty
-                    gix = 0.0
-                    giy = 0.0
+                    gix = zero
+                    giy = zero
                     for c in range(C):
-                        g = float(gout[n, c, h, w])
+                        g = cast(gout[n, c, h, w], tx)
                         if input_grad:
                             if b_y0:
                                 if in_x0:
@@ -772,12 +788,12 @@ def backward_bilinear_2d_cpu(fused, padding_mode):
                                 if in_x1:
                                     gin[n, c, y1, x1] += w11 * g
                         if own:
-                            v00 = float(inp[n, c, y0, x0]) if in_y0 and in_x0 else 0.0
-                            v01 = float(inp[n, c, y0, x1]) if in_y0 and in_x1 else 0.0
-                            v10 = float(inp[n, c, y1, x0]) if in_y1 and in_x0 else 0.0
-                            v11 = float(inp[n, c, y1, x1]) if in_y1 and in_x1 else 0.0
-                            gix += g * ((v01 - v00) * (1.0 - ty) + (v11 - v10) * ty)
-                            giy += g * ((v10 - v00) * (1.0 - tx) + (v11 - v01) * tx)
+                            v00 = cast(inp[n, c, y0, x0], tx) if in_y0 and in_x0 else zero
+                            v01 = cast(inp[n, c, y0, x1], tx) if in_y0 and in_x1 else zero
+                            v10 = cast(inp[n, c, y1, x0], tx) if in_y1 and in_x0 else zero
+                            v11 = cast(inp[n, c, y1, x1], tx) if in_y1 and in_x1 else zero
+                            gix += g * ((v01 - v00) * (one - ty) + (v11 - v10) * ty)
+                            giy += g * ((v10 - v00) * (one - tx) + (v11 - v01) * tx)
                     if own:
                         ggx = dx * gix
                         ggy = dy * giy
@@ -844,16 +860,16 @@ def backward_trilinear_3d_cpu(fused, padding_mode):
         arithmetic is that of :func:`scatter_3d` and :func:`grad_point_3d`, in their order."""
         N, C, D, H, W = inp.shape[0], inp.shape[1], inp.shape[2], inp.shape[3], inp.shape[4]
         Do, Ho, Wo = gout.shape[2], gout.shape[3], gout.shape[4]
-        xs, ys = base_table(Wo, align_corners), base_table(Ho, align_corners)
-        zs = base_table(Do, align_corners)
+        xs, ys = base_table(Wo, align_corners, grid), base_table(Ho, align_corners, grid)
+        zs = base_table(Do, align_corners, grid)
         for job in prange(N * bands):
             n = job // bands
             k = job - n * bands
             s0 = (k * D) // bands
             s1 = ((k + 1) * D) // bands
             ii = np.empty((4, Wo), dtype=np.int64)  # the row's points: x0, y0, z0, valid
-            ff = np.empty((6, Wo), dtype=np.float64)  # tx, ty, tz, dx, dy, dz
-            gs = np.empty((3, Wo), dtype=np.float64)  # source points
+            ff = np.empty((6, Wo), dtype=grid.dtype)  # tx, ty, tz, dx, dy, dz
+            gs = np.empty((3, Wo), dtype=grid.dtype)  # source points
             for d in range(Do):
                 for h in range(Ho):
                     row = (n * Do + d) * Ho + h
@@ -873,11 +889,13 @@ def backward_trilinear_3d_cpu(fused, padding_mode):
                             continue
                         zc = min(max(z0, 0), D - 1)
                         own = point_grad and zc >= s0 and zc < s1
-                        gix = 0.0
-                        giy = 0.0
-                        giz = 0.0
+                        one = cast(1, tx)
+                        zero = one - one
+                        gix = zero
+                        giy = zero
+                        giz = zero
                         for c in range(C):
-                            g = float(gout[n, c, d, h, w])
+                            g = cast(gout[n, c, d, h, w], tx)
                             if input_grad:
                                 for bz in range(2):
                                     zi = z0 + bz
@@ -900,22 +918,22 @@ def backward_trilinear_3d_cpu(fused, padding_mode):
                                 for bz in range(2):
                                     zi = z0 + bz
                                     wz = lerp_weight(tz, bz)
-                                    sz = 1.0 if bz == 1 else -1.0
+                                    sz = one if bz == 1 else -one
                                     for by in range(2):
                                         yi = y0 + by
                                         wy = lerp_weight(ty, by)
-                                        sy = 1.0 if by == 1 else -1.0
+                                        sy = one if by == 1 else -one
                                         for bx in range(2):
                                             xi = x0 + bx
-                                            val = 0.0
+                                            val = zero
                                             if (
                                                 zi >= 0 and zi < D and yi >= 0 and yi < H
                                                 and xi >= 0 and xi < W
                                             ):  # fmt: skip
-                                                val = float(inp[n, c, zi, yi, xi])
+                                                val = cast(inp[n, c, zi, yi, xi], tx)
                                             v = g * val
                                             wx = lerp_weight(tx, bx)
-                                            sx = 1.0 if bx == 1 else -1.0
+                                            sx = one if bx == 1 else -one
                                             gix += v * sx * wy * wz
                                             giy += v * wx * sy * wz
                                             giz += v * wx * wy * sz
@@ -943,7 +961,8 @@ def row_spans_2d(grid, theta, fused, spans, Ho, Wo, Hin, padding_mode, align_cor
         h = job - n * Ho
         fixed = 0.0
         if fused:
-            fixed = theta[n, 1, 1] * base_coord(h, Ho, align_corners) + theta[n, 1, 2]
+            yb = float(base_coord(h, Ho, align_corners, theta[n, 1, 1]))
+            fixed = float(theta[n, 1, 1]) * yb + float(theta[n, 1, 2])
         lo, hi = row_span(
             flat, theta, fused, n, job, 1, fixed, Wo, Hin, padding_mode, align_corners
         )
@@ -960,8 +979,8 @@ def row_spans_3d(grid, theta, fused, spans, Do, Ho, Wo, Din, padding_mode, align
         n, d, h = unravel_2d(job, Do, Ho)
         fixed = 0.0
         if fused:
-            zb = base_coord(d, Do, align_corners)
-            yb = base_coord(h, Ho, align_corners)
+            zb = float(base_coord(d, Do, align_corners, theta[n, 2, 1]))
+            yb = float(base_coord(h, Ho, align_corners, theta[n, 2, 1]))
             fixed = theta[n, 2, 1] * yb + theta[n, 2, 2] * zb + theta[n, 2, 3]
         lo, hi = row_span(
             flat, theta, fused, n, job, 2, fixed, Wo, Din, padding_mode, align_corners
@@ -1115,10 +1134,10 @@ def run_affine_grid_backward(ggrid, align_corners):
     return _reduce(acc, ggrid.shape[0], dims, ggrid.dtype)
 
 
-def flow_sizes(inp):
+def flow_sizes(inp, dtype):
     """The input size (W, H[, D]) as the (1, dims, 1) ``theta`` of a FLOW source."""
     dims = inp.ndim - 2
-    return np.array(inp.shape[2:][::-1], dtype=inp.dtype).reshape(1, dims, 1)
+    return np.array(inp.shape[2:][::-1], dtype=dtype).reshape(1, dims, 1)
 
 
 @_serialised
@@ -1130,9 +1149,10 @@ def run_sample(inp, grid, theta, out, mode, padding_mode, align_corners, source=
     if source is None:
         source = AFFINE if grid is None else GRID
     if source == FLOW:
-        theta = flow_sizes(inp)
-    grid = _placeholder(inp.dtype, dims + 2) if grid is None else grid
-    theta = _placeholder(inp.dtype, 3) if theta is None else theta
+        theta = flow_sizes(inp, grid.dtype)
+    ct = (grid if grid is not None else theta).dtype  # the computation's float type
+    grid = _placeholder(ct, dims + 2) if grid is None else grid
+    theta = _placeholder(ct, 3) if theta is None else theta
     tasks = 4 * numba.get_num_threads()  # chunks of rows: a few per thread
     sample = sample_2d_cpu if dims == 2 else sample_3d_cpu
     channels_last = inp.strides[1] < inp.strides[-1]
@@ -1155,7 +1175,7 @@ def run_backward(
     """(grad_input or None, grad_grid / grad_theta or None). Always deterministic."""
     fused = grid is None
     dims = inp.ndim - 2
-    dtype = inp.dtype
+    dtype = (theta if fused else grid).dtype  # the computation's float type
     grid = _placeholder(dtype, dims + 2) if fused else grid
     theta = _placeholder(dtype, 3) if not fused else theta
     n = inp.shape[0]
@@ -1264,9 +1284,9 @@ def tps_grid_2d(coef, src, grid, align_corners):
     for job in prange(N * Ho):
         n = job // Ho
         h = job - n * Ho
-        yb = base_coord(h, Ho, align_corners)
+        yb = base_coord(h, Ho, align_corners, 0.0)
         for w in range(Wo):
-            gx, gy = tps_point(coef, src, n, base_coord(w, Wo, align_corners), yb)
+            gx, gy = tps_point(coef, src, n, base_coord(w, Wo, align_corners, 0.0), yb)
             grid[n, h, w, 0] = gx
             grid[n, h, w, 1] = gy
 
@@ -1280,9 +1300,9 @@ def tps_grid_backward_2d(ggrid, src, rowacc, align_corners):
         h = job - n * Ho
         for q in range(rowacc.shape[1]):
             rowacc[job, q] = 0.0
-        yb = base_coord(h, Ho, align_corners)
+        yb = base_coord(h, Ho, align_corners, 0.0)
         for w in range(Wo):
-            xb = base_coord(w, Wo, align_corners)
+            xb = base_coord(w, Wo, align_corners, 0.0)
             accumulate_tps(rowacc, job, src, n, xb, yb, ggrid[n, h, w, 0], ggrid[n, h, w, 1])
 
 

@@ -539,10 +539,11 @@ def run_sample(inp, grid, theta, out, mode, padding_mode, align_corners, source=
     if source is None:
         source = AFFINE if grid is None else GRID
     if source == FLOW:
-        theta = np.array(inp.shape[2:][::-1], dtype=inp.dtype).reshape(1, dims, 1)
+        theta = np.array(inp.shape[2:][::-1], dtype=grid.dtype).reshape(1, dims, 1)
     inp = to_device(inp)
-    grid = _placeholder(inp.dtype, dims + 2) if grid is None else to_device(grid)
-    theta = _placeholder(inp.dtype, 3) if theta is None else to_device(theta)
+    ct = (grid if grid is not None else theta).dtype  # the computation's float type
+    grid = _placeholder(ct, dims + 2) if grid is None else to_device(grid)
+    theta = _placeholder(ct, 3) if theta is None else to_device(theta)
     k = k_sample_2d if dims == 2 else k_sample_3d
     total = out.shape[0] * int(np.prod(out.shape[2:]))
     _launch(k, total, inp, grid, theta, source, out, mode, padding_mode, align_corners)
@@ -556,7 +557,7 @@ def run_backward(
     inp = to_device(inp)
     fused = grid is None
     dims = inp.ndim - 2
-    dtype = inp.dtype
+    dtype = (theta if fused else grid).dtype  # the computation's float type
     grid = _placeholder(dtype, dims + 2) if fused else to_device(grid)
     theta = _placeholder(dtype, 3) if not fused else to_device(theta)
     n = inp.shape[0]
@@ -663,8 +664,8 @@ def k_tps_grid_2d(coef, src, grid, align_corners):
     stride = numba.int64(cuda.gridsize(1))
     while i < N * Ho * Wo:
         n, h, w = K.unravel_2d(i, Ho, Wo)
-        xb = K.base_coord(w, Wo, align_corners)
-        yb = K.base_coord(h, Ho, align_corners)
+        xb = K.base_coord(w, Wo, align_corners, 0.0)
+        yb = K.base_coord(h, Ho, align_corners, 0.0)
         gx, gy = K.tps_point(coef, src, n, xb, yb)
         grid[n, h, w, 0] = gx
         grid[n, h, w, 1] = gy
@@ -682,9 +683,9 @@ def k_tps_rows_2d(ggrid, src, acc, align_corners):
         h = i - n * Ho
         for q in range(acc.shape[1]):
             acc[i, q] = 0.0
-        yb = K.base_coord(h, Ho, align_corners)
+        yb = K.base_coord(h, Ho, align_corners, 0.0)
         for w in range(Wo):
-            xb = K.base_coord(w, Wo, align_corners)
+            xb = K.base_coord(w, Wo, align_corners, 0.0)
             K.accumulate_tps(acc, i, src, n, xb, yb, ggrid[n, h, w, 0], ggrid[n, h, w, 1])
         i += stride
 

@@ -216,12 +216,12 @@ class Forward:
         return self.user_out
 
 
-def rounding_weight(spatial):
-    """The largest summed tap weight that the float64 rounding of a coordinate can
-    create on an image of the given spatial size: 4 · max(size) · eps(float64). A
+def rounding_weight(spatial, dtype=np.float64):
+    """The largest summed tap weight that the rounding of a coordinate computed in
+    ``dtype`` can create on an image of the given spatial size: 4 · max(size) · eps. A
     coordinate's error is at most ~size · eps pixels and a weight changes by at most
     1.25 per pixel (Keys' cubic), so weights this small are rounding, not geometry."""
-    return 4.0 * max(int(n) for n in spatial) * float(np.finfo(np.float64).eps)
+    return 4.0 * max(int(n) for n in spatial) * float(np.finfo(dtype).eps)
 
 
 def _fill_shape(ndim, channels, channel_axis):

@@ -10,6 +10,10 @@ Layout: input ``(N, C, H, W)`` / ``(N, C, D, H, W)``, contiguous; ``(gx, gy[, gz
 are the normalised grid values of the pixel, already read from the grid or
 computed from θ (:func:`grid_point_2d`).
 
+Precision: everything is computed in the float type of ``gx`` (the grid's, θ's),
+with constants and image values converted by :func:`stn_numba._coords.cast`; the θ
+gradient's row sums are float64.
+
 Where each mode's math lives:
 
 * bilinear / trilinear: ``_bilinear_*``/``_trilinear_*`` below;
@@ -20,9 +24,12 @@ Where each mode's math lives:
 
 import math
 
+import numpy as np
+
 from ._coords import (
     BIG,
     base_coord,
+    cast,
     cubic_weight_grads,
     cubic_weights,
     floor_index,
@@ -32,6 +39,7 @@ from ._coords import (
     source_index,
     tap_index,
     unnormalize,
+    zero_of,
 )
 from ._jit import accumulate, kernel, scalar
 from ._modes import BICUBIC, BORDER, FLOW, NEAREST, PERSPECTIVE, REFLECTION
@@ -67,7 +75,8 @@ def unravel_3d(i, A, B, C):
 
 @scalar
 def source_point_2d(grid, theta, source, n, h, w, xb, yb, align_corners):
-    """Normalised source point (gx, gy) of output pixel (n, h, w), as float64, given
+    """Normalised source point (gx, gy) of output pixel (n, h, w), in the grid's float
+    type (θ and the flow have it too; see :func:`stn_numba._coords.cast`), given
     the pixel's base-grid coordinates (xb, yb) = (x_w, y_h) of :func:`base_coord`.
 
     ``source`` says where it comes from (:mod:`stn_numba._modes`): False/GRID reads
@@ -81,71 +90,61 @@ def source_point_2d(grid, theta, source, n, h, w, xb, yb, align_corners):
         gx, gy, _ = perspective_xy(theta, n, xb, yb)
         return gx, gy
     if source == FLOW:
-        gx, _ = normalize(w + float(grid[n, h, w, 0]), float(theta[0, 0, 0]), align_corners)
-        gy, _ = normalize(h + float(grid[n, h, w, 1]), float(theta[0, 1, 0]), align_corners)
+        fx = grid[n, h, w, 0]
+        fy = grid[n, h, w, 1]
+        gx, _ = normalize(cast(w, fx) + fx, theta[0, 0, 0], align_corners)
+        gy, _ = normalize(cast(h, fy) + fy, theta[0, 1, 0], align_corners)
         return gx, gy
     if source:
-        gx = float(theta[n, 0, 0]) * xb + float(theta[n, 0, 1]) * yb + float(theta[n, 0, 2])
-        gy = float(theta[n, 1, 0]) * xb + float(theta[n, 1, 1]) * yb + float(theta[n, 1, 2])
-        return float(gx), float(gy)
-    return float(grid[n, h, w, 0]), float(grid[n, h, w, 1])
+        gx = theta[n, 0, 0] * xb + theta[n, 0, 1] * yb + theta[n, 0, 2]
+        gy = theta[n, 1, 0] * xb + theta[n, 1, 1] * yb + theta[n, 1, 2]
+        return gx, gy
+    return grid[n, h, w, 0], grid[n, h, w, 1]
 
 
 @kernel
 def grid_point_2d(grid, theta, fused, n, h, w, Ho, Wo, align_corners):
     """:func:`source_point_2d` with the base-grid coordinates computed here (the CUDA
     kernels' per-pixel form; ``fused`` is the source)."""
-    xb = 0.0
-    yb = 0.0
+    xb = zero_of(grid)
+    yb = xb
     if fused and fused != FLOW:
-        xb = base_coord(w, Wo, align_corners)
-        yb = base_coord(h, Ho, align_corners)
+        xb = base_coord(w, Wo, align_corners, xb)
+        yb = base_coord(h, Ho, align_corners, xb)
     return source_point_2d(grid, theta, fused, n, h, w, xb, yb, align_corners)
 
 
 @scalar
 def source_point_3d(grid, theta, source, n, d, h, w, xb, yb, zb, align_corners):
-    """Normalised source point (gx, gy, gz) of output voxel (n, d, h, w), as float64,
-    given its base-grid coordinates; ``source`` as in :func:`source_point_2d` (no
+    """Normalised source point (gx, gy, gz) of output voxel (n, d, h, w), in the grid's
+    float type, given its base-grid coordinates; ``source`` as in :func:`source_point_2d` (no
     PERSPECTIVE in 3-D; FLOW's input size (W, H, D) is ``theta[0, :, 0]``)."""
     if source == FLOW:
-        gx, _ = normalize(w + float(grid[n, d, h, w, 0]), float(theta[0, 0, 0]), align_corners)
-        gy, _ = normalize(h + float(grid[n, d, h, w, 1]), float(theta[0, 1, 0]), align_corners)
-        gz, _ = normalize(d + float(grid[n, d, h, w, 2]), float(theta[0, 2, 0]), align_corners)
+        fx = grid[n, d, h, w, 0]
+        fy = grid[n, d, h, w, 1]
+        fz = grid[n, d, h, w, 2]
+        gx, _ = normalize(cast(w, fx) + fx, theta[0, 0, 0], align_corners)
+        gy, _ = normalize(cast(h, fy) + fy, theta[0, 1, 0], align_corners)
+        gz, _ = normalize(cast(d, fz) + fz, theta[0, 2, 0], align_corners)
         return gx, gy, gz
     if source:
-        gx = (
-            float(theta[n, 0, 0]) * xb
-            + float(theta[n, 0, 1]) * yb
-            + float(theta[n, 0, 2]) * zb
-            + float(theta[n, 0, 3])
-        )
-        gy = (
-            float(theta[n, 1, 0]) * xb
-            + float(theta[n, 1, 1]) * yb
-            + float(theta[n, 1, 2]) * zb
-            + float(theta[n, 1, 3])
-        )
-        gz = (
-            float(theta[n, 2, 0]) * xb
-            + float(theta[n, 2, 1]) * yb
-            + float(theta[n, 2, 2]) * zb
-            + float(theta[n, 2, 3])
-        )
-        return float(gx), float(gy), float(gz)
-    return float(grid[n, d, h, w, 0]), float(grid[n, d, h, w, 1]), float(grid[n, d, h, w, 2])
+        gx = theta[n, 0, 0] * xb + theta[n, 0, 1] * yb + theta[n, 0, 2] * zb + theta[n, 0, 3]
+        gy = theta[n, 1, 0] * xb + theta[n, 1, 1] * yb + theta[n, 1, 2] * zb + theta[n, 1, 3]
+        gz = theta[n, 2, 0] * xb + theta[n, 2, 1] * yb + theta[n, 2, 2] * zb + theta[n, 2, 3]
+        return gx, gy, gz
+    return grid[n, d, h, w, 0], grid[n, d, h, w, 1], grid[n, d, h, w, 2]
 
 
 @kernel
 def grid_point_3d(grid, theta, fused, n, d, h, w, Do, Ho, Wo, align_corners):
     """:func:`source_point_3d` with the base-grid coordinates computed here."""
-    xb = 0.0
-    yb = 0.0
-    zb = 0.0
+    xb = zero_of(grid)
+    yb = xb
+    zb = xb
     if fused and fused != FLOW:
-        xb = base_coord(w, Wo, align_corners)
-        yb = base_coord(h, Ho, align_corners)
-        zb = base_coord(d, Do, align_corners)
+        xb = base_coord(w, Wo, align_corners, xb)
+        yb = base_coord(h, Ho, align_corners, xb)
+        zb = base_coord(d, Do, align_corners, xb)
     return source_point_3d(grid, theta, fused, n, d, h, w, xb, yb, zb, align_corners)
 
 
@@ -155,11 +154,12 @@ def grid_point_3d(grid, theta, fused, n, d, h, w, Do, Ho, Wo, align_corners):
 
 
 @kernel
-def _value_2d(inp, n, c, y, x):
-    """input[n, c, y, x], or 0 when (y, x) is outside (index -1 means outside too)."""
+def _value_2d(inp, n, c, y, x, like):
+    """input[n, c, y, x] in like's float type, or 0 when (y, x) is outside (index -1
+    means outside too)."""
     if inside(y, inp.shape[2]) and inside(x, inp.shape[3]):
-        return float(inp[n, c, y, x])
-    return 0.0
+        return cast(inp[n, c, y, x], like)
+    return cast(0, like)
 
 
 @kernel
@@ -167,24 +167,25 @@ def cubic_taps(g, size, padding_mode, align_corners):
     """Bicubic along one axis: 4 tap indices (-1 = outside), weights, weight grads, d/dg."""
     i, scale, _ = unnormalize(g, size, align_corners)
     i0, t = floor_index(i)
-    fi = float(i0)
-    ia = tap_index(fi - 1.0, size, padding_mode, align_corners)
+    fi = cast(i0, g)
+    ia = tap_index(fi - cast(1, g), size, padding_mode, align_corners)
     ib = tap_index(fi, size, padding_mode, align_corners)
-    ic = tap_index(fi + 1.0, size, padding_mode, align_corners)
-    id_ = tap_index(fi + 2.0, size, padding_mode, align_corners)
+    ic = tap_index(fi + cast(1, g), size, padding_mode, align_corners)
+    id_ = tap_index(fi + cast(2, g), size, padding_mode, align_corners)
     return (ia, ib, ic, id_), cubic_weights(t), cubic_weight_grads(t), scale
 
 
 @kernel
 def _cubic_row(inp, n, c, y, xs, wx):
     """Σ_i wx[i] · input[n, c, y, xs[i]] over the 4 taps of one row."""
+    like = wx[0]
     if y < 0:
-        return 0.0
+        return cast(0, like)
     return (
-        wx[0] * _value_2d(inp, n, c, y, xs[0])
-        + wx[1] * _value_2d(inp, n, c, y, xs[1])
-        + wx[2] * _value_2d(inp, n, c, y, xs[2])
-        + wx[3] * _value_2d(inp, n, c, y, xs[3])
+        wx[0] * _value_2d(inp, n, c, y, xs[0], like)
+        + wx[1] * _value_2d(inp, n, c, y, xs[1], like)
+        + wx[2] * _value_2d(inp, n, c, y, xs[2], like)
+        + wx[3] * _value_2d(inp, n, c, y, xs[3], like)
     )
 
 
@@ -207,7 +208,7 @@ def sample_2d(inp, out, n, h, w, gx, gy, mode, padding_mode, align_corners):
 @kernel
 def _zero_2d(out, n, h, w):
     for c in range(out.shape[1]):
-        out[n, c, h, w] = 0.0
+        out[n, c, h, w] = 0
 
 
 @kernel
@@ -238,7 +239,7 @@ def nearest_sample_2d(inp, out, n, h, w, gx, gy, padding_mode, align_corners):
     yi = nearest_index(iy)
     if okx and oky and inside(xi, W) and inside(yi, H):
         for c in range(inp.shape[1]):
-            out[n, c, h, w] = float(inp[n, c, yi, xi])
+            out[n, c, h, w] = cast(inp[n, c, yi, xi], gx)
     else:
         _zero_2d(out, n, h, w)
 
@@ -265,26 +266,27 @@ def bilinear_sample_2d(inp, out, n, h, w, gx, gy, padding_mode, align_corners):
         return
     x1 = x0 + 1
     y1 = y0 + 1
-    w00 = (1.0 - tx) * (1.0 - ty)
-    w01 = tx * (1.0 - ty)
-    w10 = (1.0 - tx) * ty
+    one = cast(1, tx)
+    w00 = (one - tx) * (one - ty)
+    w01 = tx * (one - ty)
+    w10 = (one - tx) * ty
     w11 = tx * ty
     in_x0 = inside(x0, W)
     in_x1 = inside(x1, W)
     in_y0 = inside(y0, H)
     in_y1 = inside(y1, H)
     for c in range(inp.shape[1]):
-        v = 0.0
+        v = one - one
         if in_y0:
             if in_x0:
-                v += float(inp[n, c, y0, x0]) * w00
+                v += cast(inp[n, c, y0, x0], tx) * w00
             if in_x1:
-                v += float(inp[n, c, y0, x1]) * w01
+                v += cast(inp[n, c, y0, x1], tx) * w01
         if in_y1:
             if in_x0:
-                v += float(inp[n, c, y1, x0]) * w10
+                v += cast(inp[n, c, y1, x0], tx) * w10
             if in_x1:
-                v += float(inp[n, c, y1, x1]) * w11
+                v += cast(inp[n, c, y1, x1], tx) * w11
         out[n, c, h, w] = v
 
 
@@ -299,15 +301,16 @@ def grad_point_2d(inp, gout, n, h, w, gx, gy, mode, padding_mode, align_corners)
     C = inp.shape[1]
     H = inp.shape[2]
     W = inp.shape[3]
+    zero = cast(0, gx)
     if mode == NEAREST or gx != gx or gy != gy:
-        return 0.0, 0.0
+        return zero, zero
     if mode == BICUBIC:
         xs, wx, dwx, sx = cubic_taps(gx, W, padding_mode, align_corners)
         ys, wy, dwy, sy = cubic_taps(gy, H, padding_mode, align_corners)
-        gix = 0.0
-        giy = 0.0
+        gix = zero
+        giy = zero
         for c in range(C):
-            g = float(gout[n, c, h, w])
+            g = cast(gout[n, c, h, w], gx)
             r0 = _cubic_row(inp, n, c, ys[0], xs, wx)
             r1 = _cubic_row(inp, n, c, ys[1], xs, wx)
             r2 = _cubic_row(inp, n, c, ys[2], xs, wx)
@@ -326,16 +329,17 @@ def grad_point_2d(inp, gout, n, h, w, gx, gy, mode, padding_mode, align_corners)
     y0, ty = floor_index(iy)
     x1 = x0 + 1
     y1 = y0 + 1
-    gix = 0.0
-    giy = 0.0
+    gix = zero
+    giy = zero
+    one = cast(1, gx)
     for c in range(C):
-        g = float(gout[n, c, h, w])
-        v00 = _value_2d(inp, n, c, y0, x0)
-        v01 = _value_2d(inp, n, c, y0, x1)
-        v10 = _value_2d(inp, n, c, y1, x0)
-        v11 = _value_2d(inp, n, c, y1, x1)
-        gix += g * ((v01 - v00) * (1.0 - ty) + (v11 - v10) * ty)
-        giy += g * ((v10 - v00) * (1.0 - tx) + (v11 - v01) * tx)
+        g = cast(gout[n, c, h, w], gx)
+        v00 = _value_2d(inp, n, c, y0, x0, gx)
+        v01 = _value_2d(inp, n, c, y0, x1, gx)
+        v10 = _value_2d(inp, n, c, y1, x0, gx)
+        v11 = _value_2d(inp, n, c, y1, x1, gx)
+        gix += g * ((v01 - v00) * (one - ty) + (v11 - v10) * ty)
+        giy += g * ((v10 - v00) * (one - tx) + (v11 - v01) * tx)
     return dx * gix, dy * giy
 
 
@@ -376,7 +380,7 @@ def scatter_2d(gin, gout, n, h, w, gx, gy, mode, padding_mode, align_corners, r0
             return
         xs, wx, _, _ = cubic_taps(gx, W, padding_mode, align_corners)
         for c in range(C):
-            g = float(gout[n, c, h, w])
+            g = cast(gout[n, c, h, w], gx)
             for j in range(4):
                 for i in range(4):
                     _add_2d(gin, n, c, ys[j], xs[i], r0, r1, g * wy[j] * wx[i], scale)
@@ -394,7 +398,7 @@ def scatter_2d(gin, gout, n, h, w, gx, gy, mode, padding_mode, align_corners, r0
         xi = nearest_index(ix)
         if inside(xi, W):
             for c in range(C):
-                accumulate(gin, (n, c, yi, xi), float(gout[n, c, h, w]), scale)
+                accumulate(gin, (n, c, yi, xi), cast(gout[n, c, h, w], gx), scale)
         return
     # bilinear
     y0, ty = floor_index(iy)
@@ -406,12 +410,13 @@ def scatter_2d(gin, gout, n, h, w, gx, gy, mode, padding_mode, align_corners, r0
         return
     x0, tx = floor_index(ix)
     x1 = x0 + 1
-    w00 = (1.0 - tx) * (1.0 - ty)
-    w01 = tx * (1.0 - ty)
-    w10 = (1.0 - tx) * ty
+    one = cast(1, tx)
+    w00 = (one - tx) * (one - ty)
+    w01 = tx * (one - ty)
+    w10 = (one - tx) * ty
     w11 = tx * ty
     for c in range(C):
-        g = float(gout[n, c, h, w])
+        g = cast(gout[n, c, h, w], gx)
         _add_2d(gin, n, c, y0, x0, r0, r1, w00 * g, scale)
         _add_2d(gin, n, c, y0, x1, r0, r1, w01 * g, scale)
         _add_2d(gin, n, c, y1, x0, r0, r1, w10 * g, scale)
@@ -424,16 +429,16 @@ def scatter_2d(gin, gout, n, h, w, gx, gy, mode, padding_mode, align_corners, r0
 
 
 @kernel
-def _value_3d(inp, n, c, z, y, x):
+def _value_3d(inp, n, c, z, y, x, like):
     if inside(z, inp.shape[2]) and inside(y, inp.shape[3]) and inside(x, inp.shape[4]):
-        return float(inp[n, c, z, y, x])
-    return 0.0
+        return cast(inp[n, c, z, y, x], like)
+    return cast(0, like)
 
 
 @scalar
 def lerp_weight(t, bit):
     """Weight of corner ``bit`` (0: floor, 1: floor + 1) for fraction t."""
-    return t if bit == 1 else 1.0 - t
+    return t if bit == 1 else cast(1, t) - t
 
 
 @scalar
@@ -460,25 +465,25 @@ def sample_3d(inp, out, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corner
     iz, _, okz = source_index(gz, D, padding_mode, align_corners)
     if not (okx and oky and okz):
         for c in range(C):
-            out[n, c, d, h, w] = 0.0
+            out[n, c, d, h, w] = 0
         return
     if mode == NEAREST:
         xi = nearest_index(ix)
         yi = nearest_index(iy)
         zi = nearest_index(iz)
         for c in range(C):
-            out[n, c, d, h, w] = _value_3d(inp, n, c, zi, yi, xi)
+            out[n, c, d, h, w] = _value_3d(inp, n, c, zi, yi, xi, gx)
         return
     x0, tx = floor_index(ix)
     y0, ty = floor_index(iy)
     z0, tz = floor_index(iz)
     for c in range(C):
-        v = 0.0
+        v = cast(0, gx)
         for bz in range(2):
             for by in range(2):
                 for bx in range(2):
                     wgt = lerp_weight(tz, bz) * lerp_weight(ty, by) * lerp_weight(tx, bx)
-                    v += _value_3d(inp, n, c, z0 + bz, y0 + by, x0 + bx) * wgt
+                    v += _value_3d(inp, n, c, z0 + bz, y0 + by, x0 + bx, gx) * wgt
         out[n, c, d, h, w] = v
 
 
@@ -492,26 +497,28 @@ def grad_point_3d(inp, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_c
     ix, dx, okx = source_index(gx, W, padding_mode, align_corners)
     iy, dy, oky = source_index(gy, H, padding_mode, align_corners)
     iz, dz, okz = source_index(gz, D, padding_mode, align_corners)
+    zero = cast(0, gx)
+    one = cast(1, gx)
     if mode == NEAREST or not (okx and oky and okz):
-        return 0.0, 0.0, 0.0
+        return zero, zero, zero
     x0, tx = floor_index(ix)
     y0, ty = floor_index(iy)
     z0, tz = floor_index(iz)
-    gix = 0.0
-    giy = 0.0
-    giz = 0.0
+    gix = zero
+    giy = zero
+    giz = zero
     for c in range(C):
-        g = float(gout[n, c, d, h, w])
+        g = cast(gout[n, c, d, h, w], gx)
         for bz in range(2):
             for by in range(2):
                 for bx in range(2):
-                    v = g * _value_3d(inp, n, c, z0 + bz, y0 + by, x0 + bx)
+                    v = g * _value_3d(inp, n, c, z0 + bz, y0 + by, x0 + bx, gx)
                     wx = lerp_weight(tx, bx)
                     wy = lerp_weight(ty, by)
                     wz = lerp_weight(tz, bz)
-                    sx = 1.0 if bx == 1 else -1.0
-                    sy = 1.0 if by == 1 else -1.0
-                    sz = 1.0 if bz == 1 else -1.0
+                    sx = one if bx == 1 else -one
+                    sy = one if by == 1 else -one
+                    sz = one if bz == 1 else -one
                     gix += v * sx * wy * wz
                     giy += v * wx * sy * wz
                     giz += v * wx * wy * sz
@@ -540,7 +547,7 @@ def scatter_3d(gin, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corn
         yi = nearest_index(iy)
         if inside(xi, W) and inside(yi, H):
             for c in range(C):
-                accumulate(gin, (n, c, zi, yi, xi), float(gout[n, c, d, h, w]), scale)
+                accumulate(gin, (n, c, zi, yi, xi), cast(gout[n, c, d, h, w], gx), scale)
         return
     z0, tz = floor_index(iz)
     if z0 + 1 < s0 or z0 >= s1:
@@ -552,7 +559,7 @@ def scatter_3d(gin, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corn
     x0, tx = floor_index(ix)
     y0, ty = floor_index(iy)
     for c in range(C):
-        g = float(gout[n, c, d, h, w])
+        g = cast(gout[n, c, d, h, w], gx)
         for bz in range(2):
             zi = z0 + bz
             if zi < s0 or zi >= s1:
@@ -589,8 +596,8 @@ def theta_terms_2d(acc, row, ggx, ggy, xb, yb):
 @kernel
 def accumulate_theta_2d(acc, row, ggx, ggy, w, h, Wo, Ho, align_corners):
     """acc[row, :6] += (ggx, ggy) ⊗ (x_w, y_h, 1), θ's layout flattened."""
-    xb = base_coord(w, Wo, align_corners)
-    yb = base_coord(h, Ho, align_corners)
+    xb = base_coord(w, Wo, align_corners, ggx)
+    yb = base_coord(h, Ho, align_corners, ggx)
     theta_terms_2d(acc, row, ggx, ggy, xb, yb)
 
 
@@ -617,9 +624,9 @@ def theta_terms_3d(acc, row, ggx, ggy, ggz, xb, yb, zb):
 @kernel
 def accumulate_theta_3d(acc, row, ggx, ggy, ggz, w, h, d, Wo, Ho, Do, align_corners):
     """acc[row, :12] += (ggx, ggy, ggz) ⊗ (x_w, y_h, z_d, 1), θ's layout flattened."""
-    xb = base_coord(w, Wo, align_corners)
-    yb = base_coord(h, Ho, align_corners)
-    zb = base_coord(d, Do, align_corners)
+    xb = base_coord(w, Wo, align_corners, ggx)
+    yb = base_coord(h, Ho, align_corners, ggx)
+    zb = base_coord(d, Do, align_corners, ggx)
     theta_terms_3d(acc, row, ggx, ggy, ggz, xb, yb, zb)
 
 
@@ -663,8 +670,8 @@ def row_span(grid, theta, fused, n, row, axis, fixed, Wo, size, padding_mode, al
     """
     if fused:
         t = float(theta[n, axis, 0])
-        g0 = t * base_coord(0, Wo, align_corners) + fixed
-        g1 = t * base_coord(Wo - 1, Wo, align_corners) + fixed
+        g0 = t * float(base_coord(0, Wo, align_corners, theta[n, axis, 0])) + fixed
+        g1 = t * float(base_coord(Wo - 1, Wo, align_corners, theta[n, axis, 0])) + fixed
         lo_g = min(g0, g1)
         hi_g = max(g0, g1)
         if not (lo_g == lo_g and hi_g == hi_g):
@@ -698,8 +705,8 @@ W_EPS = 1e-12
 def perspective_point_2d(theta, n, h, w, Ho, Wo, align_corners):
     """(gx, gy, 1/w) of output pixel (n, h, w) under the homography θ[n];
     (NaN, NaN, 0) where w <= W_EPS."""
-    xb = base_coord(w, Wo, align_corners)
-    yb = base_coord(h, Ho, align_corners)
+    xb = base_coord(w, Wo, align_corners, theta[n, 0, 0])
+    yb = base_coord(h, Ho, align_corners, theta[n, 0, 0])
     return perspective_xy(theta, n, xb, yb)
 
 
@@ -707,12 +714,13 @@ def perspective_point_2d(theta, n, h, w, Ho, Wo, align_corners):
 def perspective_xy(theta, n, xb, yb):
     """(gx, gy, 1/w) of the base-grid point (xb, yb) under the homography θ[n];
     (NaN, NaN, 0) where w <= W_EPS."""
-    X = float(theta[n, 0, 0]) * xb + float(theta[n, 0, 1]) * yb + float(theta[n, 0, 2])
-    Y = float(theta[n, 1, 0]) * xb + float(theta[n, 1, 1]) * yb + float(theta[n, 1, 2])
-    Z = float(theta[n, 2, 0]) * xb + float(theta[n, 2, 1]) * yb + float(theta[n, 2, 2])
-    if not Z > W_EPS:  # also catches NaN
-        return math.nan, math.nan, 0.0
-    r = 1.0 / Z
+    X = theta[n, 0, 0] * xb + theta[n, 0, 1] * yb + theta[n, 0, 2]
+    Y = theta[n, 1, 0] * xb + theta[n, 1, 1] * yb + theta[n, 1, 2]
+    Z = theta[n, 2, 0] * xb + theta[n, 2, 1] * yb + theta[n, 2, 2]
+    if not Z > cast(W_EPS, Z):  # also catches NaN
+        nan = cast(np.nan, Z)
+        return nan, nan, cast(0, Z)
+    r = cast(1, Z) / Z
     return X * r, Y * r, r
 
 
@@ -730,8 +738,8 @@ def accumulate_perspective_2d(acc, row, ggx, ggy, theta, n, h, w, Ho, Wo, align_
         return
     if not (math.isfinite(gx) and math.isfinite(gy)):
         return
-    xb = base_coord(w, Wo, align_corners)
-    yb = base_coord(h, Ho, align_corners)
+    xb = float(base_coord(w, Wo, align_corners, gx))
+    yb = float(base_coord(h, Ho, align_corners, gx))
     ax = ggx * r
     ay = ggy * r
     az = -(ggx * gx + ggy * gy) * r
@@ -755,17 +763,22 @@ def accumulate_perspective_2d(acc, row, ggx, ggy, theta, n, h, w, Ho, Wo, align_
 def flow_point_2d(flow, n, h, w, Hin, Win, align_corners):
     """Grid value of output pixel (n, h, w) displaced by ``flow[n, h, w]`` = (dx, dy)
     input pixels: the pixel (w + dx, h + dy) normalised for an Hin × Win input."""
-    gx, _ = normalize(w + float(flow[n, h, w, 0]), Win, align_corners)
-    gy, _ = normalize(h + float(flow[n, h, w, 1]), Hin, align_corners)
+    fx = flow[n, h, w, 0]
+    fy = flow[n, h, w, 1]
+    gx, _ = normalize(cast(w, fx) + fx, Win, align_corners)
+    gy, _ = normalize(cast(h, fy) + fy, Hin, align_corners)
     return gx, gy
 
 
 @kernel
 def flow_point_3d(flow, n, d, h, w, Din, Hin, Win, align_corners):
     """As :func:`flow_point_2d` for voxel (n, d, h, w), flow (dx, dy, dz)."""
-    gx, _ = normalize(w + float(flow[n, d, h, w, 0]), Win, align_corners)
-    gy, _ = normalize(h + float(flow[n, d, h, w, 1]), Hin, align_corners)
-    gz, _ = normalize(d + float(flow[n, d, h, w, 2]), Din, align_corners)
+    fx = flow[n, d, h, w, 0]
+    fy = flow[n, d, h, w, 1]
+    fz = flow[n, d, h, w, 2]
+    gx, _ = normalize(cast(w, fx) + fx, Win, align_corners)
+    gy, _ = normalize(cast(h, fy) + fy, Hin, align_corners)
+    gz, _ = normalize(cast(d, fz) + fz, Din, align_corners)
     return gx, gy, gz
 
 

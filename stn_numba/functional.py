@@ -161,7 +161,8 @@ def _sample(backend, pre, lay, input, grid, theta, output, m, p, ac, source=None
     if pre.fill is not None:
         split = _fill_split(backend, input, grid, theta, output.shape, m, ac, source)
         pre.split = tuple(lay.from_kernel(a) for a in split)
-        pre.tau = _intfill.rounding_weight(input.shape[2:])
+        ct = (grid if grid is not None else theta).dtype  # the computation's float type
+        pre.tau = _intfill.rounding_weight(input.shape[2:], ct)
 
 
 def _backward(backend, fill, gout, input, grid, theta, m, p, ac, input_grad, point_grad, det):
@@ -174,7 +175,7 @@ def _backward(backend, fill, gout, input, grid, theta, m, p, ac, input_grad, poi
     g1 = np.einsum("nc...,c->n...", _finish(gout, True), fill)[:, None]
     inside = backend.empty(g1.shape, g1.dtype)
     backend.run_sample(ones, grid, theta, inside, m, ZEROS, ac)
-    tau = _intfill.rounding_weight(input.shape[2:])
+    tau = _intfill.rounding_weight(input.shape[2:], (grid if grid is not None else theta).dtype)
     none_inside = np.abs(_finish(inside, True)) <= tau  # as the forward
     g1 = _to(backend, np.where(none_inside, 0, g1))  # the fill itself there: no gradient
     share = [

@@ -93,7 +93,7 @@ def test_editing_a_callee_recompiles_its_cached_callers(tmp_path):
     with open(root / "stn_numba" / "_coords.py", "a") as f:
         f.write(
             "\n\nimport numba as _edit\n\n\n@_edit.njit(cache=True)\n"
-            "def base_coord(i, n, align_corners):  # the edit\n    return 7.0\n"
+            "def base_coord(i, n, align_corners, like):  # the edit\n    return 7.0\n"
         )
     second = run(GRID, env)
     assert second.returncode == 0, second.stderr

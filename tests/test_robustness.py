@@ -177,8 +177,11 @@ def test_big_input_grid_sample(big_image):
     pix = np.array([(BIG - 3 + a, BIG - 3 + b) for a, b in rel])
     grid = (2.0 * pix / (BIG - 1) - 1.0)[None, None].astype(np.float32)  # align_corners
     out = stn.grid_sample(x, grid, align_corners=True)
-    # the grid is float32: compare with the points it actually holds
-    held = (grid.astype(np.float64) + 1.0) / 2.0 * (BIG - 1) - (BIG - 3)
+    # the grid is float32 and so is the coordinate math (PyTorch's order): compare with
+    # the pixel coordinates that float32 computes from the points the grid holds
+    f32 = np.float32
+    held = ((grid + f32(1)) / f32(2)) * f32(BIG - 1)
+    held = held.astype(np.float64) - (BIG - 3)
     want = [_bilinear(corner, px, py) for px, py in held[0, 0]]
     np.testing.assert_allclose(out[0, 0, 0], want, rtol=1e-5, atol=1e-5)
     assert out[0, 0, 0, 1] == pytest.approx(corner[1, 1], abs=0.05)

@@ -46,6 +46,13 @@ PADDING_NAMES = ("zeros", "border", "reflection")
 NOT_BOOLS = [0, 1, None, "True", 1.0, []]
 #: Not a sequence at all (affine_grid's full size and warp_affine's spatial size).
 NOT_SEQUENCES = [4, 2.0, None, "1123", b"12", (i for i in (1, 1, 2, 3))]
+
+
+def _sequence_id(value):
+    """repr, but one that is the same in every process (pytest-xdist workers)."""
+    return "generator" if hasattr(value, "__next__") else repr(value)
+
+
 #: Unsupported dtypes of an array argument (longdouble is left out: it is float64 on
 #: some platforms).
 BAD_DTYPES = [np.int32, np.int64, np.uint8, np.bool_, np.float16, np.complex64, np.complex128]
@@ -256,7 +263,7 @@ class TestAffineGrid:
         with pytest.raises(TypeError, match="size must contain ints"):
             stn.affine_grid(np.zeros((1, 2, 3)), np.array([1.0, 1.0, 2.0, 3.0]))
 
-    @pytest.mark.parametrize("size", NOT_SEQUENCES, ids=repr)
+    @pytest.mark.parametrize("size", NOT_SEQUENCES, ids=_sequence_id)
     def test_size_not_a_sequence(self, size):
         with pytest.raises(TypeError, match=r"size must be a sequence of ints; got "):
             stn.affine_grid(np.zeros((1, 2, 3)), size)
@@ -362,7 +369,7 @@ class TestAffineGridBackward:
         with pytest.raises(ValueError, match=r"size's spatial entries must be >= 1"):
             stn.affine_grid_backward(np.zeros((1, 0, 3, 2)), (1, 1, 0, 3))
 
-    @pytest.mark.parametrize("size", NOT_SEQUENCES, ids=repr)
+    @pytest.mark.parametrize("size", NOT_SEQUENCES, ids=_sequence_id)
     def test_size_not_a_sequence(self, size):
         with pytest.raises(TypeError, match=r"size must be a sequence of ints; got "):
             stn.affine_grid_backward(np.zeros((1, 2, 3, 2)), size)
