@@ -29,7 +29,7 @@ Backward, race-free and deterministic:
 import functools
 import math
 import threading
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 
 import numba
 import numpy as np
@@ -64,9 +64,8 @@ from ._kernels import (
 from ._modes import AFFINE, BICUBIC, BILINEAR, BORDER, FLOW, GRID, NEAREST, REFLECTION, ZEROS
 
 #: Inside a specialised forward driver, bound (``_jit.bind``) to the specialisation of
-#: the mode's row function, which it calls once per task: the parallel loop stays one
-#: call long, so that Numba's parfor lowering, costly for a large loop body, sees a
-#: small one; the row function compiles as a plain function.
+#: the mode's row function, which it calls once per task. The row functions are
+#: inlined by Numba (``scalar``): compiled on their own, their loops ran 3x slower.
 rows = None
 
 # ----------------------------------------------------------------------------
@@ -266,7 +265,7 @@ def row_taps_2d(source, padding_mode):
     return row_taps_2d
 
 
-@specialise(kernel)
+@specialise(scalar)
 def bilinear_rows_2d(fused, padding_mode, channels_last):
     def bilinear_rows_2d(inp, grid, theta, out, xs, ys, align_corners, j0, j1):
         """Output rows [j0, j1) of the bilinear forward, in two stages per row
@@ -303,7 +302,7 @@ def bilinear_rows_2d(fused, padding_mode, channels_last):
     return bind(bilinear_rows_2d, row_taps_2d=row_taps_2d(fused, padding_mode))
 
 
-@specialise(kernel)
+@specialise(scalar)
 def bicubic_rows_2d(fused, padding_mode, channels_last):
     def bicubic_rows_2d(inp, grid, theta, out, xs, ys, align_corners, j0, j1):
         """Output rows [j0, j1) of the bicubic forward, bicubic_sample_2d in the same two
@@ -340,7 +339,7 @@ def bicubic_rows_2d(fused, padding_mode, channels_last):
     return bicubic_rows_2d
 
 
-@specialise(kernel)
+@specialise(scalar)
 def nearest_rows_2d(fused, padding_mode, channels_last):
     def nearest_rows_2d(inp, grid, theta, out, xs, ys, align_corners, j0, j1):
         """Output rows [j0, j1) of the nearest forward, one pixel at a time."""
@@ -362,9 +361,7 @@ _ROWS_2D = {BILINEAR: bilinear_rows_2d, BICUBIC: bicubic_rows_2d, NEAREST: neare
 def sample_2d_cpu(fused, mode, padding_mode, channels_last):
     def sample_2d_cpu(inp, grid, theta, out, align_corners, tasks):
         """The forward over ``tasks`` contiguous chunks of output rows, in parallel; each
-        chunk is one call of the mode's row function (``rows``), compiled on its own so
-        that this parallel loop stays small (Numba's parfor lowering of a large body
-        costs more than the rest of the compilation)."""
+        chunk is one call of the mode's row function (``rows``)."""
         N, Ho, Wo = out.shape[0], out.shape[2], out.shape[3]
         xs, ys = base_table(Wo, align_corners, grid), base_table(Ho, align_corners, grid)
         jobs = N * Ho
@@ -478,7 +475,7 @@ def trilinear_taps_3d(inp, n, c, w, ti, wt):
     return v
 
 
-@specialise(kernel)
+@specialise(scalar)
 def trilinear_rows_3d(fused, padding_mode, channels_last):
     def trilinear_rows_3d(inp, grid, theta, out, xs, ys, zs, align_corners, j0, j1):
         """Output rows [j0, j1) of the trilinear forward: the two stages per output row
@@ -503,7 +500,7 @@ def trilinear_rows_3d(fused, padding_mode, channels_last):
     return bind(trilinear_rows_3d, row_taps_3d=row_taps_3d(fused, padding_mode))
 
 
-@specialise(kernel)
+@specialise(scalar)
 def nearest_rows_3d(fused, padding_mode, channels_last):
     def nearest_rows_3d(inp, grid, theta, out, xs, ys, zs, align_corners, j0, j1):
         """Output rows [j0, j1) of the nearest 3-D forward, one voxel at a time."""
@@ -1080,6 +1077,30 @@ def _serialised(run):
     return guarded
 
 
+#: Work (output values, times 2 for a backward) per thread below which a parallel
+#: call does not pay: smaller calls run on fewer threads, down to one (measured in
+#: benchmarks/README.md: a second thread pays from about 10,000 output values).
+GRAIN = 1 << 12
+
+
+@contextmanager
+def _threads_for(work):
+    """Run the body with at most one thread per :data:`GRAIN` units of ``work`` (at
+    least one, at most Numba's current count), then restore the count. Numba's
+    thread count is per calling thread, so concurrent calls do not interfere; every
+    driver's result is the same for any thread count."""
+    n = numba.get_num_threads()
+    want = max(1, min(n, int(work) // GRAIN))
+    if want == n:
+        yield
+        return
+    numba.set_num_threads(want)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(n)
+
+
 def empty(shape, dtype):
     return np.empty(shape, dtype=dtype)
 
@@ -1153,14 +1174,23 @@ def run_sample(inp, grid, theta, out, mode, padding_mode, align_corners, source=
     ct = (grid if grid is not None else theta).dtype  # the computation's float type
     grid = _placeholder(ct, dims + 2) if grid is None else grid
     theta = _placeholder(ct, 3) if theta is None else theta
-    tasks = 4 * numba.get_num_threads()  # chunks of rows: a few per thread
-    sample = sample_2d_cpu if dims == 2 else sample_3d_cpu
-    channels_last = inp.strides[1] < inp.strides[-1]
-    sample(source, mode, padding_mode, channels_last)(inp, grid, theta, out, align_corners, tasks)
+    with _threads_for(out.size):
+        tasks = 4 * numba.get_num_threads()  # chunks of rows: a few per thread
+        sample = sample_2d_cpu if dims == 2 else sample_3d_cpu
+        channels_last = inp.strides[1] < inp.strides[-1]
+        sample(source, mode, padding_mode, channels_last)(
+            inp, grid, theta, out, align_corners, tasks
+        )
 
 
 @_serialised
-def run_backward(
+def run_backward(gout, *args, **kwargs):
+    """(grad_input or None, grad_grid / grad_theta or None). Always deterministic."""
+    with _threads_for(2 * gout.size):
+        return _run_backward(gout, *args, **kwargs)
+
+
+def _run_backward(
     gout,
     inp,
     grid,
@@ -1337,7 +1367,14 @@ def _reduce_rows(acc, n):
 
 
 @_serialised
-def run_splat(src, grid, out, mode, padding_mode, align_corners, deterministic=True):
+def run_splat(src, grid, out, *args, **kwargs):
+    """out[...] = splat of ``src`` (on grid's lattice) into ``out`` (N, C, *size); see
+    :func:`_run_splat`."""
+    with _threads_for(2 * src.size):
+        return _run_splat(src, grid, out, *args, **kwargs)
+
+
+def _run_splat(src, grid, out, mode, padding_mode, align_corners, deterministic=True):
     """out[...] = splat of ``src`` (on grid's lattice) into ``out`` (N, C, *size).
 
     The adjoint of the sampler: the drivers of :func:`run_backward`'s input gradient,
