@@ -23,7 +23,7 @@ import math
 from numba.extending import overload
 from numba.np.numpy_support import as_dtype
 
-from ._jit import JIT_OPTIONS, kernel
+from ._jit import JIT_OPTIONS, kernel, scalar
 from ._modes import BORDER, REFLECTION, ZEROS
 
 #: Pixel coordinates are clamped to [-BIG, BIG]; far beyond any real image, and
@@ -63,7 +63,7 @@ def _zero_of(arr):
     return impl
 
 
-@kernel
+@scalar
 def floor(x):
     """``floor(x)`` in x's float type, for |x| <= 2**63 (``math.floor`` gives an int;
     numba-cuda has no ``np.floor`` for device code)."""
@@ -95,7 +95,7 @@ def base_coord(i, n, align_corners, like):
     return v
 
 
-@kernel
+@scalar
 def unnormalize(g, size, align_corners):
     """Grid value ``g`` -> (pixel coordinate, d coordinate / d g, valid), in g's type."""
     one = cast(1, g)
@@ -133,7 +133,7 @@ def normalize(x, size, align_corners):
     return (two * x + one) / cast(size, x) - one, scale
 
 
-@kernel
+@scalar
 def clip_coordinate(x, size):
     """Clip to [0, size - 1] -> (x, d); the border itself counts as clipped (PyTorch)."""
     zero = cast(0, x)
@@ -181,7 +181,7 @@ def pad_coordinate(x, size, padding_mode, align_corners):
     return x, cast(1, x)
 
 
-@kernel
+@scalar
 def source_index(g, size, padding_mode, align_corners):
     """Grid value -> padded pixel coordinate (bilinear, nearest) -> (x, dx/dg, valid)."""
     x, d, valid = unnormalize(g, size, align_corners)
@@ -205,14 +205,14 @@ def tap_index(t, size, padding_mode, align_corners):
     return int(t)
 
 
-@kernel
+@scalar
 def floor_index(x):
     """``floor(x)`` as an int64 and the fraction ``x - floor(x)``, in x's type."""
     f = floor(x)
     return int(f), x - f
 
 
-@kernel
+@scalar
 def nearest_index(x):
     """Round half to even (``np.rint``, as PyTorch's ``nearbyint``) -> int64."""
     f = floor(x)
@@ -224,7 +224,7 @@ def nearest_index(x):
     return int(f)
 
 
-@kernel
+@scalar
 def inside(i, size):
     return i >= 0 and i < size
 
