@@ -22,8 +22,23 @@ import stn_numba as stn
 BAD = [np.nan, np.inf, -np.inf, 1e30, -1e30]
 BAD_IDS = ["nan", "inf", "-inf", "1e30", "-1e30"]
 
-CASES_2D = [(2, m, p) for m in MODES_2D for p in PADDINGS]
-CASES_3D = [(3, m, p) for m in MODES_3D for p in PADDINGS]
+
+def _modes_paddings(dtype, dims):
+    """Every (mode, padding) in float64; in float32 bilinear with every padding and the
+    other modes with zeros padding: each mode and each padding in both dtypes, without
+    compiling the whole matrix twice (the non-finite rules do not depend on the dtype)."""
+    modes = MODES_2D if dims == 2 else MODES_3D
+    if np.dtype(dtype) == np.float64:
+        return [(m, p) for m in modes for p in PADDINGS]
+    return [("bilinear", p) for p in PADDINGS] + [(m, "zeros") for m in modes[1:]]
+
+
+GRID_CASES = [
+    (dtype, dims, m, p)
+    for dtype in DTYPES
+    for dims in (2, 3)
+    for m, p in _modes_paddings(dtype, dims)
+]
 
 
 def _problem(dims, dtype, bad, seed=3):
@@ -57,8 +72,9 @@ def _stand_in(grid):
 
 @pytest.mark.parametrize("bad", BAD, ids=BAD_IDS)
 @pytest.mark.parametrize("align_corners", [False, True])
-@pytest.mark.parametrize("dims,mode,padding", CASES_2D + CASES_3D)
-@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize(
+    "dtype,dims,mode,padding", GRID_CASES, ids=lambda v: getattr(v, "__name__", str(v))
+)
 def test_grid_sample(dtype, dims, mode, padding, align_corners, bad):
     x, grid, gout = _problem(dims, dtype, bad)
     mask = _bad_mask(grid)
@@ -154,22 +170,20 @@ def test_warp_affine(dtype, dims, where, bad):
     gradients; sample 0 is exactly what it is alone."""
     x, _, _ = _problem(dims, dtype, 0.0)
     theta = _theta(dims, dtype, bad, where)
-    modes = MODES_2D if dims == 2 else MODES_3D
-    for mode in modes:
-        for padding in PADDINGS:
-            for ac in (False, True):
-                args = (None, mode, padding, ac)
-                out = stn.warp_affine(x, theta, *args)
-                gi, gt = stn.warp_affine_backward(np.ones_like(out), x, theta, *args)
-                assert np.isfinite(out).all() and np.isfinite(gi).all()
-                assert np.isfinite(gt).all()
-                alone = stn.warp_affine(x[:1], theta[:1], *args)
-                np.testing.assert_array_equal(out[:1], alone)
-                gi0, gt0 = stn.warp_affine_backward(np.ones_like(alone), x[:1], theta[:1], *args)
-                np.testing.assert_array_equal(gi[:1], gi0)
-                np.testing.assert_array_equal(gt[:1], gt0)
-                if np.isnan(bad):
-                    assert np.all(gi[1] == 0) and np.all(gt[1] == 0)
+    for mode, padding in _modes_paddings(dtype, dims):
+        for ac in (False, True):
+            args = (None, mode, padding, ac)
+            out = stn.warp_affine(x, theta, *args)
+            gi, gt = stn.warp_affine_backward(np.ones_like(out), x, theta, *args)
+            assert np.isfinite(out).all() and np.isfinite(gi).all()
+            assert np.isfinite(gt).all()
+            alone = stn.warp_affine(x[:1], theta[:1], *args)
+            np.testing.assert_array_equal(out[:1], alone)
+            gi0, gt0 = stn.warp_affine_backward(np.ones_like(alone), x[:1], theta[:1], *args)
+            np.testing.assert_array_equal(gi[:1], gi0)
+            np.testing.assert_array_equal(gt[:1], gt0)
+            if np.isnan(bad):
+                assert np.all(gi[1] == 0) and np.all(gt[1] == 0)
 
 
 @pytest.mark.parametrize("bad", BAD, ids=BAD_IDS)
@@ -186,16 +200,15 @@ def test_warp_perspective(dtype, where, bad):
     assert not np.isinf(grid).any() or True  # the grid itself may hold inf/NaN
     gH = stn.perspective_grid_backward(np.ones_like(grid), H, (2, 1, 4, 5))
     assert np.isfinite(gH).all()
-    for mode in MODES_2D:
-        for padding in PADDINGS:
-            for ac in (False, True):
-                args = (None, mode, padding, ac)
-                out = stn.warp_perspective(x, H, *args)
-                gi, gHw = stn.warp_perspective_backward(np.ones_like(out), x, H, *args)
-                assert np.isfinite(out).all() and np.isfinite(gi).all()
-                assert np.isfinite(gHw).all()
-                alone = stn.warp_perspective(x[:1], H[:1], *args)
-                np.testing.assert_array_equal(out[:1], alone)
+    for mode, padding in _modes_paddings(dtype, 2):
+        for ac in (False, True):
+            args = (None, mode, padding, ac)
+            out = stn.warp_perspective(x, H, *args)
+            gi, gHw = stn.warp_perspective_backward(np.ones_like(out), x, H, *args)
+            assert np.isfinite(out).all() and np.isfinite(gi).all()
+            assert np.isfinite(gHw).all()
+            alone = stn.warp_perspective(x[:1], H[:1], *args)
+            np.testing.assert_array_equal(out[:1], alone)
 
 
 @pytest.mark.parametrize("bad", BAD, ids=BAD_IDS)
@@ -209,22 +222,17 @@ def test_warp_flow(dtype, dims, bad):
     size = x.shape[2:]
     fg = stn.flow_grid(flow, size)
     assert np.array_equal(np.isnan(fg), np.isnan(flow))  # NaN stays NaN, inf stays inf
-    modes = MODES_2D if dims == 2 else MODES_3D
-    for mode in modes:
-        for padding in PADDINGS:
-            for ac in (False, True):
-                args = (mode, padding, ac)
-                out = stn.warp_flow(x, flow, *args)
-                gi, gf = stn.warp_flow_backward(gout, x, flow, *args)
-                assert np.isfinite(out).all() and np.isfinite(gi).all()
-                assert np.isfinite(gf).all()
-                assert np.all(gf[~(np.abs(flow) < 1e20)] == 0)
-                g = stn.flow_grid(flow, size, ac)
-                ref = stn.grid_sample(x, g, *args)
-                if dtype == np.float64:
-                    np.testing.assert_array_equal(out, ref)
-                else:  # warp_flow keeps its points in float64; the grid is rounded
-                    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
+    for mode, padding in _modes_paddings(dtype, dims):
+        for ac in (False, True):
+            args = (mode, padding, ac)
+            out = stn.warp_flow(x, flow, *args)
+            gi, gf = stn.warp_flow_backward(gout, x, flow, *args)
+            assert np.isfinite(out).all() and np.isfinite(gi).all()
+            assert np.isfinite(gf).all()
+            assert np.all(gf[~(np.abs(flow) < 1e20)] == 0)
+            g = stn.flow_grid(flow, size, ac)
+            ref = stn.grid_sample(x, g, *args)
+            np.testing.assert_array_equal(out, ref)  # the same points, in the same dtype
 
 
 @pytest.mark.parametrize("bad", BAD, ids=BAD_IDS)
