@@ -1,7 +1,9 @@
 """``python -m stn_numba compile``: fill the on-disk JIT cache ahead of use.
 
 Each target makes one tiny call of a public function, which compiles (or loads from
-the cache) the kernels that function runs for one float dtype and one memory layout.
+the cache) the drivers that function runs for one float dtype and one memory layout,
+with the default mode and padding (bilinear, zeros padding); another mode or padding
+compiles its own driver on its first use.
 Run it once in a Docker image build or a deployment step, with the same
 ``NUMBA_CACHE_DIR`` (or none, for the default location) as the processes that will
 use the package, so that their first calls load machine code instead of compiling it.

@@ -2,8 +2,11 @@
 
 Twins of :mod:`stn_numba._cpu`. Each kernel is a grid-stride loop over output
 pixels (or rows) with 64-bit indices that calls the very same per-pixel functions
-as the CPU (:mod:`stn_numba._kernels`, :mod:`stn_numba._coords`): Numba compiles an
-``njit`` function for the device when a CUDA kernel calls it. Under the CUDA
+as the CPU (:mod:`stn_numba._kernels`, :mod:`stn_numba._coords`), so it computes in
+the grid's float type as the CPU does: Numba compiles an ``njit`` function for the
+device when a CUDA kernel calls it. Unlike the CPU drivers, a kernel is not yet
+specialised per use: mode, padding and point source are arguments, and its PTX holds
+every path. Under the CUDA
 simulator (``NUMBA_ENABLE_CUDASIM=1``) kernels run as Python, so they call pure
 Python twins of those functions instead (:func:`_python_twins`): same source.
 
