@@ -4,9 +4,15 @@ Twins of :mod:`stn_numba._cpu`. Each kernel is a grid-stride loop over output
 pixels (or rows) with 64-bit indices that calls the very same per-pixel functions
 as the CPU (:mod:`stn_numba._kernels`, :mod:`stn_numba._coords`), so it computes in
 the grid's float type as the CPU does: Numba compiles an ``njit`` function for the
-device when a CUDA kernel calls it. Unlike the CPU drivers, a kernel is not yet
-specialised per use: mode, padding and point source are arguments, and its PTX holds
-every path. Under the CUDA
+device when a CUDA kernel calls it.
+
+Specialised per use, as the CPU drivers are (:func:`stn_numba._jit.specialise`): the
+sampling, gradient and scatter kernels are factories, ``k_sample_2d(source, mode,
+padding)`` and so on, whose constants are free variables of the kernel. Numba prunes
+the branches on them in the functions it inlines (``grid_point_*``, ``sample_*``) and
+NVVM folds them in the rest, so a kernel's PTX holds only its own path, and a first
+call compiles only the device functions that path calls. ``align_corners`` stays an
+argument (a few instructions). Under the CUDA
 simulator (``NUMBA_ENABLE_CUDASIM=1``) kernels run as Python, so they call pure
 Python twins of those functions instead (:func:`_python_twins`): same source.
 
@@ -36,6 +42,7 @@ from numba.core.dispatcher import Dispatcher
 from numba.extending import overload
 
 from . import _coords, _jit, _kernels
+from ._jit import specialise
 from ._layout import inverse, memory_order, permute, physical
 from ._modes import AFFINE, BICUBIC, FLOW, GRID
 
@@ -217,128 +224,170 @@ def k_reduce_rows(acc, out, rows):
         i += stride
 
 
-@_cuda_jit
-def k_sample_2d(inp, grid, theta, fused, out, mode, padding_mode, align_corners):
-    N, Ho, Wo = out.shape[0], out.shape[2], out.shape[3]
-    i = numba.int64(cuda.grid(1))
-    stride = numba.int64(cuda.gridsize(1))
-    while i < N * Ho * Wo:
-        n, h, w = K.unravel_2d(i, Ho, Wo)
-        gx, gy = K.grid_point_2d(grid, theta, fused, n, h, w, Ho, Wo, align_corners)
-        K.sample_2d(inp, out, n, h, w, gx, gy, mode, padding_mode, align_corners)
-        i += stride
+@specialise(_cuda_jit)
+def k_sample_2d(source, mode, padding_mode):
+    def k_sample_2d(inp, grid, theta, out, align_corners):
+        N, Ho, Wo = out.shape[0], out.shape[2], out.shape[3]
+        i = numba.int64(cuda.grid(1))
+        stride = numba.int64(cuda.gridsize(1))
+        while i < N * Ho * Wo:
+            n, h, w = K.unravel_2d(i, Ho, Wo)
+            gx, gy = K.grid_point_2d(grid, theta, source, n, h, w, Ho, Wo, align_corners)
+            K.sample_2d(inp, out, n, h, w, gx, gy, mode, padding_mode, align_corners)
+            i += stride
+
+    return k_sample_2d
 
 
-@_cuda_jit
-def k_sample_3d(inp, grid, theta, fused, out, mode, padding_mode, align_corners):
-    N, Do, Ho, Wo = out.shape[0], out.shape[2], out.shape[3], out.shape[4]
-    i = numba.int64(cuda.grid(1))
-    stride = numba.int64(cuda.gridsize(1))
-    while i < N * Do * Ho * Wo:
-        n, d, h, w = K.unravel_3d(i, Do, Ho, Wo)
-        gx, gy, gz = K.grid_point_3d(grid, theta, fused, n, d, h, w, Do, Ho, Wo, align_corners)
-        K.sample_3d(inp, out, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners)
-        i += stride
+@specialise(_cuda_jit)
+def k_sample_3d(source, mode, padding_mode):
+    def k_sample_3d(inp, grid, theta, out, align_corners):
+        N, Do, Ho, Wo = out.shape[0], out.shape[2], out.shape[3], out.shape[4]
+        i = numba.int64(cuda.grid(1))
+        stride = numba.int64(cuda.gridsize(1))
+        while i < N * Do * Ho * Wo:
+            n, d, h, w = K.unravel_3d(i, Do, Ho, Wo)
+            gx, gy, gz = K.grid_point_3d(grid, theta, source, n, d, h, w, Do, Ho, Wo, align_corners)
+            K.sample_3d(inp, out, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners)
+            i += stride
+
+    return k_sample_3d
 
 
-@_cuda_jit
-def k_grad_grid_2d(inp, gout, grid, theta, ggrid, mode, padding_mode, align_corners):
-    N, Ho, Wo = gout.shape[0], gout.shape[2], gout.shape[3]
-    i = numba.int64(cuda.grid(1))
-    stride = numba.int64(cuda.gridsize(1))
-    while i < N * Ho * Wo:
-        n, h, w = K.unravel_2d(i, Ho, Wo)
-        gx, gy = K.grid_point_2d(grid, theta, False, n, h, w, Ho, Wo, align_corners)
-        ggx, ggy = K.grad_point_2d(inp, gout, n, h, w, gx, gy, mode, padding_mode, align_corners)
-        ggrid[n, h, w, 0] = ggx
-        ggrid[n, h, w, 1] = ggy
-        i += stride
-
-
-@_cuda_jit
-def k_grad_grid_3d(inp, gout, grid, theta, ggrid, mode, padding_mode, align_corners):
-    N, Do, Ho, Wo = gout.shape[0], gout.shape[2], gout.shape[3], gout.shape[4]
-    i = numba.int64(cuda.grid(1))
-    stride = numba.int64(cuda.gridsize(1))
-    while i < N * Do * Ho * Wo:
-        n, d, h, w = K.unravel_3d(i, Do, Ho, Wo)
-        gx, gy, gz = K.grid_point_3d(grid, theta, False, n, d, h, w, Do, Ho, Wo, align_corners)
-        ggx, ggy, ggz = K.grad_point_3d(
-            inp, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners
-        )
-        ggrid[n, d, h, w, 0] = ggx
-        ggrid[n, d, h, w, 1] = ggy
-        ggrid[n, d, h, w, 2] = ggz
-        i += stride
-
-
-@_cuda_jit
-def k_grad_theta_rows_2d(inp, gout, grid, theta, acc, mode, padding_mode, align_corners):
-    """acc[row] = θ-gradient of output row (n, h), summed over w in order."""
-    N, Ho, Wo = gout.shape[0], gout.shape[2], gout.shape[3]
-    i = numba.int64(cuda.grid(1))
-    stride = numba.int64(cuda.gridsize(1))
-    while i < N * Ho:
-        n = i // Ho
-        h = i - n * Ho
-        for k in range(6):
-            acc[i, k] = 0.0
-        for w in range(Wo):
-            gx, gy = K.grid_point_2d(grid, theta, True, n, h, w, Ho, Wo, align_corners)
+@specialise(_cuda_jit)
+def k_grad_grid_2d(mode, padding_mode):
+    def k_grad_grid_2d(inp, gout, grid, theta, ggrid, align_corners):
+        N, Ho, Wo = gout.shape[0], gout.shape[2], gout.shape[3]
+        i = numba.int64(cuda.grid(1))
+        stride = numba.int64(cuda.gridsize(1))
+        while i < N * Ho * Wo:
+            n, h, w = K.unravel_2d(i, Ho, Wo)
+            gx, gy = K.grid_point_2d(grid, theta, GRID, n, h, w, Ho, Wo, align_corners)
             ggx, ggy = K.grad_point_2d(
                 inp, gout, n, h, w, gx, gy, mode, padding_mode, align_corners
             )
-            K.accumulate_theta_2d(acc, i, ggx, ggy, w, h, Wo, Ho, align_corners)
-        i += stride
+            ggrid[n, h, w, 0] = ggx
+            ggrid[n, h, w, 1] = ggy
+            i += stride
+
+    return k_grad_grid_2d
 
 
-@_cuda_jit
-def k_grad_theta_rows_3d(inp, gout, grid, theta, acc, mode, padding_mode, align_corners):
-    N, Do, Ho, Wo = gout.shape[0], gout.shape[2], gout.shape[3], gout.shape[4]
-    i = numba.int64(cuda.grid(1))
-    stride = numba.int64(cuda.gridsize(1))
-    while i < N * Do * Ho:
-        n, d, h = K.unravel_2d(i, Do, Ho)
-        for k in range(12):
-            acc[i, k] = 0.0
-        for w in range(Wo):
-            gx, gy, gz = K.grid_point_3d(grid, theta, True, n, d, h, w, Do, Ho, Wo, align_corners)
+@specialise(_cuda_jit)
+def k_grad_grid_3d(mode, padding_mode):
+    def k_grad_grid_3d(inp, gout, grid, theta, ggrid, align_corners):
+        N, Do, Ho, Wo = gout.shape[0], gout.shape[2], gout.shape[3], gout.shape[4]
+        i = numba.int64(cuda.grid(1))
+        stride = numba.int64(cuda.gridsize(1))
+        while i < N * Do * Ho * Wo:
+            n, d, h, w = K.unravel_3d(i, Do, Ho, Wo)
+            gx, gy, gz = K.grid_point_3d(grid, theta, GRID, n, d, h, w, Do, Ho, Wo, align_corners)
             ggx, ggy, ggz = K.grad_point_3d(
                 inp, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners
             )
-            K.accumulate_theta_3d(acc, i, ggx, ggy, ggz, w, h, d, Wo, Ho, Do, align_corners)
-        i += stride
+            ggrid[n, d, h, w, 0] = ggx
+            ggrid[n, d, h, w, 1] = ggy
+            ggrid[n, d, h, w, 2] = ggz
+            i += stride
+
+    return k_grad_grid_3d
 
 
-@_cuda_jit
-def k_scatter_2d(gout, grid, theta, fused, gacc, scales, mode, padding_mode, align_corners):
-    """gacc += every output pixel's share, with atomics (float, or fixed point if int64)."""
-    N, Ho, Wo = gout.shape[0], gout.shape[2], gout.shape[3]
-    Hin = gacc.shape[2]
-    i = numba.int64(cuda.grid(1))
-    stride = numba.int64(cuda.gridsize(1))
-    while i < N * Ho * Wo:
-        n, h, w = K.unravel_2d(i, Ho, Wo)
-        gx, gy = K.grid_point_2d(grid, theta, fused, n, h, w, Ho, Wo, align_corners)
-        K.scatter_2d(
-            gacc, gout, n, h, w, gx, gy, mode, padding_mode, align_corners, 0, Hin, scales[n]
-        )
-        i += stride
+@specialise(_cuda_jit)
+def k_grad_theta_rows_2d(mode, padding_mode):
+    def k_grad_theta_rows_2d(inp, gout, grid, theta, acc, align_corners):
+        """acc[row] = θ-gradient of output row (n, h), summed over w in order."""
+        N, Ho, Wo = gout.shape[0], gout.shape[2], gout.shape[3]
+        i = numba.int64(cuda.grid(1))
+        stride = numba.int64(cuda.gridsize(1))
+        while i < N * Ho:
+            n = i // Ho
+            h = i - n * Ho
+            for k in range(6):
+                acc[i, k] = 0.0
+            for w in range(Wo):
+                gx, gy = K.grid_point_2d(grid, theta, AFFINE, n, h, w, Ho, Wo, align_corners)
+                ggx, ggy = K.grad_point_2d(
+                    inp, gout, n, h, w, gx, gy, mode, padding_mode, align_corners
+                )
+                K.accumulate_theta_2d(acc, i, ggx, ggy, w, h, Wo, Ho, align_corners)
+            i += stride
+
+    return k_grad_theta_rows_2d
 
 
-@_cuda_jit
-def k_scatter_3d(gout, grid, theta, fused, gacc, scales, mode, padding_mode, align_corners):
-    N, Do, Ho, Wo = gout.shape[0], gout.shape[2], gout.shape[3], gout.shape[4]
-    Din = gacc.shape[2]
-    i = numba.int64(cuda.grid(1))
-    stride = numba.int64(cuda.gridsize(1))
-    while i < N * Do * Ho * Wo:
-        n, d, h, w = K.unravel_3d(i, Do, Ho, Wo)
-        gx, gy, gz = K.grid_point_3d(grid, theta, fused, n, d, h, w, Do, Ho, Wo, align_corners)
-        K.scatter_3d(
-            gacc, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners, 0, Din, scales[n]
-        )
-        i += stride
+@specialise(_cuda_jit)
+def k_grad_theta_rows_3d(mode, padding_mode):
+    def k_grad_theta_rows_3d(inp, gout, grid, theta, acc, align_corners):
+        N, Do, Ho, Wo = gout.shape[0], gout.shape[2], gout.shape[3], gout.shape[4]
+        i = numba.int64(cuda.grid(1))
+        stride = numba.int64(cuda.gridsize(1))
+        while i < N * Do * Ho:
+            n, d, h = K.unravel_2d(i, Do, Ho)
+            for k in range(12):
+                acc[i, k] = 0.0
+            for w in range(Wo):
+                gx, gy, gz = K.grid_point_3d(
+                    grid, theta, AFFINE, n, d, h, w, Do, Ho, Wo, align_corners
+                )
+                ggx, ggy, ggz = K.grad_point_3d(
+                    inp, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners
+                )
+                K.accumulate_theta_3d(acc, i, ggx, ggy, ggz, w, h, d, Wo, Ho, Do, align_corners)
+            i += stride
+
+    return k_grad_theta_rows_3d
+
+
+@specialise(_cuda_jit)
+def k_scatter_2d(source, mode, padding_mode):
+    def k_scatter_2d(gout, grid, theta, gacc, scales, align_corners):
+        """gacc += every output pixel's share, with atomics (float, or fixed point if int64)."""
+        N, Ho, Wo = gout.shape[0], gout.shape[2], gout.shape[3]
+        Hin = gacc.shape[2]
+        i = numba.int64(cuda.grid(1))
+        stride = numba.int64(cuda.gridsize(1))
+        while i < N * Ho * Wo:
+            n, h, w = K.unravel_2d(i, Ho, Wo)
+            gx, gy = K.grid_point_2d(grid, theta, source, n, h, w, Ho, Wo, align_corners)
+            K.scatter_2d(
+                gacc, gout, n, h, w, gx, gy, mode, padding_mode, align_corners, 0, Hin, scales[n]
+            )
+            i += stride
+
+    return k_scatter_2d
+
+
+@specialise(_cuda_jit)
+def k_scatter_3d(source, mode, padding_mode):
+    def k_scatter_3d(gout, grid, theta, gacc, scales, align_corners):
+        N, Do, Ho, Wo = gout.shape[0], gout.shape[2], gout.shape[3], gout.shape[4]
+        Din = gacc.shape[2]
+        i = numba.int64(cuda.grid(1))
+        stride = numba.int64(cuda.gridsize(1))
+        while i < N * Do * Ho * Wo:
+            n, d, h, w = K.unravel_3d(i, Do, Ho, Wo)
+            gx, gy, gz = K.grid_point_3d(grid, theta, source, n, d, h, w, Do, Ho, Wo, align_corners)
+            K.scatter_3d(
+                gacc,
+                gout,
+                n,
+                d,
+                h,
+                w,
+                gx,
+                gy,
+                gz,
+                mode,
+                padding_mode,
+                align_corners,
+                0,
+                Din,
+                scales[n],
+            )
+            i += stride
+
+    return k_scatter_3d
 
 
 @_cuda_jit
@@ -547,9 +596,9 @@ def run_sample(inp, grid, theta, out, mode, padding_mode, align_corners, source=
     ct = (grid if grid is not None else theta).dtype  # the computation's float type
     grid = _placeholder(ct, dims + 2) if grid is None else to_device(grid)
     theta = _placeholder(ct, 3) if theta is None else to_device(theta)
-    k = k_sample_2d if dims == 2 else k_sample_3d
+    k = (k_sample_2d if dims == 2 else k_sample_3d)(source, mode, padding_mode)
     total = out.shape[0] * int(np.prod(out.shape[2:]))
-    _launch(k, total, inp, grid, theta, source, out, mode, padding_mode, align_corners)
+    _launch(k, total, inp, grid, theta, out, align_corners)
 
 
 def run_backward(
@@ -567,12 +616,13 @@ def run_backward(
     out_pixels = n * int(np.prod(gout.shape[2:]))
     grad_input = grad_point = None
     if input_grad:
-        scatter = k_scatter_2d if dims == 2 else k_scatter_3d
-        args = (mode, padding_mode, align_corners)
+        scatter = (k_scatter_2d if dims == 2 else k_scatter_3d)(
+            AFFINE if fused else GRID, mode, padding_mode
+        )
         if deterministic:
             scales = _fixed_point_scales(gout, mode)
             acc = zeros_like(inp, np.int64)
-            _launch(scatter, out_pixels, gout, grid, theta, fused, acc, scales, *args)
+            _launch(scatter, out_pixels, gout, grid, theta, acc, scales, align_corners)
             grad_input = empty_like(inp, dtype)
             if grad_input.size:
                 _launch(
@@ -581,19 +631,18 @@ def run_backward(
         else:
             scales = cuda.to_device(np.ones(n))
             grad_input = zeros_like(inp, dtype)
-            _launch(scatter, out_pixels, gout, grid, theta, fused, grad_input, scales, *args)
+            _launch(scatter, out_pixels, gout, grid, theta, grad_input, scales, align_corners)
     if point_grad:
-        args = (mode, padding_mode, align_corners)
         if fused:
             rows = n * int(np.prod(gout.shape[2:-1]))
             acc = cuda.device_array((rows, dims * (dims + 1)), dtype=np.float64)
-            k = k_grad_theta_rows_2d if dims == 2 else k_grad_theta_rows_3d
-            _launch(k, rows, inp, gout, grid, theta, acc, *args)
+            k = (k_grad_theta_rows_2d if dims == 2 else k_grad_theta_rows_3d)(mode, padding_mode)
+            _launch(k, rows, inp, gout, grid, theta, acc, align_corners)
             grad_point = _reduce(acc, n, dims, dtype)
         else:
             grad_point = cuda.device_array(grid.shape, dtype=dtype)
-            k = k_grad_grid_2d if dims == 2 else k_grad_grid_3d
-            _launch(k, out_pixels, inp, gout, grid, theta, grad_point, *args)
+            k = (k_grad_grid_2d if dims == 2 else k_grad_grid_3d)(mode, padding_mode)
+            _launch(k, out_pixels, inp, gout, grid, theta, grad_point, align_corners)
     return grad_input, grad_point
 
 
@@ -729,17 +778,16 @@ def run_splat(src, grid, out, mode, padding_mode, align_corners, deterministic=T
     dims = src.ndim - 2
     n = src.shape[0]
     theta = _placeholder(src.dtype, 3)
-    scatter = k_scatter_2d if dims == 2 else k_scatter_3d
+    scatter = (k_scatter_2d if dims == 2 else k_scatter_3d)(GRID, mode, padding_mode)
     total = n * int(np.prod(src.shape[2:]))
-    args = (mode, padding_mode, align_corners)
     if deterministic:
         scales = _fixed_point_scales(src, mode)
         acc = zeros_like(out, np.int64)
-        _launch(scatter, total, src, grid, theta, False, acc, scales, *args)
+        _launch(scatter, total, src, grid, theta, acc, scales, align_corners)
         if out.size:
             _launch(k_fixed_to_float, out.size, _rows(acc, n), scales, _rows(out, n))
     else:
         if out.size:
             _launch(k_fill_zero, out.size, physical(out).reshape(-1))
         scales = cuda.to_device(np.ones(n))
-        _launch(scatter, total, src, grid, theta, False, out, scales, *args)
+        _launch(scatter, total, src, grid, theta, out, scales, align_corners)

@@ -12,7 +12,8 @@
 Nothing is compiled at import time: the decorators are lazy, and each
 specialisation compiles on first use.
 
-Specialisation: a driver is made by a factory (:func:`specialise`) whose arguments --
+Specialisation: a CPU driver (or a CUDA kernel, in :mod:`stn_numba._cuda`) is made by a
+factory (:func:`specialise`) whose arguments --
 the interpolation mode, the padding, the point source (grid, θ, homography, flow) and
 the memory layout -- are the constants of one use. They are free variables of the
 jitted function, so Numba prunes every branch on them before typing and a call

@@ -28,6 +28,18 @@ from numba import boolean, float64, int64  # noqa: E402
 from numba import types as nt  # noqa: E402
 
 from stn_numba import _cuda  # noqa: E402
+from stn_numba._modes import (  # noqa: E402
+    AFFINE,
+    BICUBIC,
+    BILINEAR,
+    BORDER,
+    FLOW,
+    GRID,
+    NEAREST,
+    PERSPECTIVE,
+    REFLECTION,
+    ZEROS,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -56,91 +68,27 @@ def signatures(t):
         "k_theta_rows_2d": (arr(t, 4), arr(float64, 2), boolean),
         "k_theta_rows_3d": (arr(t, 5), arr(float64, 2), boolean),
         "k_reduce_rows": (arr(float64, 2), arr(t, 2), int64),
-        "k_sample_2d": (arr(t, 4), arr(t, 4), arr(t, 3), i64, arr(t, 4), i64, i64, boolean),
-        "k_sample_3d": (arr(t, 5), arr(t, 5), arr(t, 3), i64, arr(t, 5), i64, i64, boolean),
-        "k_grad_grid_2d": (
-            arr(t, 4),
-            arr(t, 4),
-            arr(t, 4),
-            arr(t, 3),
-            arr(t, 4),
-            i64,
-            i64,
-            boolean,
-        ),
-        "k_grad_grid_3d": (
-            arr(t, 5),
-            arr(t, 5),
-            arr(t, 5),
-            arr(t, 3),
-            arr(t, 5),
-            i64,
-            i64,
-            boolean,
-        ),
+        "k_sample_2d": (arr(t, 4), arr(t, 4), arr(t, 3), arr(t, 4), boolean),
+        "k_sample_3d": (arr(t, 5), arr(t, 5), arr(t, 3), arr(t, 5), boolean),
+        "k_grad_grid_2d": (arr(t, 4), arr(t, 4), arr(t, 4), arr(t, 3), arr(t, 4), boolean),
+        "k_grad_grid_3d": (arr(t, 5), arr(t, 5), arr(t, 5), arr(t, 3), arr(t, 5), boolean),
         "k_grad_theta_rows_2d": (
-            arr(t, 4),
-            arr(t, 4),
-            arr(t, 4),
-            arr(t, 3),
-            arr(float64, 2),
-            i64,
-            i64,
-            boolean,
+            arr(t, 4), arr(t, 4), arr(t, 4), arr(t, 3), arr(float64, 2), boolean,
         ),
         "k_grad_theta_rows_3d": (
-            arr(t, 5),
-            arr(t, 5),
-            arr(t, 5),
-            arr(t, 3),
-            arr(float64, 2),
-            i64,
-            i64,
-            boolean,
+            arr(t, 5), arr(t, 5), arr(t, 5), arr(t, 3), arr(float64, 2), boolean,
         ),
         "k_scatter_2d": (
-            arr(t, 4),
-            arr(t, 4),
-            arr(t, 3),
-            boolean,
-            arr(nt.int64, 4),
-            arr(float64, 1),
-            i64,
-            i64,
-            boolean,
+            arr(t, 4), arr(t, 4), arr(t, 3), arr(nt.int64, 4), arr(float64, 1), boolean,
         ),
         "k_scatter_2d/float-atomics": (
-            arr(t, 4),
-            arr(t, 4),
-            arr(t, 3),
-            boolean,
-            arr(t, 4),
-            arr(float64, 1),
-            i64,
-            i64,
-            boolean,
+            arr(t, 4), arr(t, 4), arr(t, 3), arr(t, 4), arr(float64, 1), boolean,
         ),
         "k_scatter_3d": (
-            arr(t, 5),
-            arr(t, 5),
-            arr(t, 3),
-            boolean,
-            arr(nt.int64, 5),
-            arr(float64, 1),
-            i64,
-            i64,
-            boolean,
+            arr(t, 5), arr(t, 5), arr(t, 3), arr(nt.int64, 5), arr(float64, 1), boolean,
         ),
         "k_scatter_3d/float-atomics": (
-            arr(t, 5),
-            arr(t, 5),
-            arr(t, 3),
-            boolean,
-            arr(t, 5),
-            arr(float64, 1),
-            i64,
-            i64,
-            boolean,
+            arr(t, 5), arr(t, 5), arr(t, 3), arr(t, 5), arr(float64, 1), boolean,
         ),
         "k_abs_row_sums": (arr(t, 2), arr(float64, 2)),
         "k_fixed_point_scales": (arr(float64, 2), float64, arr(float64, 1)),
@@ -153,7 +101,44 @@ def signatures(t):
         # thin-plate spline (tps_grid): coefficients and source points are float64
         "k_tps_grid_2d": (arr(float64, 3), arr(float64, 3), arr(t, 4), boolean),
         "k_tps_rows_2d": (arr(t, 4), arr(float64, 3), arr(float64, 2), boolean),
-    }
+    }  # fmt: skip
+
+
+#: The specialised kernels (factories of constants, see stn_numba._jit.specialise):
+#: the constants that test_compiles_to_ptx builds, then a covering set -- every
+#: source, mode and padding at least once -- that test_every_path_compiles_to_ptx
+#: builds in float32.
+PATHS_2D = [
+    (GRID, BILINEAR, ZEROS),
+    (AFFINE, NEAREST, BORDER),
+    (PERSPECTIVE, BICUBIC, REFLECTION),
+    (FLOW, BILINEAR, BORDER),
+]
+PATHS_3D = [(GRID, BILINEAR, ZEROS), (AFFINE, NEAREST, BORDER), (FLOW, BILINEAR, REFLECTION)]
+GRADS_2D = [(BILINEAR, ZEROS), (NEAREST, BORDER), (BICUBIC, REFLECTION)]
+GRADS_3D = [(BILINEAR, ZEROS), (NEAREST, REFLECTION)]
+SCATTERS_2D = [(GRID, BILINEAR, ZEROS), (AFFINE, NEAREST, BORDER), (GRID, BICUBIC, REFLECTION)]
+SCATTERS_3D = [(GRID, BILINEAR, ZEROS), (AFFINE, NEAREST, REFLECTION)]
+SPECIALISED = {
+    "k_sample_2d": PATHS_2D,
+    "k_sample_3d": PATHS_3D,
+    "k_grad_grid_2d": GRADS_2D,
+    "k_grad_grid_3d": GRADS_3D,
+    "k_grad_theta_rows_2d": GRADS_2D,
+    "k_grad_theta_rows_3d": GRADS_3D,
+    "k_scatter_2d": SCATTERS_2D,
+    "k_scatter_3d": SCATTERS_3D,
+}
+
+
+def python_kernel(name, constants=None):
+    """The Python function of kernel ``name`` (its first listed specialisation, or the
+    one of ``constants``)."""
+    base = name.split("/")[0]
+    kernel = getattr(_cuda, base)
+    if base in SPECIALISED:
+        kernel = kernel(*(constants or SPECIALISED[base][0]))
+    return kernel.py_func
 
 
 KERNELS = sorted(signatures(nt.float32))
@@ -169,8 +154,19 @@ def test_every_kernel_is_listed():
 @pytest.mark.parametrize("name", KERNELS)
 def test_compiles_to_ptx(name, dtype):
     t = nt.float32 if dtype == np.float32 else nt.float64
-    kernel = getattr(_cuda, name.split("/")[0])
-    ptx, _ = cuda.compile_ptx(kernel.py_func, signatures(t)[name], cc=(9, 0))
+    ptx, _ = cuda.compile_ptx(python_kernel(name), signatures(t)[name], cc=(9, 0))
+    assert ".target sm_90" in ptx and ".entry" in ptx
+
+
+@pytest.mark.parametrize(
+    "name, constants",
+    [(n, c) for n, paths in SPECIALISED.items() for c in paths[1:]],
+    ids=lambda v: "_".join(map(str, v)) if isinstance(v, tuple) else v,
+)
+def test_every_path_compiles_to_ptx(name, constants):
+    ptx, _ = cuda.compile_ptx(
+        python_kernel(name, constants), signatures(nt.float32)[name], cc=(9, 0)
+    )
     assert ".target sm_90" in ptx and ".entry" in ptx
 
 
@@ -181,24 +177,20 @@ def strided(dtype, ndim):
 def channels_last_signatures(t):
     """The image kernels with channels-last images: permuted views of the memory, which
     Numba types as strided ("A") arrays (see stn_numba._layout)."""
-    i64 = nt.int64
     sigs = {}
     for d, nd in ((2, 4), (3, 5)):
         a, s, th = arr(t, nd), strided(t, nd), arr(t, 3)
-        sigs[f"k_sample_{d}d"] = (s, a, th, i64, s, i64, i64, boolean)
-        sigs[f"k_grad_grid_{d}d"] = (s, s, a, th, a, i64, i64, boolean)
-        sigs[f"k_grad_theta_rows_{d}d"] = (s, s, a, th, arr(float64, 2), i64, i64, boolean)
+        sigs[f"k_sample_{d}d"] = (s, a, th, s, boolean)
+        sigs[f"k_grad_grid_{d}d"] = (s, s, a, th, a, boolean)
+        sigs[f"k_grad_theta_rows_{d}d"] = (s, s, a, th, arr(float64, 2), boolean)
         acc = strided(nt.int64, nd)
-        sigs[f"k_scatter_{d}d"] = (s, a, th, boolean, acc, arr(float64, 1), i64, i64, boolean)
-        sigs[f"k_scatter_{d}d/float-atomics"] = (
-            s, a, th, boolean, s, arr(float64, 1), i64, i64, boolean,
-        )  # fmt: skip
+        sigs[f"k_scatter_{d}d"] = (s, a, th, acc, arr(float64, 1), boolean)
+        sigs[f"k_scatter_{d}d/float-atomics"] = (s, a, th, s, arr(float64, 1), boolean)
     return sigs
 
 
 @pytest.mark.parametrize("name", sorted(channels_last_signatures(nt.float32)))
 def test_channels_last_compiles_to_ptx(name):
-    kernel = getattr(_cuda, name.split("/")[0])
     sig = channels_last_signatures(nt.float32)[name]
-    ptx, _ = cuda.compile_ptx(kernel.py_func, sig, cc=(9, 0))
+    ptx, _ = cuda.compile_ptx(python_kernel(name), sig, cc=(9, 0))
     assert ".target sm_90" in ptx and ".entry" in ptx
