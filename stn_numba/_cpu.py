@@ -40,13 +40,16 @@ from ._jit import bind, driver, kernel, scalar, specialise
 from ._kernels import (
     accumulate_perspective_2d,
     accumulate_tps,
+    bicubic_value,
+    bilinear_grads,
     bilinear_point_2d,
+    bilinear_value,
+    bilinear_weights,
     cubic_taps,
     flow_point_2d,
     flow_point_3d,
     grad_point_2d,
     grad_point_3d,
-    lerp_weight,
     nearest_sample_2d,
     perspective_point_2d,
     row_span,
@@ -58,8 +61,12 @@ from ._kernels import (
     theta_terms_2d,
     theta_terms_3d,
     tps_point,
+    trilinear_grads,
     trilinear_point_3d,
+    trilinear_value,
+    trilinear_weight,
     unravel_2d,
+    valid_tap,
 )
 from ._modes import AFFINE, BICUBIC, BILINEAR, BORDER, FLOW, GRID, NEAREST, REFLECTION, ZEROS
 
@@ -156,47 +163,27 @@ def affine_grid_backward_3d(ggrid, rowacc, align_corners):
 
 @scalar
 def bilinear_taps_2d(inp, n, c, w, xi, yi, wt):
-    """Output column w of channel c from a row's scratch taps (see sample_2d_cpu); the
-    order of bilinear_sample_2d's additions."""
-    xa, xb, ya, yb = xi[0, w], xi[1, w], yi[0, w], yi[1, w]
-    v = zero_of(wt)
-    if ya >= 0:
-        if xa >= 0:
-            v += cast(inp[n, c, ya, xa], v) * wt[0, w]
-        if xb >= 0:
-            v += cast(inp[n, c, ya, xb], v) * wt[1, w]
-    if yb >= 0:
-        if xa >= 0:
-            v += cast(inp[n, c, yb, xa], v) * wt[2, w]
-        if xb >= 0:
-            v += cast(inp[n, c, yb, xb], v) * wt[3, w]
-    return v
-
-
-@scalar
-def _cubic_tap_row(inp, n, c, y, w, ti, tw):
-    """Σ_i wx[i] · input[n, c, y, x_i] over a row's 4 scratch taps (_cubic_row's order)."""
-    z = zero_of(tw)
-    if y < 0:
-        return z
-    v = tw[0, w] * (cast(inp[n, c, y, ti[0, w]], z) if ti[0, w] >= 0 else z)
-    v += tw[1, w] * (cast(inp[n, c, y, ti[1, w]], z) if ti[1, w] >= 0 else z)
-    v += tw[2, w] * (cast(inp[n, c, y, ti[2, w]], z) if ti[2, w] >= 0 else z)
-    v += tw[3, w] * (cast(inp[n, c, y, ti[3, w]], z) if ti[3, w] >= 0 else z)
-    return v
+    """Output column w of channel c from a row's scratch taps (see sample_2d_cpu):
+    :func:`~stn_numba._kernels.bilinear_value`, as the GPU computes it."""
+    return bilinear_value(
+        inp, n, c, xi[0, w], xi[1, w], yi[0, w], yi[1, w], wt[0, w], wt[1, w], wt[2, w], wt[3, w]
+    )
 
 
 @scalar
 def bicubic_taps_2d(inp, n, c, w, ti, tw):
-    """Output column w of channel c from a row's scratch taps (see sample_2d_cpu); the
-    arithmetic of bicubic_sample_2d in its order (0 for a NaN point)."""
+    """Output column w of channel c from a row's scratch taps (see sample_2d_cpu):
+    :func:`~stn_numba._kernels.bicubic_value`, as the GPU computes it (0 for a NaN point)."""
     if ti[4, w] == -2:
         return zero_of(tw)
-    return (
-        tw[4, w] * _cubic_tap_row(inp, n, c, ti[4, w], w, ti, tw)
-        + tw[5, w] * _cubic_tap_row(inp, n, c, ti[5, w], w, ti, tw)
-        + tw[6, w] * _cubic_tap_row(inp, n, c, ti[6, w], w, ti, tw)
-        + tw[7, w] * _cubic_tap_row(inp, n, c, ti[7, w], w, ti, tw)
+    return bicubic_value(
+        inp,
+        n,
+        c,
+        (ti[0, w], ti[1, w], ti[2, w], ti[3, w]),
+        (ti[4, w], ti[5, w], ti[6, w], ti[7, w]),
+        (tw[0, w], tw[1, w], tw[2, w], tw[3, w]),
+        (tw[4, w], tw[5, w], tw[6, w], tw[7, w]),
     )
 
 
@@ -207,17 +194,11 @@ def taps_2d(gx, gy, W, H, padding_mode, align_corners, w, xi, yi, wt):
     own (``&``, not short-circuit ``and``), so that a loop over it, with
     ``padding_mode`` a constant, vectorises (zeros, border)."""
     x0, y0, tx, ty, _, _, ok = bilinear_point_2d(gx, gy, W, H, padding_mode, align_corners)
-    x1 = x0 + 1
-    y1 = y0 + 1
-    xi[0, w] = x0 if ok & (x0 >= 0) & (x0 < W) else -1
-    xi[1, w] = x1 if ok & (x1 >= 0) & (x1 < W) else -1
-    yi[0, w] = y0 if (y0 >= 0) & (y0 < H) else -1
-    yi[1, w] = y1 if (y1 >= 0) & (y1 < H) else -1
-    one = cast(1, tx)
-    wt[0, w] = (one - tx) * (one - ty)
-    wt[1, w] = tx * (one - ty)
-    wt[2, w] = (one - tx) * ty
-    wt[3, w] = tx * ty
+    xi[0, w] = valid_tap(x0, W, ok)
+    xi[1, w] = valid_tap(x0 + 1, W, ok)
+    yi[0, w] = valid_tap(y0, H, True)
+    yi[1, w] = valid_tap(y0 + 1, H, True)
+    wt[0, w], wt[1, w], wt[2, w], wt[3, w] = bilinear_weights(tx, ty)
 
 
 @scalar
@@ -382,27 +363,20 @@ def taps_3d(gx, gy, gz, W, H, D, padding_mode, align_corners, w, ti, wt):
     x0, y0, z0, tx, ty, tz, _, _, _, ok = trilinear_point_3d(
         gx, gy, gz, W, H, D, padding_mode, align_corners
     )
-    x1 = x0 + 1
-    y1 = y0 + 1
-    z1 = z0 + 1
-    ti[0, w] = x0 if ok & (x0 >= 0) & (x0 < W) else -1
-    ti[1, w] = x1 if ok & (x1 >= 0) & (x1 < W) else -1
-    ti[2, w] = y0 if (y0 >= 0) & (y0 < H) else -1
-    ti[3, w] = y1 if (y1 >= 0) & (y1 < H) else -1
-    ti[4, w] = z0 if (z0 >= 0) & (z0 < D) else -1
-    ti[5, w] = z1 if (z1 >= 0) & (z1 < D) else -1
-    one = cast(1, tx)
-    wz0 = one - tz
-    wy0 = one - ty
-    wx0 = one - tx
-    wt[0, w] = (wz0 * wy0) * wx0
-    wt[1, w] = (wz0 * wy0) * tx
-    wt[2, w] = (wz0 * ty) * wx0
-    wt[3, w] = (wz0 * ty) * tx
-    wt[4, w] = (tz * wy0) * wx0
-    wt[5, w] = (tz * wy0) * tx
-    wt[6, w] = (tz * ty) * wx0
-    wt[7, w] = (tz * ty) * tx
+    ti[0, w] = valid_tap(x0, W, ok)
+    ti[1, w] = valid_tap(x0 + 1, W, ok)
+    ti[2, w] = valid_tap(y0, H, True)
+    ti[3, w] = valid_tap(y0 + 1, H, True)
+    ti[4, w] = valid_tap(z0, D, True)
+    ti[5, w] = valid_tap(z0 + 1, D, True)
+    wt[0, w] = trilinear_weight(tx, ty, tz, 0, 0, 0)
+    wt[1, w] = trilinear_weight(tx, ty, tz, 1, 0, 0)
+    wt[2, w] = trilinear_weight(tx, ty, tz, 0, 1, 0)
+    wt[3, w] = trilinear_weight(tx, ty, tz, 1, 1, 0)
+    wt[4, w] = trilinear_weight(tx, ty, tz, 0, 0, 1)
+    wt[5, w] = trilinear_weight(tx, ty, tz, 1, 0, 1)
+    wt[6, w] = trilinear_weight(tx, ty, tz, 0, 1, 1)
+    wt[7, w] = trilinear_weight(tx, ty, tz, 1, 1, 1)
 
 
 @scalar
@@ -457,22 +431,20 @@ def row_taps_3d(source, padding_mode):
 
 @scalar
 def trilinear_taps_3d(inp, n, c, w, ti, wt):
-    """Output column w of channel c from a row's scratch taps: sample_3d's additions in
-    its order (corners bz, by, bx)."""
-    v = zero_of(wt)
-    for bz in range(2):
-        zi = ti[4 + bz, w]
-        if zi < 0:
-            continue
-        for by in range(2):
-            yi = ti[2 + by, w]
-            if yi < 0:
-                continue
-            for bx in range(2):
-                xi = ti[bx, w]
-                if xi >= 0:
-                    v += cast(inp[n, c, zi, yi, xi], v) * wt[4 * bz + 2 * by + bx, w]
-    return v
+    """Output column w of channel c from a row's scratch taps:
+    :func:`~stn_numba._kernels.trilinear_value`, as the GPU computes it."""
+    return trilinear_value(
+        inp,
+        n,
+        c,
+        ti[0, w],
+        ti[1, w],
+        ti[2, w],
+        ti[3, w],
+        ti[4, w],
+        ti[5, w],
+        (wt[0, w], wt[1, w], wt[2, w], wt[3, w], wt[4, w], wt[5, w], wt[6, w], wt[7, w]),
+    )
 
 
 @specialise(scalar)
@@ -763,12 +735,8 @@ def backward_bilinear_2d_cpu(fused, padding_mode):
                     in_y1 = y1 >= 0 and y1 < H
                     b_y0 = y0 >= r0 and y0 < r1
                     b_y1 = y1 >= r0 and y1 < r1
-                    one = cast(1, tx)
-                    zero = one - one
-                    w00 = (one - tx) * (one - ty)
-                    w01 = tx * (one - ty)
-                    w10 = (one - tx) * ty
-                    w11 = tx * ty
+                    zero = cast(0, tx)
+                    w00, w01, w10, w11 = bilinear_weights(tx, ty)
                     gix = zero
                     giy = zero
                     for c in range(C):
@@ -789,8 +757,9 @@ def backward_bilinear_2d_cpu(fused, padding_mode):
                             v01 = cast(inp[n, c, y0, x1], tx) if in_y0 and in_x1 else zero
                             v10 = cast(inp[n, c, y1, x0], tx) if in_y1 and in_x0 else zero
                             v11 = cast(inp[n, c, y1, x1], tx) if in_y1 and in_x1 else zero
-                            gix += g * ((v01 - v00) * (one - ty) + (v11 - v10) * ty)
-                            giy += g * ((v10 - v00) * (one - tx) + (v11 - v01) * tx)
+                            a, b = bilinear_grads(g, v00, v01, v10, v11, tx, ty)
+                            gix += a
+                            giy += b
                     if own:
                         ggx = dx * gix
                         ggy = dy * giy
@@ -886,8 +855,7 @@ def backward_trilinear_3d_cpu(fused, padding_mode):
                             continue
                         zc = min(max(z0, 0), D - 1)
                         own = point_grad and zc >= s0 and zc < s1
-                        one = cast(1, tx)
-                        zero = one - one
+                        zero = cast(0, tx)
                         gix = zero
                         giy = zero
                         giz = zero
@@ -905,21 +873,13 @@ def backward_trilinear_3d_cpu(fused, padding_mode):
                                         for bx in range(2):
                                             xi = x0 + bx
                                             if xi >= 0 and xi < W:
-                                                wgt = (
-                                                    lerp_weight(tz, bz)
-                                                    * lerp_weight(ty, by)
-                                                    * lerp_weight(tx, bx)
-                                                )
+                                                wgt = trilinear_weight(tx, ty, tz, bx, by, bz)
                                                 gin[n, c, zi, yi, xi] += wgt * g
                             if own:
                                 for bz in range(2):
                                     zi = z0 + bz
-                                    wz = lerp_weight(tz, bz)
-                                    sz = one if bz == 1 else -one
                                     for by in range(2):
                                         yi = y0 + by
-                                        wy = lerp_weight(ty, by)
-                                        sy = one if by == 1 else -one
                                         for bx in range(2):
                                             xi = x0 + bx
                                             val = zero
@@ -929,11 +889,10 @@ def backward_trilinear_3d_cpu(fused, padding_mode):
                                             ):  # fmt: skip
                                                 val = cast(inp[n, c, zi, yi, xi], tx)
                                             v = g * val
-                                            wx = lerp_weight(tx, bx)
-                                            sx = one if bx == 1 else -one
-                                            gix += v * sx * wy * wz
-                                            giy += v * wx * sy * wz
-                                            giz += v * wx * wy * sz
+                                            a, b, e = trilinear_grads(v, tx, ty, tz, bx, by, bz)
+                                            gix += a
+                                            giy += b
+                                            giz += e
                         if own:
                             ggx = dx * gix
                             ggy = dy * giy

@@ -102,7 +102,7 @@ def source_point_2d(grid, theta, source, n, h, w, xb, yb, align_corners):
     return grid[n, h, w, 0], grid[n, h, w, 1]
 
 
-@kernel
+@scalar
 def grid_point_2d(grid, theta, fused, n, h, w, Ho, Wo, align_corners):
     """:func:`source_point_2d` with the base-grid coordinates computed here (the CUDA
     kernels' per-pixel form; ``fused`` is the source)."""
@@ -135,7 +135,7 @@ def source_point_3d(grid, theta, source, n, d, h, w, xb, yb, zb, align_corners):
     return grid[n, d, h, w, 0], grid[n, d, h, w, 1], grid[n, d, h, w, 2]
 
 
-@kernel
+@scalar
 def grid_point_3d(grid, theta, fused, n, d, h, w, Do, Ho, Wo, align_corners):
     """:func:`source_point_3d` with the base-grid coordinates computed here."""
     xb = zero_of(grid)
@@ -153,7 +153,7 @@ def grid_point_3d(grid, theta, fused, n, d, h, w, Do, Ho, Wo, align_corners):
 # ----------------------------------------------------------------------------
 
 
-@kernel
+@scalar
 def _value_2d(inp, n, c, y, x, like):
     """input[n, c, y, x] in like's float type, or 0 when (y, x) is outside (index -1
     means outside too)."""
@@ -175,7 +175,7 @@ def cubic_taps(g, size, padding_mode, align_corners):
     return (ia, ib, ic, id_), cubic_weights(t), cubic_weight_grads(t), scale
 
 
-@kernel
+@scalar
 def _cubic_row(inp, n, c, y, xs, wx):
     """Σ_i wx[i] · input[n, c, y, xs[i]] over the 4 taps of one row."""
     like = wx[0]
@@ -189,12 +189,113 @@ def _cubic_row(inp, n, c, y, xs, wx):
     )
 
 
+@scalar
+def bicubic_value(inp, n, c, xs, ys, wx, wy):
+    """Bicubic value of channel c at taps ``xs``, ``ys`` (4 each, -1: outside) with
+    weights ``wx``, ``wy``: Σ_j wy[j] · Σ_i wx[i] · input[ys[j], xs[i]], in this order."""
+    return (
+        wy[0] * _cubic_row(inp, n, c, ys[0], xs, wx)
+        + wy[1] * _cubic_row(inp, n, c, ys[1], xs, wx)
+        + wy[2] * _cubic_row(inp, n, c, ys[2], xs, wx)
+        + wy[3] * _cubic_row(inp, n, c, ys[3], xs, wx)
+    )
+
+
+# ----------------------------------------------------------------------------
+# The (bi/tri)linear formulas. Their one owner: the CUDA kernels below and the
+# CPU row loops (stn_numba._cpu) both call these, so the two cannot drift.
+# ----------------------------------------------------------------------------
+
+
+@scalar
+def valid_tap(i, size, ok):
+    """Tap index i if the point is valid (``ok``) and 0 <= i < size, else -1 (outside).
+    Branch-free, so that the CPU row loops vectorise."""
+    return i if ok & (i >= 0) & (i < size) else -1
+
+
+@scalar
+def bilinear_weights(tx, ty):
+    """(w00, w01, w10, w11): the weights of taps (y0, x0), (y0, x1), (y1, x0), (y1, x1)
+    for fractions (tx, ty), as PyTorch's products."""
+    one = cast(1, tx)
+    return (one - tx) * (one - ty), tx * (one - ty), (one - tx) * ty, tx * ty
+
+
+@scalar
+def bilinear_value(inp, n, c, xa, xb, ya, yb, w00, w01, w10, w11):
+    """Σ weight · input[n, c] over the 4 taps (columns xa, xb, rows ya, yb; -1: outside,
+    skipped), in PyTorch's order of additions, in the weights' float type."""
+    v = cast(0, w00)
+    if ya >= 0:
+        if xa >= 0:
+            v += cast(inp[n, c, ya, xa], v) * w00
+        if xb >= 0:
+            v += cast(inp[n, c, ya, xb], v) * w01
+    if yb >= 0:
+        if xa >= 0:
+            v += cast(inp[n, c, yb, xa], v) * w10
+        if xb >= 0:
+            v += cast(inp[n, c, yb, xb], v) * w11
+    return v
+
+
+@scalar
+def bilinear_grads(g, v00, v01, v10, v11, tx, ty):
+    """g · (d/dtx, d/dty) of the bilinear value of corner values v.. (PyTorch's
+    expressions): one channel's share of the pixel-coordinate gradient."""
+    one = cast(1, tx)
+    return (
+        g * ((v01 - v00) * (one - ty) + (v11 - v10) * ty),
+        g * ((v10 - v00) * (one - tx) + (v11 - v01) * tx),
+    )
+
+
+@scalar
+def trilinear_weight(tx, ty, tz, bx, by, bz):
+    """Weight of corner (bz, by, bx) (0: floor, 1: floor + 1): (wz · wy) · wx."""
+    return lerp_weight(tz, bz) * lerp_weight(ty, by) * lerp_weight(tx, bx)
+
+
+@scalar
+def trilinear_value(inp, n, c, x0, x1, y0, y1, z0, z1, wt):
+    """Σ weight · input[n, c] over the 8 taps (-1: outside, skipped), corners in (bz, by,
+    bx) order with ``wt[4·bz + 2·by + bx]`` their weights."""
+    v = cast(0, wt[0])
+    for bz in range(2):
+        zi = z1 if bz == 1 else z0
+        if zi < 0:
+            continue
+        for by in range(2):
+            yi = y1 if by == 1 else y0
+            if yi < 0:
+                continue
+            for bx in range(2):
+                xi = x1 if bx == 1 else x0
+                if xi >= 0:
+                    v += cast(inp[n, c, zi, yi, xi], v) * wt[4 * bz + 2 * by + bx]
+    return v
+
+
+@scalar
+def trilinear_grads(v, tx, ty, tz, bx, by, bz):
+    """Corner (bz, by, bx)'s share of (d/dtx, d/dty, d/dtz) for v = g · its value."""
+    one = cast(1, tx)
+    wx = lerp_weight(tx, bx)
+    wy = lerp_weight(ty, by)
+    wz = lerp_weight(tz, bz)
+    sx = one if bx == 1 else -one
+    sy = one if by == 1 else -one
+    sz = one if bz == 1 else -one
+    return v * sx * wy * wz, v * wx * sy * wz, v * wx * wy * sz
+
+
 # ----------------------------------------------------------------------------
 # 2-D forward
 # ----------------------------------------------------------------------------
 
 
-@kernel
+@scalar
 def sample_2d(inp, out, n, h, w, gx, gy, mode, padding_mode, align_corners):
     """out[n, :, h, w] = input sampled at grid point (gx, gy), any mode."""
     if mode == BICUBIC:
@@ -221,12 +322,7 @@ def bicubic_sample_2d(inp, out, n, h, w, gx, gy, padding_mode, align_corners):
     xs, wx, _, _ = cubic_taps(gx, W, padding_mode, align_corners)
     ys, wy, _, _ = cubic_taps(gy, H, padding_mode, align_corners)
     for c in range(inp.shape[1]):
-        out[n, c, h, w] = (
-            wy[0] * _cubic_row(inp, n, c, ys[0], xs, wx)
-            + wy[1] * _cubic_row(inp, n, c, ys[1], xs, wx)
-            + wy[2] * _cubic_row(inp, n, c, ys[2], xs, wx)
-            + wy[3] * _cubic_row(inp, n, c, ys[3], xs, wx)
-        )
+        out[n, c, h, w] = bicubic_value(inp, n, c, xs, ys, wx, wy)
 
 
 @kernel
@@ -264,30 +360,11 @@ def bilinear_sample_2d(inp, out, n, h, w, gx, gy, padding_mode, align_corners):
     if not ok:
         _zero_2d(out, n, h, w)
         return
-    x1 = x0 + 1
-    y1 = y0 + 1
-    one = cast(1, tx)
-    w00 = (one - tx) * (one - ty)
-    w01 = tx * (one - ty)
-    w10 = (one - tx) * ty
-    w11 = tx * ty
-    in_x0 = inside(x0, W)
-    in_x1 = inside(x1, W)
-    in_y0 = inside(y0, H)
-    in_y1 = inside(y1, H)
+    xa, xb = valid_tap(x0, W, True), valid_tap(x0 + 1, W, True)
+    ya, yb = valid_tap(y0, H, True), valid_tap(y0 + 1, H, True)
+    w00, w01, w10, w11 = bilinear_weights(tx, ty)
     for c in range(inp.shape[1]):
-        v = one - one
-        if in_y0:
-            if in_x0:
-                v += cast(inp[n, c, y0, x0], tx) * w00
-            if in_x1:
-                v += cast(inp[n, c, y0, x1], tx) * w01
-        if in_y1:
-            if in_x0:
-                v += cast(inp[n, c, y1, x0], tx) * w10
-            if in_x1:
-                v += cast(inp[n, c, y1, x1], tx) * w11
-        out[n, c, h, w] = v
+        out[n, c, h, w] = bilinear_value(inp, n, c, xa, xb, ya, yb, w00, w01, w10, w11)
 
 
 # ----------------------------------------------------------------------------
@@ -331,15 +408,15 @@ def grad_point_2d(inp, gout, n, h, w, gx, gy, mode, padding_mode, align_corners)
     y1 = y0 + 1
     gix = zero
     giy = zero
-    one = cast(1, gx)
     for c in range(C):
         g = cast(gout[n, c, h, w], gx)
         v00 = _value_2d(inp, n, c, y0, x0, gx)
         v01 = _value_2d(inp, n, c, y0, x1, gx)
         v10 = _value_2d(inp, n, c, y1, x0, gx)
         v11 = _value_2d(inp, n, c, y1, x1, gx)
-        gix += g * ((v01 - v00) * (one - ty) + (v11 - v10) * ty)
-        giy += g * ((v10 - v00) * (one - tx) + (v11 - v01) * tx)
+        a, b = bilinear_grads(g, v00, v01, v10, v11, tx, ty)
+        gix += a
+        giy += b
     return dx * gix, dy * giy
 
 
@@ -410,11 +487,7 @@ def scatter_2d(gin, gout, n, h, w, gx, gy, mode, padding_mode, align_corners, r0
         return
     x0, tx = floor_index(ix)
     x1 = x0 + 1
-    one = cast(1, tx)
-    w00 = (one - tx) * (one - ty)
-    w01 = tx * (one - ty)
-    w10 = (one - tx) * ty
-    w11 = tx * ty
+    w00, w01, w10, w11 = bilinear_weights(tx, ty)
     for c in range(C):
         g = cast(gout[n, c, h, w], gx)
         _add_2d(gin, n, c, y0, x0, r0, r1, w00 * g, scale)
@@ -453,7 +526,7 @@ def trilinear_point_3d(gx, gy, gz, W, H, D, padding_mode, align_corners):
     return x0, y0, z0, tx, ty, tz, dx, dy, dz, okx & oky & okz
 
 
-@kernel
+@scalar
 def sample_3d(inp, out, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners):
     """out[n, :, d, h, w] = input sampled at grid point (gx, gy, gz)."""
     C = inp.shape[1]
@@ -477,14 +550,21 @@ def sample_3d(inp, out, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corner
     x0, tx = floor_index(ix)
     y0, ty = floor_index(iy)
     z0, tz = floor_index(iz)
+    xa, xb = valid_tap(x0, W, True), valid_tap(x0 + 1, W, True)
+    ya, yb = valid_tap(y0, H, True), valid_tap(y0 + 1, H, True)
+    za, zb = valid_tap(z0, D, True), valid_tap(z0 + 1, D, True)
+    wt = (
+        trilinear_weight(tx, ty, tz, 0, 0, 0),
+        trilinear_weight(tx, ty, tz, 1, 0, 0),
+        trilinear_weight(tx, ty, tz, 0, 1, 0),
+        trilinear_weight(tx, ty, tz, 1, 1, 0),
+        trilinear_weight(tx, ty, tz, 0, 0, 1),
+        trilinear_weight(tx, ty, tz, 1, 0, 1),
+        trilinear_weight(tx, ty, tz, 0, 1, 1),
+        trilinear_weight(tx, ty, tz, 1, 1, 1),
+    )
     for c in range(C):
-        v = cast(0, gx)
-        for bz in range(2):
-            for by in range(2):
-                for bx in range(2):
-                    wgt = lerp_weight(tz, bz) * lerp_weight(ty, by) * lerp_weight(tx, bx)
-                    v += _value_3d(inp, n, c, z0 + bz, y0 + by, x0 + bx, gx) * wgt
-        out[n, c, d, h, w] = v
+        out[n, c, d, h, w] = trilinear_value(inp, n, c, xa, xb, ya, yb, za, zb, wt)
 
 
 @kernel
@@ -498,7 +578,6 @@ def grad_point_3d(inp, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_c
     iy, dy, oky = source_index(gy, H, padding_mode, align_corners)
     iz, dz, okz = source_index(gz, D, padding_mode, align_corners)
     zero = cast(0, gx)
-    one = cast(1, gx)
     if mode == NEAREST or not (okx and oky and okz):
         return zero, zero, zero
     x0, tx = floor_index(ix)
@@ -513,15 +592,10 @@ def grad_point_3d(inp, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_c
             for by in range(2):
                 for bx in range(2):
                     v = g * _value_3d(inp, n, c, z0 + bz, y0 + by, x0 + bx, gx)
-                    wx = lerp_weight(tx, bx)
-                    wy = lerp_weight(ty, by)
-                    wz = lerp_weight(tz, bz)
-                    sx = one if bx == 1 else -one
-                    sy = one if by == 1 else -one
-                    sz = one if bz == 1 else -one
-                    gix += v * sx * wy * wz
-                    giy += v * wx * sy * wz
-                    giz += v * wx * wy * sz
+                    a, b, e = trilinear_grads(v, tx, ty, tz, bx, by, bz)
+                    gix += a
+                    giy += b
+                    giz += e
     return dx * gix, dy * giy, dz * giz
 
 
@@ -571,7 +645,7 @@ def scatter_3d(gin, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corn
                 for bx in range(2):
                     xi = x0 + bx
                     if inside(xi, W):
-                        wgt = lerp_weight(tz, bz) * lerp_weight(ty, by) * lerp_weight(tx, bx)
+                        wgt = trilinear_weight(tx, ty, tz, bx, by, bz)
                         accumulate(gin, (n, c, zi, yi, xi), wgt * g, scale)
 
 
