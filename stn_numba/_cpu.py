@@ -1,4 +1,10 @@
-"""CPU drivers: ``prange`` loops that run the per-pixel kernels of :mod:`stn_numba._kernels`.
+"""CPU drivers: ``prange`` loops over the per-pixel arithmetic of :mod:`stn_numba._kernels`.
+
+The hot paths (bilinear, bicubic and trilinear forward, the one-pass backward) work a
+row at a time: the row's taps and weights into scratch arrays, then the reads. They
+add no arithmetic of their own: the weights, sums and gradient terms are the
+:mod:`stn_numba._kernels` functions that the CUDA kernels call, so the CPU and the GPU
+compute the same numbers in the same order.
 
 Every driver parallelises over ``N × rows`` (``N × D × H`` in 3-D), so one large
 image still uses every core. The arrays are contiguous and already validated by
@@ -65,6 +71,7 @@ from ._kernels import (
     trilinear_point_3d,
     trilinear_value,
     trilinear_weight,
+    trilinear_weights,
     unravel_2d,
     valid_tap,
 )
@@ -369,14 +376,9 @@ def taps_3d(gx, gy, gz, W, H, D, padding_mode, align_corners, w, ti, wt):
     ti[3, w] = valid_tap(y0 + 1, H, True)
     ti[4, w] = valid_tap(z0, D, True)
     ti[5, w] = valid_tap(z0 + 1, D, True)
-    wt[0, w] = trilinear_weight(tx, ty, tz, 0, 0, 0)
-    wt[1, w] = trilinear_weight(tx, ty, tz, 1, 0, 0)
-    wt[2, w] = trilinear_weight(tx, ty, tz, 0, 1, 0)
-    wt[3, w] = trilinear_weight(tx, ty, tz, 1, 1, 0)
-    wt[4, w] = trilinear_weight(tx, ty, tz, 0, 0, 1)
-    wt[5, w] = trilinear_weight(tx, ty, tz, 1, 0, 1)
-    wt[6, w] = trilinear_weight(tx, ty, tz, 0, 1, 1)
-    wt[7, w] = trilinear_weight(tx, ty, tz, 1, 1, 1)
+    w0, w1, w2, w3, w4, w5, w6, w7 = trilinear_weights(tx, ty, tz)
+    wt[0, w], wt[1, w], wt[2, w], wt[3, w] = w0, w1, w2, w3
+    wt[4, w], wt[5, w], wt[6, w], wt[7, w] = w4, w5, w6, w7
 
 
 @scalar

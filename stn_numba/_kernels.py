@@ -1,14 +1,19 @@
 """Per-pixel kernels: one output pixel's sample, coordinate gradient and input-gradient scatter.
 
-Each function handles one output pixel ``(n, h, w)`` (or ``(n, d, h, w)``) and all
-of its channels, for every interpolation mode; the padding, unnormalising and
-weights come from :mod:`stn_numba._coords`. The CPU drivers in
-:mod:`stn_numba._cpu` call them from ``prange`` loops; the CUDA kernels call
-the same functions, one thread per output pixel.
+The one owner of the interpolation arithmetic. Each function handles one output pixel
+``(n, h, w)`` (or ``(n, d, h, w)``) and all of its channels; the padding, unnormalising
+and weights come from :mod:`stn_numba._coords`. The CUDA kernels
+(:mod:`stn_numba._cuda`) call these functions, one thread per output pixel. The CPU
+drivers (:mod:`stn_numba._cpu`) call the same pieces from row loops that keep a row's
+taps and weights in scratch arrays (so that LLVM vectorises them): the formulas
+(:func:`bilinear_weights`, :func:`bilinear_value`, :func:`bilinear_grads`,
+:func:`bicubic_value`, :func:`trilinear_weight`, :func:`trilinear_weights`,
+:func:`trilinear_value`, :func:`trilinear_grads`, :func:`valid_tap`) are written once,
+here, and both targets compute the same numbers in the same order.
 
-Layout: input ``(N, C, H, W)`` / ``(N, C, D, H, W)``, contiguous; ``(gx, gy[, gz])``
-are the normalised grid values of the pixel, already read from the grid or
-computed from θ (:func:`grid_point_2d`).
+Layout: input ``(N, C, H, W)`` / ``(N, C, D, H, W)`` (channels-last images are strided
+views of the same shape); ``(gx, gy[, gz])`` are the normalised grid values of the
+pixel, already read from the grid or computed from θ (:func:`grid_point_2d`).
 
 Precision: everything is computed in the float type of ``gx`` (the grid's, θ's),
 with constants and image values converted by :func:`stn_numba._coords.cast`; the θ
@@ -16,9 +21,15 @@ gradient's row sums are float64.
 
 Where each mode's math lives:
 
-* bilinear / trilinear: ``_bilinear_*``/``_trilinear_*`` below;
-* nearest: ``_nearest_*`` below;
-* bicubic (2-D only): ``_bicubic_*`` below;
+* bilinear: :func:`bilinear_point_2d` (taps and fractions), :func:`bilinear_weights`,
+  :func:`bilinear_value` (forward), :func:`bilinear_grads` (grid gradient),
+  :func:`scatter_2d` (input gradient);
+* trilinear: :func:`trilinear_point_3d`, :func:`trilinear_weights`,
+  :func:`trilinear_value`, :func:`trilinear_grads`, :func:`scatter_3d`;
+* nearest: :func:`nearest_sample_2d`, :func:`sample_3d`, and the nearest branches of
+  the scatters (its grid gradient is zero);
+* bicubic (2-D only): :func:`cubic_taps` (taps and Keys weights), :func:`bicubic_value`,
+  the bicubic branches of :func:`grad_point_2d` and :func:`scatter_2d`;
 * padding and unnormalising (all modes): :mod:`stn_numba._coords`.
 """
 
@@ -153,7 +164,7 @@ def grid_point_3d(grid, theta, fused, n, d, h, w, Do, Ho, Wo, align_corners):
 # ----------------------------------------------------------------------------
 
 
-@scalar
+@kernel
 def _value_2d(inp, n, c, y, x, like):
     """input[n, c, y, x] in like's float type, or 0 when (y, x) is outside (index -1
     means outside too)."""
@@ -177,15 +188,16 @@ def cubic_taps(g, size, padding_mode, align_corners):
 
 @scalar
 def _cubic_row(inp, n, c, y, xs, wx):
-    """Σ_i wx[i] · input[n, c, y, xs[i]] over the 4 taps of one row."""
-    like = wx[0]
+    """Σ_i wx[i] · input[n, c, y, xs[i]] over the 4 taps of one row (tap indices from
+    :func:`cubic_taps`: -1 = outside, read as 0), in this order."""
+    z = cast(0, wx[0])
     if y < 0:
-        return cast(0, like)
+        return z
     return (
-        wx[0] * _value_2d(inp, n, c, y, xs[0], like)
-        + wx[1] * _value_2d(inp, n, c, y, xs[1], like)
-        + wx[2] * _value_2d(inp, n, c, y, xs[2], like)
-        + wx[3] * _value_2d(inp, n, c, y, xs[3], like)
+        wx[0] * (cast(inp[n, c, y, xs[0]], z) if xs[0] >= 0 else z)
+        + wx[1] * (cast(inp[n, c, y, xs[1]], z) if xs[1] >= 0 else z)
+        + wx[2] * (cast(inp[n, c, y, xs[2]], z) if xs[2] >= 0 else z)
+        + wx[3] * (cast(inp[n, c, y, xs[3]], z) if xs[3] >= 0 else z)
     )
 
 
@@ -255,6 +267,26 @@ def bilinear_grads(g, v00, v01, v10, v11, tx, ty):
 def trilinear_weight(tx, ty, tz, bx, by, bz):
     """Weight of corner (bz, by, bx) (0: floor, 1: floor + 1): (wz · wy) · wx."""
     return lerp_weight(tz, bz) * lerp_weight(ty, by) * lerp_weight(tx, bx)
+
+
+@scalar
+def trilinear_weights(tx, ty, tz):
+    """The 8 corner weights, ``[4·bz + 2·by + bx]`` = :func:`trilinear_weight` of corner
+    (bz, by, bx), written out (one inlined function instead of eight)."""
+    one = cast(1, tx)
+    wx0 = one - tx
+    wy0 = one - ty
+    wz0 = one - tz
+    return (
+        (wz0 * wy0) * wx0,
+        (wz0 * wy0) * tx,
+        (wz0 * ty) * wx0,
+        (wz0 * ty) * tx,
+        (tz * wy0) * wx0,
+        (tz * wy0) * tx,
+        (tz * ty) * wx0,
+        (tz * ty) * tx,
+    )
 
 
 @scalar
@@ -553,16 +585,7 @@ def sample_3d(inp, out, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corner
     xa, xb = valid_tap(x0, W, True), valid_tap(x0 + 1, W, True)
     ya, yb = valid_tap(y0, H, True), valid_tap(y0 + 1, H, True)
     za, zb = valid_tap(z0, D, True), valid_tap(z0 + 1, D, True)
-    wt = (
-        trilinear_weight(tx, ty, tz, 0, 0, 0),
-        trilinear_weight(tx, ty, tz, 1, 0, 0),
-        trilinear_weight(tx, ty, tz, 0, 1, 0),
-        trilinear_weight(tx, ty, tz, 1, 1, 0),
-        trilinear_weight(tx, ty, tz, 0, 0, 1),
-        trilinear_weight(tx, ty, tz, 1, 0, 1),
-        trilinear_weight(tx, ty, tz, 0, 1, 1),
-        trilinear_weight(tx, ty, tz, 1, 1, 1),
-    )
+    wt = trilinear_weights(tx, ty, tz)
     for c in range(C):
         out[n, c, d, h, w] = trilinear_value(inp, n, c, xa, xb, ya, yb, za, zb, wt)
 
