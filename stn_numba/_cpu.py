@@ -57,9 +57,9 @@ from ._kernels import (
     grad_point_2d,
     grad_point_3d,
     nearest_sample_2d,
+    nearest_sample_3d,
     perspective_point_2d,
     row_span,
-    sample_3d,
     scatter_2d,
     scatter_3d,
     source_point_2d,
@@ -366,7 +366,7 @@ def sample_2d_cpu(fused, mode, padding_mode, channels_last):
 def taps_3d(gx, gy, gz, W, H, D, padding_mode, align_corners, w, ti, wt):
     """:func:`taps_2d` in 3-D: tap columns, rows, slices (-1: outside) into ``ti[0:2]``,
     ``ti[2:4]``, ``ti[4:6]``; the 8 weights (wz·wy)·wx of corner (bz, by, bx) into
-    ``wt[4·bz + 2·by + bx]``, sample_3d's products."""
+    ``wt[4·bz + 2·by + bx]``, as :func:`~stn_numba._kernels.trilinear_weights` gives them."""
     x0, y0, z0, tx, ty, tz, _, _, _, ok = trilinear_point_3d(
         gx, gy, gz, W, H, D, padding_mode, align_corners
     )
@@ -485,7 +485,7 @@ def nearest_rows_3d(fused, padding_mode, channels_last):
                 gx, gy, gz = source_point_3d(
                     grid, theta, fused, n, d, h, w, xs[w], ys[h], zs[d], align_corners
                 )
-                sample_3d(inp, out, n, d, h, w, gx, gy, gz, NEAREST, padding_mode, align_corners)
+                nearest_sample_3d(inp, out, n, d, h, w, gx, gy, gz, padding_mode, align_corners)
 
     return nearest_rows_3d
 

@@ -26,7 +26,7 @@ Where each mode's math lives:
   :func:`scatter_2d` (input gradient);
 * trilinear: :func:`trilinear_point_3d`, :func:`trilinear_weights`,
   :func:`trilinear_value`, :func:`trilinear_grads`, :func:`scatter_3d`;
-* nearest: :func:`nearest_sample_2d`, :func:`sample_3d`, and the nearest branches of
+* nearest: :func:`nearest_sample_2d`, :func:`nearest_sample_3d`, and the nearest branches of
   the scatters (its grid gradient is zero);
 * bicubic (2-D only): :func:`cubic_taps` (taps and Keys weights), :func:`bicubic_value`,
   the bicubic branches of :func:`grad_point_2d` and :func:`scatter_2d`;
@@ -560,7 +560,15 @@ def trilinear_point_3d(gx, gy, gz, W, H, D, padding_mode, align_corners):
 
 @scalar
 def sample_3d(inp, out, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners):
-    """out[n, :, d, h, w] = input sampled at grid point (gx, gy, gz)."""
+    """out[n, :, d, h, w] = input sampled at grid point (gx, gy, gz), either mode."""
+    if mode == NEAREST:
+        nearest_sample_3d(inp, out, n, d, h, w, gx, gy, gz, padding_mode, align_corners)
+    else:
+        trilinear_sample_3d(inp, out, n, d, h, w, gx, gy, gz, padding_mode, align_corners)
+
+
+@kernel
+def nearest_sample_3d(inp, out, n, d, h, w, gx, gy, gz, padding_mode, align_corners):
     C = inp.shape[1]
     D = inp.shape[2]
     H = inp.shape[3]
@@ -572,12 +580,25 @@ def sample_3d(inp, out, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corner
         for c in range(C):
             out[n, c, d, h, w] = 0
         return
-    if mode == NEAREST:
-        xi = nearest_index(ix)
-        yi = nearest_index(iy)
-        zi = nearest_index(iz)
+    xi = nearest_index(ix)
+    yi = nearest_index(iy)
+    zi = nearest_index(iz)
+    for c in range(C):
+        out[n, c, d, h, w] = _value_3d(inp, n, c, zi, yi, xi, gx)
+
+
+@kernel
+def trilinear_sample_3d(inp, out, n, d, h, w, gx, gy, gz, padding_mode, align_corners):
+    C = inp.shape[1]
+    D = inp.shape[2]
+    H = inp.shape[3]
+    W = inp.shape[4]
+    ix, _, okx = source_index(gx, W, padding_mode, align_corners)
+    iy, _, oky = source_index(gy, H, padding_mode, align_corners)
+    iz, _, okz = source_index(gz, D, padding_mode, align_corners)
+    if not (okx and oky and okz):
         for c in range(C):
-            out[n, c, d, h, w] = _value_3d(inp, n, c, zi, yi, xi, gx)
+            out[n, c, d, h, w] = 0
         return
     x0, tx = floor_index(ix)
     y0, ty = floor_index(iy)

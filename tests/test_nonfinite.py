@@ -1,8 +1,9 @@
 """Non-finite and huge values (NaN, ±inf, ±1e30) in grids, θ, H, flows and TPS points
 (the rules are in docs/errors.md, "Non-finite and huge values").
 
-Every mode × padding × align_corners, forward and backward, float32 and float64, 2-D and
-3-D. The checks: no crash; the output and every gradient finite (the input is); the points
+grid_sample: every mode × padding × align_corners, forward and backward, 2-D and 3-D,
+in float64, and each mode and padding in float32 (the rules do not depend on the dtype);
+the warps with their own points (θ, homography, flow): test_nonfinite_warps.py. The checks: no crash; the output and every gradient finite (the input is); the points
 that hold the bad values give the documented result; and the other points are untouched
 (no NaN leaks): their outputs and grid gradients equal a run without the bad points.
 
@@ -31,6 +32,16 @@ def _modes_paddings(dtype, dims):
     if np.dtype(dtype) == np.float64:
         return [(m, p) for m in modes for p in PADDINGS]
     return [("bilinear", p) for p in PADDINGS] + [(m, "zeros") for m in modes[1:]]
+
+
+def _pairs_shared(dtype, dims):
+    """For the warps (θ, homography, flow): every (mode, padding) pair once over the two
+    dtypes -- alternate pairs in float32 and float64. Their points reach the same kernels
+    as grid_sample's, whose rules test_grid_sample checks for every pair per dtype; here
+    each source's own path is what is tested."""
+    modes = MODES_2D if dims == 2 else MODES_3D
+    pairs = [(m, p) for m in modes for p in PADDINGS]
+    return pairs[0::2] if np.dtype(dtype) == np.float32 else pairs[1::2]
 
 
 GRID_CASES = [
@@ -132,8 +143,11 @@ def test_grid_sample(dtype, dims, mode, padding, align_corners, bad):
 
 
 @pytest.mark.parametrize("bad", BAD, ids=BAD_IDS)
-@pytest.mark.parametrize("mode,padding", [(m, p) for m in MODES_2D for p in PADDINGS])
-@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize(
+    "dtype,mode,padding",
+    [(d, m, p) for d in DTYPES for m, p in _pairs_shared(d, 2)],
+    ids=lambda v: getattr(v, "__name__", str(v)),
+)
 def test_splat(dtype, mode, padding, bad):
     """splat scatters with grid_sample's weights: NaN targets drop their pixel, clamped
     ones go outside (zeros) or to the edge (border) or fold back (reflection)."""
@@ -153,86 +167,6 @@ def test_splat(dtype, mode, padding, bad):
             bare = x.copy()
             bare.transpose(0, 2, 3, 1)[_bad_mask(grid)] = 0
             np.testing.assert_array_equal(out, stn.splat(bare, grid, (4, 5), mode, padding, ac))
-
-
-def _theta(dims, dtype, bad, where):
-    t = np.stack([np.eye(dims, dims + 1)] * 2) * 0.9
-    t[1][where] = bad
-    return t.astype(dtype)
-
-
-@pytest.mark.parametrize("bad", BAD, ids=BAD_IDS)
-@pytest.mark.parametrize("where", [(0, 0), (0, 2), (1, 1)], ids=["linear", "shift", "diag"])
-@pytest.mark.parametrize("dims", [2, 3])
-@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
-def test_warp_affine(dtype, dims, where, bad):
-    """A bad θ entry in sample 1: sample 1 is finite (0 / edge / folded) with finite
-    gradients; sample 0 is exactly what it is alone."""
-    x, _, _ = _problem(dims, dtype, 0.0)
-    theta = _theta(dims, dtype, bad, where)
-    for mode, padding in _modes_paddings(dtype, dims):
-        for ac in (False, True):
-            args = (None, mode, padding, ac)
-            out = stn.warp_affine(x, theta, *args)
-            gi, gt = stn.warp_affine_backward(np.ones_like(out), x, theta, *args)
-            assert np.isfinite(out).all() and np.isfinite(gi).all()
-            assert np.isfinite(gt).all()
-            alone = stn.warp_affine(x[:1], theta[:1], *args)
-            np.testing.assert_array_equal(out[:1], alone)
-            gi0, gt0 = stn.warp_affine_backward(np.ones_like(alone), x[:1], theta[:1], *args)
-            np.testing.assert_array_equal(gi[:1], gi0)
-            np.testing.assert_array_equal(gt[:1], gt0)
-            if np.isnan(bad):
-                assert np.all(gi[1] == 0) and np.all(gt[1] == 0)
-
-
-@pytest.mark.parametrize("bad", BAD, ids=BAD_IDS)
-@pytest.mark.parametrize("where", [(0, 0), (0, 2), (2, 0), (2, 2)])
-@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
-def test_warp_perspective(dtype, where, bad):
-    """A bad H entry in sample 1: its points are NaN (sampled as 0) or clamped; all
-    finite; sample 0 untouched."""
-    x, _, _ = _problem(2, dtype, 0.0)
-    H = np.stack([np.eye(3)] * 2)
-    H[1][where] = bad
-    H = H.astype(dtype)
-    grid = stn.perspective_grid(H, (2, 1, 4, 5))
-    assert not np.isinf(grid).any() or True  # the grid itself may hold inf/NaN
-    gH = stn.perspective_grid_backward(np.ones_like(grid), H, (2, 1, 4, 5))
-    assert np.isfinite(gH).all()
-    for mode, padding in _modes_paddings(dtype, 2):
-        for ac in (False, True):
-            args = (None, mode, padding, ac)
-            out = stn.warp_perspective(x, H, *args)
-            gi, gHw = stn.warp_perspective_backward(np.ones_like(out), x, H, *args)
-            assert np.isfinite(out).all() and np.isfinite(gi).all()
-            assert np.isfinite(gHw).all()
-            alone = stn.warp_perspective(x[:1], H[:1], *args)
-            np.testing.assert_array_equal(out[:1], alone)
-
-
-@pytest.mark.parametrize("bad", BAD, ids=BAD_IDS)
-@pytest.mark.parametrize("dims", [2, 3])
-@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
-def test_warp_flow(dtype, dims, bad):
-    """Bad flow vectors: warp_flow is grid_sample at flow_grid's points, so the grid
-    rules apply; the flow gradient at a bad component is 0."""
-    x, grid, gout = _problem(dims, dtype, bad)
-    flow = grid * 2  # same bad points; values in pixels
-    size = x.shape[2:]
-    fg = stn.flow_grid(flow, size)
-    assert np.array_equal(np.isnan(fg), np.isnan(flow))  # NaN stays NaN, inf stays inf
-    for mode, padding in _modes_paddings(dtype, dims):
-        for ac in (False, True):
-            args = (mode, padding, ac)
-            out = stn.warp_flow(x, flow, *args)
-            gi, gf = stn.warp_flow_backward(gout, x, flow, *args)
-            assert np.isfinite(out).all() and np.isfinite(gi).all()
-            assert np.isfinite(gf).all()
-            assert np.all(gf[~(np.abs(flow) < 1e20)] == 0)
-            g = stn.flow_grid(flow, size, ac)
-            ref = stn.grid_sample(x, g, *args)
-            np.testing.assert_array_equal(out, ref)  # the same points, in the same dtype
 
 
 @pytest.mark.parametrize("bad", BAD, ids=BAD_IDS)
