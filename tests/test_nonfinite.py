@@ -3,9 +3,11 @@
 
 grid_sample: every mode × padding × align_corners, forward and backward, 2-D and 3-D,
 in float64, and each mode and padding in float32 (the rules do not depend on the dtype);
-the warps with their own points (θ, homography, flow): test_nonfinite_warps.py. The checks: no crash; the output and every gradient finite (the input is); the points
-that hold the bad values give the documented result; and the other points are untouched
-(no NaN leaks): their outputs and grid gradients equal a run without the bad points.
+splat with every (mode, padding) once over the two dtypes; the warps with their own
+points (θ, homography, flow): test_nonfinite_warps.py. The checks: no crash; the output
+and every gradient finite (the input is); the points that hold the bad values give the
+documented result; and the other points are untouched (no NaN leaks): their outputs and
+grid gradients equal a run without the bad points.
 
 The references are the library's own results on *finite* stand-ins, which the rules make
 exact: a NaN coordinate samples 0 with zero gradient (= that point removed: its
