@@ -24,7 +24,7 @@ import textwrap
 import numba
 import numpy as np
 import pytest
-from conftest import DTYPES, PADDINGS
+from conftest import PADDINGS
 
 import stn_numba as stn
 
@@ -100,6 +100,16 @@ def problem(kind, dims, n, channels, spatial, dtype, seed=7):
     return x, gout, theta, grid
 
 
+#: The banding, hence the determinism, does not depend on the dtype: every padding in
+#: float32, float64 with zeros padding (one dtype for the broad matrix: each case
+#: compiles its own drivers).
+DTYPE_PADDINGS = [(np.float32, p) for p in PADDINGS] + [(np.float64, "zeros")]
+
+
+def _ids(v):
+    return np.dtype(v).name if isinstance(v, type) else str(v)
+
+
 SHAPES_2D = {"N1": (1, 2, (64, 80)), "N2": (2, 1, (48, 40))}
 SHAPES_3D = {"N1": (1, 2, (8, 12, 10)), "N2": (2, 1, (8, 12, 10))}
 
@@ -107,9 +117,8 @@ SHAPES_3D = {"N1": (1, 2, (8, 12, 10)), "N2": (2, 1, (8, 12, 10))}
 @needs_threads
 @pytest.mark.usefixtures("threads")
 class TestThreadCountInvariance:
-    @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+    @pytest.mark.parametrize("dtype,padding", DTYPE_PADDINGS, ids=_ids)
     @pytest.mark.parametrize("kind", list(THETAS))
-    @pytest.mark.parametrize("padding", PADDINGS)
     @pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
     @pytest.mark.parametrize("batch", list(SHAPES_2D))
     def test_grid_sample_2d(self, batch, mode, padding, kind, dtype):
@@ -120,9 +129,8 @@ class TestThreadCountInvariance:
         )
         assert np.abs(gi).max() > 0 and np.abs(gg).max() > 0
 
-    @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+    @pytest.mark.parametrize("dtype,padding", DTYPE_PADDINGS, ids=_ids)
     @pytest.mark.parametrize("kind", list(THETAS))
-    @pytest.mark.parametrize("padding", PADDINGS)
     @pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
     @pytest.mark.parametrize("batch", list(SHAPES_2D))
     def test_warp_affine_2d(self, batch, mode, padding, kind, dtype):
@@ -135,9 +143,8 @@ class TestThreadCountInvariance:
         )
         assert np.abs(gi).max() > 0 and np.abs(gt).max() > 0
 
-    @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+    @pytest.mark.parametrize("dtype,padding", DTYPE_PADDINGS, ids=_ids)
     @pytest.mark.parametrize("kind", list(THETAS))
-    @pytest.mark.parametrize("padding", PADDINGS)
     @pytest.mark.parametrize("batch", list(SHAPES_3D))
     def test_grid_sample_3d(self, batch, padding, kind, dtype):
         n, c, spatial = SHAPES_3D[batch]
@@ -147,9 +154,8 @@ class TestThreadCountInvariance:
         )
         assert np.abs(gi).max() > 0 and np.abs(gg).max() > 0
 
-    @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+    @pytest.mark.parametrize("dtype,padding", DTYPE_PADDINGS, ids=_ids)
     @pytest.mark.parametrize("kind", list(THETAS))
-    @pytest.mark.parametrize("padding", PADDINGS)
     @pytest.mark.parametrize("batch", list(SHAPES_3D))
     def test_warp_affine_3d(self, batch, padding, kind, dtype):
         n, c, spatial = SHAPES_3D[batch]
