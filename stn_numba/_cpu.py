@@ -70,7 +70,6 @@ from ._kernels import (
     trilinear_grads,
     trilinear_point_3d,
     trilinear_value,
-    trilinear_weight,
     trilinear_weights,
     unravel_2d,
     valid_tap,
@@ -861,6 +860,7 @@ def backward_trilinear_3d_cpu(fused, padding_mode):
                         gix = zero
                         giy = zero
                         giz = zero
+                        wt = trilinear_weights(tx, ty, tz)
                         for c in range(C):
                             g = cast(gout[n, c, d, h, w], tx)
                             if input_grad:
@@ -875,7 +875,7 @@ def backward_trilinear_3d_cpu(fused, padding_mode):
                                         for bx in range(2):
                                             xi = x0 + bx
                                             if xi >= 0 and xi < W:
-                                                wgt = trilinear_weight(tx, ty, tz, bx, by, bz)
+                                                wgt = wt[4 * bz + 2 * by + bx]
                                                 gin[n, c, zi, yi, xi] += wgt * g
                             if own:
                                 for bz in range(2):

@@ -7,7 +7,7 @@ and weights come from :mod:`stn_numba._coords`. The CUDA kernels
 drivers (:mod:`stn_numba._cpu`) call the same pieces from row loops that keep a row's
 taps and weights in scratch arrays (so that LLVM vectorises them): the formulas
 (:func:`bilinear_weights`, :func:`bilinear_value`, :func:`bilinear_grads`,
-:func:`bicubic_value`, :func:`trilinear_weight`, :func:`trilinear_weights`,
+:func:`bicubic_value`, :func:`trilinear_weights`,
 :func:`trilinear_value`, :func:`trilinear_grads`, :func:`valid_tap`) are written once,
 here, and both targets compute the same numbers in the same order.
 
@@ -264,15 +264,9 @@ def bilinear_grads(g, v00, v01, v10, v11, tx, ty):
 
 
 @scalar
-def trilinear_weight(tx, ty, tz, bx, by, bz):
-    """Weight of corner (bz, by, bx) (0: floor, 1: floor + 1): (wz · wy) · wx."""
-    return lerp_weight(tz, bz) * lerp_weight(ty, by) * lerp_weight(tx, bx)
-
-
-@scalar
 def trilinear_weights(tx, ty, tz):
-    """The 8 corner weights, ``[4·bz + 2·by + bx]`` = :func:`trilinear_weight` of corner
-    (bz, by, bx), written out (one inlined function instead of eight)."""
+    """The 8 corner weights: ``[4·bz + 2·by + bx]`` is corner (bz, by, bx)'s (0: floor,
+    1: floor + 1), (wz · wy) · wx."""
     one = cast(1, tx)
     wx0 = one - tx
     wy0 = one - ty
@@ -593,16 +587,13 @@ def trilinear_sample_3d(inp, out, n, d, h, w, gx, gy, gz, padding_mode, align_co
     D = inp.shape[2]
     H = inp.shape[3]
     W = inp.shape[4]
-    ix, _, okx = source_index(gx, W, padding_mode, align_corners)
-    iy, _, oky = source_index(gy, H, padding_mode, align_corners)
-    iz, _, okz = source_index(gz, D, padding_mode, align_corners)
-    if not (okx and oky and okz):
+    x0, y0, z0, tx, ty, tz, _, _, _, ok = trilinear_point_3d(
+        gx, gy, gz, W, H, D, padding_mode, align_corners
+    )
+    if not ok:
         for c in range(C):
             out[n, c, d, h, w] = 0
         return
-    x0, tx = floor_index(ix)
-    y0, ty = floor_index(iy)
-    z0, tz = floor_index(iz)
     xa, xb = valid_tap(x0, W, True), valid_tap(x0 + 1, W, True)
     ya, yb = valid_tap(y0, H, True), valid_tap(y0 + 1, H, True)
     za, zb = valid_tap(z0, D, True), valid_tap(z0 + 1, D, True)
@@ -676,6 +667,7 @@ def scatter_3d(gin, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corn
         return
     x0, tx = floor_index(ix)
     y0, ty = floor_index(iy)
+    wt = trilinear_weights(tx, ty, tz)
     for c in range(C):
         g = cast(gout[n, c, d, h, w], gx)
         for bz in range(2):
@@ -689,8 +681,7 @@ def scatter_3d(gin, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corn
                 for bx in range(2):
                     xi = x0 + bx
                     if inside(xi, W):
-                        wgt = trilinear_weight(tx, ty, tz, bx, by, bz)
-                        accumulate(gin, (n, c, zi, yi, xi), wgt * g, scale)
+                        accumulate(gin, (n, c, zi, yi, xi), wt[4 * bz + 2 * by + bx] * g, scale)
 
 
 # ----------------------------------------------------------------------------
