@@ -22,6 +22,32 @@ PADDINGS = ["zeros", "border", "reflection"]
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 
 
+def covering_pairs(dims):
+    """(mode, padding) pairs in which every mode and every padding appears once:
+    (bilinear, zeros), (nearest, border), (bicubic or bilinear, reflection)."""
+    modes = MODES_2D if dims == 2 else MODES_3D
+    n = max(len(modes), len(PADDINGS))
+    return [(modes[i % len(modes)], PADDINGS[i % len(PADDINGS)]) for i in range(n)]
+
+
+def dtype_matrix(dims_list=(2, 3)):
+    """The broad test matrix, one dtype wide: every (mode, padding) in float32 and the
+    covering pairs in float64, as pytest params (dtype, dims, mode, padding). Each
+    (dtype, mode, padding, point source) is a driver of its own that a test run
+    compiles (seconds each); the arithmetic does not depend on the dtype beyond its
+    precision, so float64 needs each branch once, not every combination."""
+    cases = []
+    for dims in dims_list:
+        modes = MODES_2D if dims == 2 else MODES_3D
+        pairs = {np.float32: [(m, p) for m in modes for p in PADDINGS]}
+        pairs[np.float64] = covering_pairs(dims)
+        for dtype, dtype_pairs in pairs.items():
+            for m, p in dtype_pairs:
+                name = np.dtype(dtype).name
+                cases.append(pytest.param(dtype, dims, m, p, id=f"{dims}d-{m}-{p}-{name}"))
+    return cases
+
+
 def tol(dtype, kind="value"):
     return TOL[np.dtype(dtype).type][kind]
 

@@ -2,9 +2,9 @@
 (the rules are in docs/errors.md, "Non-finite and huge values").
 
 grid_sample: every mode × padding × align_corners, forward and backward, 2-D and 3-D,
-in float64, and each mode and padding in float32 (the rules do not depend on the dtype);
-splat with every (mode, padding) once over the two dtypes; the warps with their own
-points (θ, homography, flow): test_nonfinite_warps.py. The checks: no crash; the output
+in float32, and each mode and padding in float64 (the rules do not depend on the dtype);
+splat with each mode and padding in float32 and one pair in float64; the warps with
+their own points (θ, homography, flow): test_nonfinite_warps.py. The checks: no crash; the output
 and every gradient finite (the input is); the points that hold the bad values give the
 documented result; and the other points are untouched (no NaN leaks): their outputs and
 grid gradients equal a run without the bad points.
@@ -18,7 +18,7 @@ input, so 0, or clipped to the edge: both with derivative 0).
 
 import numpy as np
 import pytest
-from conftest import DTYPES, MODES_2D, MODES_3D, PADDINGS, tol
+from conftest import DTYPES, MODES_2D, MODES_3D, PADDINGS, covering_pairs, tol
 
 import stn_numba as stn
 
@@ -27,23 +27,22 @@ BAD_IDS = ["nan", "inf", "-inf", "1e30", "-1e30"]
 
 
 def _modes_paddings(dtype, dims):
-    """Every (mode, padding) in float64; in float32 bilinear with every padding and the
-    other modes with zeros padding: each mode and each padding in both dtypes, without
-    compiling the whole matrix twice (the non-finite rules do not depend on the dtype)."""
+    """Every (mode, padding) in float32, and pairs covering each mode and each padding
+    once in float64: the non-finite rules do not depend on the dtype, and every pair
+    is a driver of its own to compile."""
     modes = MODES_2D if dims == 2 else MODES_3D
-    if np.dtype(dtype) == np.float64:
+    if np.dtype(dtype) == np.float32:
         return [(m, p) for m in modes for p in PADDINGS]
-    return [("bilinear", p) for p in PADDINGS] + [(m, "zeros") for m in modes[1:]]
+    return covering_pairs(dims)
 
 
 def _pairs_shared(dtype, dims):
-    """For the warps (θ, homography, flow): every (mode, padding) pair once over the two
-    dtypes -- alternate pairs in float32 and float64. Their points reach the same kernels
-    as grid_sample's, whose rules test_grid_sample checks for every pair per dtype; here
-    each source's own path is what is tested."""
-    modes = MODES_2D if dims == 2 else MODES_3D
-    pairs = [(m, p) for m in modes for p in PADDINGS]
-    return pairs[0::2] if np.dtype(dtype) == np.float32 else pairs[1::2]
+    """For the warps (θ, homography, flow) and splat: each mode and each padding once in
+    float32, and (bilinear, zeros) in float64. Their points reach the same kernels as
+    grid_sample's, whose rules test_grid_sample checks for every pair; here each
+    source's own path is what is tested."""
+    pairs = covering_pairs(dims)
+    return pairs if np.dtype(dtype) == np.float32 else pairs[:1]
 
 
 GRID_CASES = [

@@ -1,6 +1,8 @@
 """Parity with ``torch.nn.functional``: forward values and autograd gradients of
-affine_grid, grid_sample and their fusion warp_affine, for every mode × padding_mode ×
-align_corners × dtype, in 2-D and 3-D.
+affine_grid, grid_sample and their fusion warp_affine, in 2-D and 3-D: every mode ×
+padding_mode × align_corners in float32, and in float64 pairs of (mode, padding) that
+cover each mode and each padding once (each combination is a driver that the run
+compiles; see ``dtype_matrix`` in conftest.py).
 
 Both sides start from the same NumPy arrays and compute in the same dtype; torch's
 gradients are those of ``sum(out * gout)`` for a random ``gout``.
@@ -10,7 +12,14 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import DTYPES, MODES_2D, MODES_3D, PADDINGS, random_theta, tol
+from conftest import (
+    DTYPES,
+    PADDINGS,
+    covering_pairs,
+    dtype_matrix,
+    random_theta,
+    tol,
+)
 
 import stn_numba as stn
 
@@ -79,11 +88,10 @@ def _torch_sample_grads(x, g, gout, mode, padding, align_corners):
     return _np(out), _np(gi), _np(gg)
 
 
-SAMPLE_CASES = [
-    pytest.param(dims, mode, id=f"{dims}d-{mode}")
-    for dims, modes in ((2, MODES_2D), (3, MODES_3D))
-    for mode in modes
-]
+#: float32 over every (mode, padding), float64 over pairs covering each once.
+MATRIX = dtype_matrix()
+#: Both dtypes, each mode once with its covering padding (for what padding leaves alone).
+COVERING = [c for c in MATRIX if tuple(c.values[2:]) in covering_pairs(c.values[1])]
 
 
 # ----------------------------------------------------------------------------
@@ -92,10 +100,8 @@ SAMPLE_CASES = [
 
 
 class TestGridSample:
-    @pytest.mark.parametrize("dtype", DTYPES)
     @pytest.mark.parametrize("align_corners", ALIGNS)
-    @pytest.mark.parametrize("padding", PADDINGS)
-    @pytest.mark.parametrize("dims,mode", SAMPLE_CASES)
+    @pytest.mark.parametrize("dtype,dims,mode,padding", MATRIX)
     def test_forward(self, rng, dims, mode, padding, align_corners, dtype):
         x, g, _ = _sample_case(rng, dims, dtype)
         ref = F.grid_sample(
@@ -105,10 +111,8 @@ class TestGridSample:
         assert got.dtype == dtype and got.shape == tuple(ref.shape)
         np.testing.assert_allclose(got, _np(ref), **tol(dtype))
 
-    @pytest.mark.parametrize("dtype", DTYPES)
     @pytest.mark.parametrize("align_corners", ALIGNS)
-    @pytest.mark.parametrize("padding", PADDINGS)
-    @pytest.mark.parametrize("dims,mode", SAMPLE_CASES)
+    @pytest.mark.parametrize("dtype,dims,mode,padding", MATRIX)
     def test_backward(self, rng, dims, mode, padding, align_corners, dtype):
         x, g, gout = _sample_case(rng, dims, dtype)
         _, ref_gi, ref_gg = _torch_sample_grads(x, g, gout, mode, padding, align_corners)
@@ -121,13 +125,12 @@ class TestGridSample:
             np.testing.assert_array_equal(gg, 0.0)
             np.testing.assert_array_equal(ref_gg, 0.0)
 
-    @pytest.mark.parametrize("dtype", DTYPES)
-    @pytest.mark.parametrize("dims,mode", SAMPLE_CASES)
-    def test_backward_flags(self, rng, dims, mode, dtype):
+    @pytest.mark.parametrize("dtype,dims,mode,padding", COVERING)
+    def test_backward_flags(self, rng, dims, mode, padding, dtype):
         """A gradient not asked for comes back as None; the other is unchanged."""
         x, g, gout = _sample_case(rng, dims, dtype)
-        args = (gout, x, g, mode, "reflection", False)
-        _, ref_gi, ref_gg = _torch_sample_grads(x, g, gout, mode, "reflection", False)
+        args = (gout, x, g, mode, padding, False)
+        _, ref_gi, ref_gg = _torch_sample_grads(x, g, gout, mode, padding, False)
         full_gi, full_gg = stn.grid_sample_backward(*args)
 
         gi, gg = stn.grid_sample_backward(*args, input_grad=True, grid_grad=False)
@@ -142,23 +145,21 @@ class TestGridSample:
 
         assert stn.grid_sample_backward(*args, input_grad=False, grid_grad=False) == (None, None)
 
-    @pytest.mark.parametrize("dtype", DTYPES)
     @pytest.mark.parametrize("align_corners", ALIGNS)
-    @pytest.mark.parametrize("mode", MODES_2D)
+    @pytest.mark.parametrize("dtype,dims,mode,padding", [c for c in MATRIX if c.values[1] == 2])
     @pytest.mark.parametrize("in_shape", [(1, 6), (5, 1), (1, 1)])
-    def test_unit_size_input(self, rng, in_shape, mode, align_corners, dtype):
+    def test_unit_size_input(self, rng, in_shape, dims, mode, padding, align_corners, dtype):
         """Inputs one pixel high or wide (∂i/∂g = 0 along that axis when align_corners)."""
         x = rng.standard_normal((N, C, *in_shape)).astype(dtype)
         g = _grid(rng, (3, 4), 2, dtype)
         gout = rng.standard_normal((N, C, 3, 4)).astype(dtype)
-        for padding in PADDINGS:
-            ref, ref_gi, ref_gg = _torch_sample_grads(x, g, gout, mode, padding, align_corners)
-            np.testing.assert_allclose(
-                stn.grid_sample(x, g, mode, padding, align_corners), ref, **tol(dtype)
-            )
-            gi, gg = stn.grid_sample_backward(gout, x, g, mode, padding, align_corners)
-            _assert_grad_close(gi, ref_gi, dtype)
-            _assert_grad_close(gg, ref_gg, dtype)
+        ref, ref_gi, ref_gg = _torch_sample_grads(x, g, gout, mode, padding, align_corners)
+        np.testing.assert_allclose(
+            stn.grid_sample(x, g, mode, padding, align_corners), ref, **tol(dtype)
+        )
+        gi, gg = stn.grid_sample_backward(gout, x, g, mode, padding, align_corners)
+        _assert_grad_close(gi, ref_gi, dtype)
+        _assert_grad_close(gg, ref_gg, dtype)
 
 
 # ----------------------------------------------------------------------------
@@ -209,12 +210,6 @@ class TestAffineGrid:
 # ----------------------------------------------------------------------------
 
 WARP_SIZES = {2: [None, OUT_2D], 3: [None, OUT_3D]}
-WARP_CASES = [
-    pytest.param(dims, mode, size, id=f"{dims}d-{mode}-{'same' if size is None else 'resized'}")
-    for dims, modes in ((2, MODES_2D), (3, MODES_3D))
-    for mode in modes
-    for size in WARP_SIZES[dims]
-]
 
 
 def _warp_case(rng, dims, size, dtype):
@@ -237,11 +232,11 @@ def _torch_warp_grads(x, theta, gout, out_size, mode, padding, align_corners):
 
 
 class TestWarpAffine:
-    @pytest.mark.parametrize("dtype", DTYPES)
     @pytest.mark.parametrize("align_corners", ALIGNS)
-    @pytest.mark.parametrize("padding", PADDINGS)
-    @pytest.mark.parametrize("dims,mode,size", WARP_CASES)
-    def test_forward(self, rng, dims, mode, size, padding, align_corners, dtype):
+    @pytest.mark.parametrize("resized", [False, True], ids=["same", "resized"])
+    @pytest.mark.parametrize("dtype,dims,mode,padding", MATRIX)
+    def test_forward(self, rng, dims, mode, resized, padding, align_corners, dtype):
+        size = WARP_SIZES[dims][resized]
         x, theta, _, out_size = _warp_case(rng, dims, size, dtype)
         grid = _torch_affine_grid(_t(theta), out_size, align_corners)
         ref = F.grid_sample(
@@ -251,11 +246,11 @@ class TestWarpAffine:
         assert got.dtype == dtype and got.shape == out_size
         np.testing.assert_allclose(got, _np(ref), **tol(dtype))
 
-    @pytest.mark.parametrize("dtype", DTYPES)
     @pytest.mark.parametrize("align_corners", ALIGNS)
-    @pytest.mark.parametrize("padding", PADDINGS)
-    @pytest.mark.parametrize("dims,mode,size", WARP_CASES)
-    def test_backward(self, rng, dims, mode, size, padding, align_corners, dtype):
+    @pytest.mark.parametrize("resized", [False, True], ids=["same", "resized"])
+    @pytest.mark.parametrize("dtype,dims,mode,padding", MATRIX)
+    def test_backward(self, rng, dims, mode, resized, padding, align_corners, dtype):
+        size = WARP_SIZES[dims][resized]
         x, theta, gout, out_size = _warp_case(rng, dims, size, dtype)
         _, ref_gi, ref_gt = _torch_warp_grads(
             x, theta, gout, out_size, mode, padding, align_corners
@@ -268,12 +263,13 @@ class TestWarpAffine:
         if mode == "nearest":
             np.testing.assert_array_equal(gt, 0.0)
 
-    @pytest.mark.parametrize("dtype", DTYPES)
-    @pytest.mark.parametrize("dims,mode,size", WARP_CASES)
-    def test_backward_flags(self, rng, dims, mode, size, dtype):
+    @pytest.mark.parametrize("resized", [False, True], ids=["same", "resized"])
+    @pytest.mark.parametrize("dtype,dims,mode,padding", COVERING)
+    def test_backward_flags(self, rng, dims, mode, resized, padding, dtype):
         """A gradient not asked for comes back as None; the other is unchanged."""
+        size = WARP_SIZES[dims][resized]
         x, theta, gout, out_size = _warp_case(rng, dims, size, dtype)
-        args = (gout, x, theta, size, mode, "border", True)
+        args = (gout, x, theta, size, mode, padding, True)
         _, ref_gi, ref_gt = _torch_warp_grads(x, theta, gout, out_size, *args[4:])
         full_gi, full_gt = stn.warp_affine_backward(*args)
 
