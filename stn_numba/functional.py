@@ -1743,7 +1743,8 @@ def splat_backward(
     grad_grid : ndarray or None
         dL/dgrid, grid's shape. Zero for mode="nearest", and zero where a coordinate
         was clipped by ``border``/``reflection`` padding (grid_sample's convention); at
-        exact integer pixel coordinates, the one-sided derivative of §3 of the spec.
+        exact integer pixel coordinates, the one-sided derivative (docs/conventions.md,
+        "Interpolation").
 
     Raises
     ------
