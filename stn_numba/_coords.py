@@ -16,6 +16,9 @@ sample is 0 and its gradients are 0, whatever the padding); ±inf and values
 beyond ±2**40 pixels are clamped to ±2**40 (derivative 0), so that ``border``
 clips them to the edge, ``reflection`` folds them back inside and ``zeros``
 leaves them outside. No float is ever converted to an integer out of range.
+
+docs/conventions.md describes these rules for users ("align_corners", "Padding",
+"Interpolation").
 """
 
 import math

@@ -26,6 +26,9 @@ NaN grid values sample as 0 (``fill_value`` with padding_mode="constant") with z
 gradient (every padding mode); ±inf and
 values beyond 2**40 pixels are clamped there, so ``border`` reads the edge,
 ``reflection`` folds them inside and ``zeros`` gives 0.
+
+The conventions in full (padding drawn per mode, nearest's ties, bicubic's taps,
+precision, determinism): docs/conventions.md.
 """
 
 import numpy as np
