@@ -104,7 +104,7 @@ def _readable_alias(a):
     """A writeable-flagged alias of the read-only C-contiguous array ``a`` (no copy).
 
     Numba types read-only arrays apart and would compile a second specialisation of every
-    kernel for them (tens of seconds on first use). The kernels only ever read their
+    kernel for them (seconds of compilation per driver). The kernels only ever read their
     inputs, so they are handed this alias of the same memory instead; it holds a
     reference to ``a``, so the memory outlives it. Nothing is ever written through it
     (outputs and accumulators are separate arrays, and ``out=`` must not overlap an
