@@ -14,8 +14,8 @@ by a lock in :mod:`stn_numba._cpu`). A ``pip install tbb`` puts ``libtbb`` in
 ``<prefix>/lib``, which is not on the loader's path outside conda; it is loaded from
 there so that Numba finds it.
 
-TBB and ``workqueue`` cost a little more per small call than OpenMP and the same on
-large calls; what each layer costs is measured in benchmarks/README.md ("Threading
+TBB and ``workqueue`` cost more than OpenMP per small call and the same on large
+calls; what each layer costs is measured in benchmarks/README.md ("Threading
 layers").
 
 The user's choice wins: ``NUMBA_THREADING_LAYER`` (environment or ``.numba_config.yaml``),
