@@ -69,7 +69,7 @@ def _zero_of(arr):
 @scalar
 def floor(x):
     """``floor(x)`` in x's float type, for |x| <= 2**63 (``math.floor`` gives an int;
-    numba-cuda has no ``np.floor`` for device code)."""
+    numba-cuda 0.30.4 has no ``np.floor`` for device code: compile_ptx fails)."""
     return cast(math.floor(x), x)
 
 

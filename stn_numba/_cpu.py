@@ -1013,7 +1013,8 @@ _LAUNCH_LOCK = threading.Lock()
 
 
 def _launch_guard():
-    """A lock under Numba's ``workqueue`` threading layer, else nothing.
+    """A lock under Numba's ``workqueue`` threading layer, else nothing (a Numba
+    workaround, needed as of Numba 0.68.1).
 
     ``workqueue`` (what Numba falls back to when neither TBB nor OpenMP is found) aborts
     the whole process when two Python threads launch parallel kernels at once, so under
