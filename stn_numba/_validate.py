@@ -108,9 +108,10 @@ def _readable_alias(a):
     """A writeable-flagged alias of the read-only C-contiguous array ``a`` (no copy).
 
     Numba workaround: Numba (0.68.1) types read-only arrays apart (``readonly array``)
-    and would compile a second specialisation of every kernel for them (seconds of compilation per driver). The kernels only ever read their
-    inputs, so they are handed this alias of the same memory instead; it holds a
-    reference to ``a``, so the memory outlives it. Nothing is ever written through it
+    and would compile a second specialisation of every kernel for them (seconds of
+    compilation per driver). The kernels only ever read their inputs, so they are
+    handed this alias of the same memory instead; it holds a reference to ``a``, so
+    the memory outlives it. Nothing is ever written through it
     (outputs and accumulators are separate arrays, and ``out=`` must not overlap an
     input).
     """
