@@ -125,7 +125,7 @@ def cache_dir(py_file):
                 _warn_once(
                     f"stn_numba: no writable directory for Numba's cache of compiled code "
                     f"(tried {', '.join(tried)}); it is kept in {where}, so every new "
-                    f"process compiles again (tens of seconds per function on first use). "
+                    f"process compiles again (seconds per function on first use). "
                     f"Set the environment variable NUMBA_CACHE_DIR to a writable directory "
                     f"to keep it."
                 )

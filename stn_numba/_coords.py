@@ -16,6 +16,9 @@ sample is 0 and its gradients are 0, whatever the padding); ±inf and values
 beyond ±2**40 pixels are clamped to ±2**40 (derivative 0), so that ``border``
 clips them to the edge, ``reflection`` folds them back inside and ``zeros``
 leaves them outside. No float is ever converted to an integer out of range.
+
+docs/conventions.md describes these rules for users ("align_corners", "Padding",
+"Interpolation").
 """
 
 import math
@@ -66,7 +69,7 @@ def _zero_of(arr):
 @scalar
 def floor(x):
     """``floor(x)`` in x's float type, for |x| <= 2**63 (``math.floor`` gives an int;
-    numba-cuda has no ``np.floor`` for device code)."""
+    numba-cuda 0.30.4 has no ``np.floor`` for device code: compile_ptx fails)."""
     return cast(math.floor(x), x)
 
 

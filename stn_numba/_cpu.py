@@ -78,7 +78,7 @@ from ._modes import AFFINE, BICUBIC, BILINEAR, BORDER, FLOW, GRID, NEAREST, REFL
 
 #: Inside a specialised forward driver, bound (``_jit.bind``) to the specialisation of
 #: the mode's row function, which it calls once per task. The row functions are
-#: inlined by Numba (``scalar``): compiled on their own, their loops ran 3x slower.
+#: inlined by Numba (``scalar``): compiled on their own, their loops are slower.
 rows = None
 
 # ----------------------------------------------------------------------------
@@ -218,14 +218,14 @@ def row_taps_2d(source, padding_mode):
     def row_taps_2d(grid, theta, n, h, xs, yb, W, H, align_corners, xi, yi, wt, gs):
         """Stage 1 of :func:`sample_2d_cpu`'s bilinear path: the taps and weights of output
         row (n, h) (base-grid row coordinate ``yb``, column table ``xs``) into the scratch
-        rows, for zeros or border padding (reflection, whose fold is scalar anyway, is 1.2x
+        rows, for zeros or border padding (reflection, whose fold is scalar anyway, is
         faster inline in the driver). A function of its own, called once per row, with one
         loop per padding mode (the mode a constant in each): LLVM vectorises them (packed
         ``vcvttpd2qq`` / ``vrndscalepd`` in the assembly), which it does not for a loop
         that picks source and padding per pixel. warp_affine's loops take the points
         straight from θ (its coefficients read once); the other sources' points go to the
         scratch ``gs`` first: read straight from an interleaved float32 grid, the taps loop
-        stays scalar (5.1 vs 1.9 ns per pixel, measured on W2's grid)."""
+        stays scalar (benchmarks/README.md has the figures)."""
         if source == AFFINE:
             a = (theta[n, 0, 0], theta[n, 0, 1], theta[n, 0, 2])
             b = (theta[n, 1, 0], theta[n, 1, 1], theta[n, 1, 2])
@@ -268,7 +268,7 @@ def bilinear_rows_2d(fused, padding_mode, channels_last):
         for job in range(j0, j1):
             n = job // Ho
             h = job - n * Ho
-            if padding_mode == REFLECTION:  # scalar anyway: inline is 1.2x faster
+            if padding_mode == REFLECTION:  # scalar anyway: inline is faster
                 for w in range(Wo):
                     gx, gy = source_point_2d(
                         grid, theta, fused, n, h, w, xs[w], ys[h], align_corners
@@ -276,7 +276,7 @@ def bilinear_rows_2d(fused, padding_mode, channels_last):
                     taps_2d(gx, gy, W, H, REFLECTION, align_corners, w, xi, yi, wt)
             else:
                 row_taps_2d(grid, theta, n, h, xs, ys[h], W, H, align_corners, xi, yi, wt, gs)
-            # stage 2 inline here: as a function called per row it is 1.5x slower
+            # stage 2 inline here: as a function called per row it is slower
             if channels_last:  # the channels of a pixel are adjacent: pixel by pixel
                 for w in range(Wo):
                     for c in range(C):
@@ -393,8 +393,8 @@ def _affine_3d(a, b, c, xb, yb, zb):
 def row_taps_3d(source, padding_mode):
     def row_taps_3d(grid, theta, n, d, h, xs, yb, zb, W, H, D, align_corners, ti, wt, gs):
         """:func:`row_taps_2d` in 3-D (trilinear). warp_affine's loops take the points
-        straight from θ: through the scratch ``gs`` they run at half the speed here (W5
-        warp_affine 16 vs 8.6 ms), unlike in 2-D."""
+        straight from θ: through the scratch ``gs`` they run at half the speed here,
+        unlike in 2-D."""
         if source == AFFINE:
             t = theta
             a = (t[n, 0, 0], t[n, 0, 1], t[n, 0, 2], t[n, 0, 3])
@@ -1013,7 +1013,8 @@ _LAUNCH_LOCK = threading.Lock()
 
 
 def _launch_guard():
-    """A lock under Numba's ``workqueue`` threading layer, else nothing.
+    """A lock under Numba's ``workqueue`` threading layer, else nothing (a Numba
+    workaround, needed as of Numba 0.68.1).
 
     ``workqueue`` (what Numba falls back to when neither TBB nor OpenMP is found) aborts
     the whole process when two Python threads launch parallel kernels at once, so under

@@ -82,7 +82,8 @@ def _accumulate_cuda(arr, index, value, scale):
 
 
 def _accumulate_sim(arr, index, value, scale):
-    """The simulator's twin of :func:`stn_numba._jit.accumulate`."""
+    """The simulator's twin of :func:`stn_numba._jit.accumulate` (the simulator runs
+    Python bodies, not the ``target="cuda"`` overload above)."""
     if arr.dtype.kind == "i":
         cuda.atomic.add(arr, index, int(math.floor(value * scale + 0.5)))
     else:
@@ -91,8 +92,8 @@ def _accumulate_sim(arr, index, value, scale):
 
 def _python_twins(*modules, replace=None):
     """A namespace of pure-Python copies of every ``njit`` function in ``modules``,
-    calling one another (for the simulator, which cannot pass its arrays to
-    compiled code)."""
+    calling one another (a Numba workaround: the simulator of numba-cuda 0.30.4 cannot
+    pass its arrays to compiled ``njit`` code)."""
     replace = dict(replace or {})
     twins = {}
     globs = {}

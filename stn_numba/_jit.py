@@ -100,9 +100,10 @@ def bind(fn, **specialised):
 
     How a specialised driver calls specialised helpers: its body calls the helper by the
     module-level factory's name, and the factory of the driver binds that name to the
-    helper's specialisation. Not a closure cell on purpose: Numba's cache key pickles a
-    closure's cells, and a dispatcher pickles differently in every process. The
-    driver's own constants (its cells) determine the helpers, so the key stays exact.
+    helper's specialisation. Not a closure cell on purpose (a Numba workaround, Numba
+    0.68.1): Numba's cache key pickles a closure's cells, and a dispatcher pickles
+    differently in every process. The driver's own constants (its cells) determine the
+    helpers, so the key stays exact.
     """
     glb = dict(fn.__globals__)
     glb.update(specialised)

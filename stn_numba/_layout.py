@@ -24,9 +24,11 @@ def permute(x, axes):
     axes = tuple(axes)
     if x is None or axes == tuple(range(len(axes))):
         return x
+    # The CUDA simulator's FakeCUDAArray wraps a NumPy array: its transpose is NumPy's.
     if isinstance(x, np.ndarray) or type(x).__name__ == "FakeCUDAArray":
         return x.transpose(axes)
-    # A Numba device array: its transpose() is 2-D only, so make the view by hand.
+    # Numba workaround: DeviceNDArray.transpose() raises for ndim != 2 and copies for 2-D
+    # (numba-cuda 0.30.4), so the strided view is built by hand on the same gpu_data.
     from numba.cuda.cudadrv.devicearray import DeviceNDArray
 
     return DeviceNDArray(

@@ -79,7 +79,7 @@ def sampling_padding(padding_mode):
 # ----------------------------------------------------------------------------
 
 #: layout name -> (channels last?, the ndim it is for; None: 4-D or 5-D). "NCHW", the
-#: default, also names 5-D channels-first input (as before layouts existed).
+#: default, also names 5-D channels-first input (so the default fits 4-D and 5-D alike).
 LAYOUTS = {
     "NCHW": (False, None),
     "NHWC": (True, 4),

@@ -14,11 +14,9 @@ by a lock in :mod:`stn_numba._cpu`). A ``pip install tbb`` puts ``libtbb`` in
 ``<prefix>/lib``, which is not on the loader's path outside conda; it is loaded from
 there so that Numba finds it.
 
-Measured on 2 cores (64×1×28×28 float32 ``warp_affine``, median per call): OpenMP
-~250 µs, TBB ~260-330 µs, ``workqueue`` ~380-480 µs, one thread ~520-650 µs; a large
-call (64×3×128×128) ~11 ms under every layer. With another process busy on a core,
-OpenMP's spinning threads had a p90 of 4-8 ms (median ~270 µs; 330-530 µs with
-``OMP_WAIT_POLICY=passive``), ``workqueue`` ~370-600 µs.
+TBB and ``workqueue`` cost more than OpenMP per small call and the same on large
+calls; what each layer costs is measured in benchmarks/README.md ("Threading
+layers").
 
 The user's choice wins: ``NUMBA_THREADING_LAYER`` (environment or ``.numba_config.yaml``),
 ``NUMBA_THREADING_LAYER_PRIORITY``, or ``numba.config.THREADING_LAYER`` set before

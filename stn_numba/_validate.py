@@ -22,6 +22,8 @@ def is_gpu_array(x):
     and for the CUDA simulator's device arrays."""
     if isinstance(x, np.ndarray):
         return False
+    # Numba workaround: the simulator's FakeCUDAArray has no __cuda_array_interface__
+    # (numba-cuda 0.30.4); matched by name so that the simulator is never imported here.
     return hasattr(x, "__cuda_array_interface__") or type(x).__name__ == "FakeCUDAArray"
 
 
@@ -73,6 +75,8 @@ def as_float_array(x, name):
     if is_gpu_array(x):
         from numba import cuda
 
+        # Numba device arrays and the simulator's (no __cuda_array_interface__, see
+        # is_gpu_array) are used as they are; anything else goes through as_cuda_array.
         is_numba = cuda.devicearray.is_cuda_ndarray(x) if hasattr(cuda, "devicearray") else False
         arr = x if is_numba or type(x).__name__ == "FakeCUDAArray" else cuda.as_cuda_array(x)
         if arr.dtype not in _FLOATS:
@@ -103,10 +107,11 @@ def as_float_array(x, name):
 def _readable_alias(a):
     """A writeable-flagged alias of the read-only C-contiguous array ``a`` (no copy).
 
-    Numba types read-only arrays apart and would compile a second specialisation of every
-    kernel for them (tens of seconds on first use). The kernels only ever read their
-    inputs, so they are handed this alias of the same memory instead; it holds a
-    reference to ``a``, so the memory outlives it. Nothing is ever written through it
+    Numba workaround: Numba (0.68.1) types read-only arrays apart (``readonly array``)
+    and would compile a second specialisation of every kernel for them (seconds of
+    compilation per driver). The kernels only ever read their inputs, so they are
+    handed this alias of the same memory instead; it holds a reference to ``a``, so
+    the memory outlives it. Nothing is ever written through it
     (outputs and accumulators are separate arrays, and ``out=`` must not overlap an
     input).
     """

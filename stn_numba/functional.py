@@ -26,6 +26,9 @@ NaN grid values sample as 0 (``fill_value`` with padding_mode="constant") with z
 gradient (every padding mode); ±inf and
 values beyond 2**40 pixels are clamped there, so ``border`` reads the edge,
 ``reflection`` folds them inside and ``zeros`` gives 0.
+
+The conventions in full (padding drawn per mode, nearest's ties, bicubic's taps,
+precision, determinism): docs/conventions.md.
 """
 
 import numpy as np
@@ -1743,7 +1746,8 @@ def splat_backward(
     grad_grid : ndarray or None
         dL/dgrid, grid's shape. Zero for mode="nearest", and zero where a coordinate
         was clipped by ``border``/``reflection`` padding (grid_sample's convention); at
-        exact integer pixel coordinates, the one-sided derivative of §3 of the spec.
+        exact integer pixel coordinates, the one-sided derivative (docs/conventions.md,
+        "Interpolation").
 
     Raises
     ------

@@ -100,7 +100,7 @@ class SpatialTransformer:
     ``forward`` keeps private copies of ``x`` and ``theta`` (on their device), so
     ``backward`` returns the gradients at the values the forward saw even if the caller
     modifies its arrays in place in between (NumPy has no version counter to detect
-    that, as PyTorch does, and copying measured ~10x cheaper than checksumming x). The
+    that, as PyTorch does, and copying is cheaper than checksumming x). The
     copy of x costs one x-sized array until the next forward. The cache holds the latest
     forward only: call ``backward`` once per ``forward``.
     The dtype (float32 or float64) of x and θ must agree; outputs and gradients have it.

@@ -10,7 +10,7 @@ start of the message that the call raises. The tests
 * check that the doc's table is exactly what ``CASES`` renders (so a case added here
   is in the doc),
 * check that each message names the argument, and that every public function has a
-  row for each kind of bad input the issue lists that applies to it (``KINDS``).
+  row for each kind of bad input (``KINDS``) that applies to it.
 
 Regenerate the table after changing a case or a message:
 ``PYTHONPATH=. python tests/test_errors_table.py`` (rewrites docs/errors.md between
@@ -125,7 +125,7 @@ VALID = {
     },
 }
 
-# Kinds of bad input (the issue's list); each row has one.
+# Kinds of bad input; each row has one.
 NDIM, BATCH, SHAPE, SIZE_LEN, SIZE_VAL, DTYPE, MIXED = (
     "ndim",
     "batch",
@@ -602,7 +602,7 @@ def run_row(fname, arg, bad):
     return None
 
 
-#: Which kinds every function must have a row of (the issue's list, where it applies).
+#: Which kinds every function must have a row of (those that apply to it).
 _SAMPLER = {NDIM, BATCH, SHAPE, DTYPE, MIXED, MODE, PADDING, BOOL, DEVICE, LAYOUT}
 KINDS = {
     "affine_grid": {NDIM, SHAPE, SIZE_LEN, SIZE_VAL, BATCH, DTYPE, BOOL, OUT, DEVICE},
@@ -757,7 +757,7 @@ def test_every_public_function_has_a_table():
 
 @pytest.mark.parametrize("fname", sorted(KINDS))
 def test_kinds_covered(fname):
-    """Every kind of bad input the issue lists that applies to ``fname`` has a row."""
+    """Every kind of bad input that applies to ``fname`` has a row."""
     have = {kind for f, _, _, kind in CASES if f == fname}
     assert KINDS[fname] <= have, sorted(KINDS[fname] - have)
 

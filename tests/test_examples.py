@@ -13,7 +13,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, "examples"
 
 import register as R
 
-A = R.affine_matrix(20.0, 1.1, (0.08, -0.06))  # the 20° + 10 % scale + shift
+A = R.affine_matrix(20.0, 1.1, (0.08, -0.06))  # 20° + 10 % scale + shift, as in README
 
 
 def test_register_affine_converges():
