@@ -48,6 +48,7 @@ __all__ = [
     "affine_theta_backward",
     "attention_theta",
     "attention_theta_backward",
+    "rotation_matrix",
     "theta_from_cv2",
     "theta_from_scipy",
     "theta_to_cv2",
@@ -216,6 +217,8 @@ def affine_theta(
     batch=None,
     dtype=None,
     device=None,
+    size=None,
+    align_corners=False,
 ):
     """θ (N, 2, 3) from a rotation angle, scale, shear and translation per sample.
 
@@ -231,15 +234,30 @@ def affine_theta(
 
     - **angle** a > 0 turns the image content *counter-clockwise* on screen by a
       radians about the centre (like ``cv2.getRotationMatrix2D`` and torchvision's
-      ``rotate`` with a positive angle). The rotation is in normalised coordinates: on a
-      non-square image it is a rigid rotation of the [-1, 1]² square, not of the pixels.
+      ``rotate`` with a positive angle). Without ``size`` the rotation is in normalised
+      coordinates, where x and y both run over [-1, 1] whatever the image's shape: on a
+      non-square image it is a rotation of the [-1, 1]² square, which the pixels see as
+      a rotation combined with a shear and a stretch (a 90° turn of a 48×64 image
+      stretches its content by 4/3 along one axis and squeezes it along the other).
+      Pass ``size=(H, W)`` for a rigid rotation of the pixels, or use
+      :func:`rotation_matrix` (OpenCV's ``getRotationMatrix2D``) with
+      :func:`theta_from_cv2`.
     - **scale** is the size of the sampled input window relative to the output: s < 1
       zooms in (s = 0.5 shows the central half, enlarged), s > 1 zooms out.
     - **shear** k: the input x read is ``x + k·y``; k > 0 slants vertical lines of the
       content so that their lower ends lean left.
     - **translation** (tx, ty): the output's centre shows the input point (tx, ty), i.e.
       the content moves by (-tx, -ty) in normalised units (1 = half the image's
-      width / height).
+      width / height), with or without ``size``.
+
+    With ``size=(H, W)`` the angle, scale and shear act in pixel units about the image
+    centre: ``θ = [D⁻¹ · R · S · H · D | t]`` with ``D = diag(W, H)``
+    (``diag(W - 1, H - 1)`` for align_corners=True), the normalised → pixel scaling up to
+    a common factor. A rotation then turns the pixels rigidly, a scale s enlarges both
+    axes by the same number of pixels per pixel, and ``warp_affine(x, θ)`` equals
+    ``cv2.warpAffine`` with ``cv2.getRotationMatrix2D(((W - 1) / 2, (H - 1) / 2),
+    degrees(angle), 1 / s)``. θ is then for input and output images of that size (only
+    their aspect ratio matters for align_corners=False).
 
     Parameters
     ----------
@@ -264,23 +282,33 @@ def affine_theta(
     device : {None, "cpu", "cuda"}
         Where the result lives: computed on the host, returned as a Numba device array
         when a parameter is a GPU array, else as a NumPy array (also for "cuda").
+    size : sequence of int, (H, W), optional
+        The images' spatial shape (array order): angle, scale and shear then describe
+        the map in pixel units about the image centre (see above). None (the default):
+        in normalised units.
+    align_corners : bool, default False
+        Only with ``size``: the convention θ is made for (the one given to
+        ``warp_affine``), which fixes the pixel scaling D.
 
     Returns
     -------
     theta : ndarray, (N, 2, 3)
-        ``theta[n] = [R S H | t]``, ready for :func:`~stn_numba.warp_affine` and
-        :func:`~stn_numba.affine_grid`.
+        ``theta[n] = [R S H | t]`` (``[D⁻¹ R S H D | t]`` with size), ready for
+        :func:`~stn_numba.warp_affine` and :func:`~stn_numba.affine_grid`.
 
     Raises
     ------
     TypeError
-        A parameter that is not numeric, mixed float dtypes, a bad ``dtype``.
+        A parameter that is not numeric, mixed float dtypes, a bad ``dtype``, size not
+        a sequence of ints, align_corners not a bool.
     ValueError
-        A parameter of the wrong shape, batch sizes that disagree.
+        A parameter of the wrong shape, batch sizes that disagree; size not (H, W) of
+        entries >= 1, an axis of size 1 with align_corners=True, align_corners=True
+        without size.
 
     See Also
     --------
-    affine_theta_backward, attention_theta
+    affine_theta_backward, attention_theta, rotation_matrix
 
     Examples
     --------
@@ -299,20 +327,67 @@ def affine_theta(
     array([[2., 5., 8.],
            [1., 4., 7.],
            [0., 3., 6.]])
+
+    On a non-square image the plain θ rotates the [-1, 1]² square (the 3×5 image's
+    middle row, stretched, fills the middle column); with ``size`` the pixels turn
+    rigidly (the middle row's central three pixels make the middle column):
+
+    >>> x = np.zeros((1, 1, 3, 5))
+    >>> x[0, 0, 1] = [1, 2, 3, 4, 5]
+    >>> stn.warp_affine(x, stn.affine_theta(angle=np.pi / 2), align_corners=True)[0, 0].round(9)
+    array([[0. , 2.5, 5. , 2.5, 0. ],
+           [0. , 1.5, 3. , 1.5, 0. ],
+           [0. , 0.5, 1. , 0.5, 0. ]])
+    >>> theta = stn.affine_theta(angle=np.pi / 2, size=(3, 5), align_corners=True)
+    >>> stn.warp_affine(x, theta, align_corners=True)[0, 0].round(9)
+    array([[0., 0., 4., 0., 0.],
+           [0., 0., 3., 0., 0.],
+           [0., 0., 2., 0., 0.]])
     """
     values = {"angle": angle, "scale": scale, "shear": shear, "translation": translation}
     _, to_gpu = _device_of(device, values)
     arrays, n, fixed = _params(values, batch)
     dt = _result_dtype(dtype, fixed)
+    d = _aspect(size, align_corners)
     R, S, H, t = _factors(arrays, n)
     theta = np.empty((n, 2, 3))
     theta[:, :, :2] = R @ S @ H
+    if d is not None:
+        theta[:, :, :2] *= d[None, :] / d[:, None]  # D⁻¹ · M · D
     theta[:, :, 2] = t
     return _ship(theta.astype(dt), to_gpu)
 
 
+def _aspect(size, align_corners):
+    """diag(D) of affine_theta's pixel frame, (x, y) order, or None without ``size``."""
+    align_corners = check_bool(align_corners, "align_corners")
+    if size is None:
+        if align_corners:
+            raise ValueError(
+                "align_corners is used only with size=(H, W) (it fixes the pixel frame); "
+                "without size, affine_theta works in normalised units for either convention"
+            )
+        return None
+    h, w = as_int_tuple(size, "size", 2, 1)
+    d = np.array([w - 1.0, h - 1.0]) if align_corners else np.array([float(w), float(h)])
+    if align_corners and min(h, w) == 1:
+        raise ValueError(
+            f"size {(h, w)!r} has an axis of size 1: with align_corners=True its pixels "
+            "have no extent along it, so no pixel frame exists; use align_corners=False"
+        )
+    return d
+
+
 def affine_theta_backward(
-    grad_theta, angle=None, scale=None, shear=None, translation=None, *, device=None
+    grad_theta,
+    angle=None,
+    scale=None,
+    shear=None,
+    translation=None,
+    *,
+    device=None,
+    size=None,
+    align_corners=False,
 ):
     """Gradients of :func:`affine_theta` with respect to the parameters it was given.
 
@@ -326,6 +401,10 @@ def affine_theta_backward(
         the forward (identity factor) and gets no gradient.
     device : {None, "cpu", "cuda"}
         As in :func:`affine_theta`.
+    size, align_corners : optional
+        As given to the forward: with ``size``, θ's linear part is ``D⁻¹ M D`` and the
+        formulas below apply to ``G ⊙ (D⁻¹ 1 1ᵀ D)``, i.e. ``G[i, j] · D[j] / D[i]``, in
+        place of G.
 
     Returns
     -------
@@ -344,8 +423,8 @@ def affine_theta_backward(
     Raises
     ------
     TypeError, ValueError
-        As :func:`affine_theta`; grad_theta not of shape (N, 2, 3), or parameters whose
-        batch disagrees with it.
+        As :func:`affine_theta` (size and align_corners included); grad_theta not of
+        shape (N, 2, 3), or parameters whose batch disagrees with it.
 
     Examples
     --------
@@ -362,8 +441,11 @@ def affine_theta_backward(
         raise ValueError(f"grad_theta must have shape (N, 2, 3); got {g.shape}")
     n = g.shape[0]
     arrays, _, _ = _params(values, n, "grad_theta.shape[0]")
+    d = _aspect(size, align_corners)
     R, S, H, _ = _factors(arrays, n)
     G = g[:, :, :2]
+    if d is not None:
+        G = G * (d[None, :] / d[:, None])  # ∂L/∂M of θ = D⁻¹ M D
     out = {}
     if "angle" in arrays:
         a = np.broadcast_to(arrays["angle"], (n,))
@@ -593,6 +675,117 @@ _SIZES_DOC = """input_size : sequence of int, (H, W){3d}
         The input image's spatial shape, in array order (not OpenCV's (W, H)).
     output_size : sequence of int, optional
         The output's spatial shape; None = input_size."""
+
+
+def _batched_arg(value, name, shapes, what):
+    """A float64 host copy of a batchable argument, its dtype, and its batch (None if unbatched).
+
+    ``shapes``: (the unbatched ndim, the trailing shape) of the argument.
+    """
+    arr, dt = _host(value, name)
+    ndim, tail = shapes
+    if arr.ndim not in (ndim, ndim + 1) or arr.shape[arr.ndim - ndim :] != tail:
+        raise ValueError(f"{name} must have shape {what}; got {arr.shape}")
+    return arr, dt, (arr.shape[0] if arr.ndim > ndim else None)
+
+
+def _common_batch(batches):
+    """The one batch size of the batched arguments ({name: N or None}), None if none is."""
+    given = {k: v for k, v in batches.items() if v is not None}
+    if len(set(given.values())) > 1:
+        listed = ", ".join(f"{k} has {v}" for k, v in given.items())
+        raise ValueError(f"the arguments' batch sizes (leading axes) disagree: {listed}")
+    return next(iter(given.values()), None)
+
+
+def rotation_matrix(center, angle, scale=None, *, dtype=None, device=None):
+    """OpenCV's rotation matrix, ``cv2.getRotationMatrix2D(center, angle, scale)``, batched.
+
+    ``M = [[a, b, (1 - a)·cx - b·cy], [-b, a, b·cx + (1 - a)·cy]]`` with
+    ``a = scale·cos(angle)``, ``b = scale·sin(angle)`` (angle in degrees), the matrix
+    OpenCV returns: in pixel coordinates (x, y) = (column, row), y down, it maps each
+    *input* pixel to the *output* pixel it lands on, turning the content
+    counter-clockwise on screen by ``angle`` degrees about ``center`` and enlarging it by
+    ``scale``. ``cv2.warpAffine`` inverts it (unless ``WARP_INVERSE_MAP``), and so does
+    :func:`theta_from_cv2`: ``stn.warp_affine(x, theta_from_cv2(M, (H, W))[None])`` is
+    ``cv2.warpAffine(img, M, (W, H))``, a rigid rotation of the pixels on any image
+    shape. About the image centre, ``center = ((W - 1) / 2, (H - 1) / 2)``, this is
+    ``affine_theta(angle=radians(angle), scale=1 / scale, size=(H, W))``.
+
+    Parameters
+    ----------
+    center : array_like, (2,) or (N, 2)
+        The centre of rotation (cx, cy) in pixels, OpenCV's (x, y) order.
+    angle : float or array_like, () or (N,)
+        Degrees; positive turns the content counter-clockwise on screen.
+    scale : float or array_like, () or (N,), optional
+        Isotropic enlargement of the content (OpenCV's; the inverse of
+        :func:`affine_theta`'s scale, which is the size of the window read); omitted = 1
+        (which, unlike a Python float 1.0, leaves the dtype to the other arguments).
+    dtype : {None, float32, float64}, optional
+        As in :func:`affine_theta`: None takes the dtype of the float32/float64 array
+        arguments, float64 for Python numbers and integers; computed in float64.
+    device : {None, "cpu", "cuda"}
+        As in :func:`affine_theta`.
+
+    Returns
+    -------
+    M : ndarray, (2, 3) or (N, 2, 3)
+        (2, 3) when no argument has a batch axis (as ``cv2.getRotationMatrix2D``),
+        (N, 2, 3) otherwise (the unbatched arguments apply to every sample): the shapes
+        :func:`theta_from_cv2` takes and returns.
+
+    Raises
+    ------
+    TypeError
+        An argument that is not numeric, mixed float dtypes, a bad ``dtype``.
+    ValueError
+        An argument of the wrong shape, batch sizes that disagree.
+
+    See Also
+    --------
+    theta_from_cv2, affine_theta, warp_affine_pixels
+
+    Examples
+    --------
+    >>> import numpy as np, stn_numba as stn
+    >>> stn.rotation_matrix((2.0, 1.0), 90.0).round(12)     # cv2.getRotationMatrix2D
+    array([[ 0.,  1.,  1.],
+           [-1.,  0.,  3.]])
+    >>> stn.rotation_matrix([[1.0, 1.0], [2.0, 0.0]], [90.0, 0.0], 2.0).shape
+    (2, 2, 3)
+
+    A 90° turn of a 3×5 image about its centre, as ``cv2.warpAffine`` does it: the
+    middle row's central three pixels make the middle column.
+
+    >>> x = np.zeros((1, 1, 3, 5))
+    >>> x[0, 0, 1] = [1, 2, 3, 4, 5]
+    >>> M = stn.rotation_matrix((2.0, 1.0), 90.0)               # about the centre
+    >>> stn.warp_affine(x, stn.theta_from_cv2(M, (3, 5))[None])[0, 0].round(9)
+    array([[0., 0., 4., 0., 0.],
+           [0., 0., 3., 0., 0.],
+           [0., 0., 2., 0., 0.]])
+    """
+    values = {"center": center, "angle": angle, "scale": scale}
+    _, to_gpu = _device_of(device, values)
+    c, c_dt, c_n = _batched_arg(center, "center", (1, (2,)), "(2,) or (N, 2) (cx, cy)")
+    a, a_dt, a_n = _batched_arg(angle, "angle", (0, ()), "() or (N,)")
+    scale = 1 if scale is None else scale
+    s, s_dt, s_n = _batched_arg(scale, "scale", (0, ()), "() or (N,) (isotropic)")
+    n = _common_batch({"center": c_n, "angle": a_n, "scale": s_n})
+    dt = _result_dtype(dtype, {"center": c_dt, "angle": a_dt, "scale": s_dt})
+    shape = (n,) if n is not None else ()
+    c = np.broadcast_to(c, (*shape, 2))
+    rad = np.deg2rad(np.broadcast_to(a, shape))
+    s = np.broadcast_to(s, shape)
+    alpha, beta = s * np.cos(rad), s * np.sin(rad)
+    cx, cy = c[..., 0], c[..., 1]
+    M = np.empty((*shape, 2, 3))
+    M[..., 0, 0], M[..., 0, 1] = alpha, beta
+    M[..., 0, 2] = (1.0 - alpha) * cx - beta * cy
+    M[..., 1, 0], M[..., 1, 1] = -beta, alpha
+    M[..., 1, 2] = beta * cx + (1.0 - alpha) * cy
+    return _ship(M.astype(dt), to_gpu)
 
 
 def theta_from_cv2(

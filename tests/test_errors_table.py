@@ -114,6 +114,7 @@ VALID = {
         "scale": "np.ones(2)",
         "translation": "z(2, 2)",
     },
+    "rotation_matrix": {"center": "z(2, 2)", "angle": "np.zeros(2)"},
     "theta_from_cv2": {"M": "eye(2, 3)", "input_size": "(3, 4)"},
     "theta_to_cv2": {"theta": "eye(2, 3)", "input_size": "(3, 4)"},
     "theta_from_scipy": {"matrix": "eye(2, 2)", "input_size": "(3, 4)"},
@@ -462,6 +463,26 @@ def _cases():
         (f, "translation", "z(1, 3)", SHAPE),
         (f, "device", "'gpu'", DEVICE),
     ]
+    for f in ("affine_theta", "affine_theta_backward"):
+        rows += [
+            (f, "size", "(3, 4, 5)", SIZE_LEN),
+            (f, "size", "(0, 4)", SIZE_VAL),
+            (f, "align_corners", "1", BOOL),
+            (f, "align_corners", "True", OTHER),  # without size
+        ]
+    f = "rotation_matrix"
+    rows += [
+        (f, "center", "z(2, 2, 2)", NDIM),
+        (f, "center", "z(2, 3)", SHAPE),
+        (f, "center", "z(3, 2)", BATCH),
+        *_dtype_rows(f, "center", "z(2, 2)")[1:],  # integers are numbers here
+        (f, "center", "z(2, 2, dtype='float32')", MIXED),
+        (f, "center", "'0'", DTYPE),
+        (f, "angle", "z(2, 1)", NDIM),
+        (f, "scale", "z(1, 2)", SHAPE),
+        (f, "dtype", "'int32'", DTYPE),
+        (f, "device", "'gpu'", DEVICE),
+    ]
     # --- pixel-space matrices ---
     for f, arg in [
         ("theta_from_cv2", "M"),
@@ -629,6 +650,7 @@ KINDS = {
     "affine_theta_backward": {NDIM, SHAPE, BATCH, DTYPE, DEVICE},
     "attention_theta": {NDIM, SHAPE, BATCH, DTYPE, MIXED, DEVICE},
     "attention_theta_backward": {NDIM, SHAPE, BATCH, DTYPE, DEVICE},
+    "rotation_matrix": {NDIM, SHAPE, BATCH, DTYPE, MIXED, DEVICE},
     "theta_from_cv2": {NDIM, SHAPE, DTYPE, SIZE_LEN, SIZE_VAL, BOOL, DEVICE},
     "theta_to_cv2": {NDIM, SHAPE, DTYPE, SIZE_LEN, SIZE_VAL, BOOL, DEVICE},
     "theta_from_scipy": {NDIM, SHAPE, DTYPE, SIZE_LEN, SIZE_VAL, BOOL, DEVICE},
