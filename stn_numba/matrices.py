@@ -1330,6 +1330,11 @@ def _point_args(src, dst, input_size, output_size, align_corners, kmin, what):
         "dst": q.shape[0] if q.ndim == 3 else None,
     }
     n = _common_batch(batches)
+    if p_dt is not None and q_dt is not None and p_dt != q_dt:
+        raise TypeError(
+            f"src and dst must share one float dtype; src is {p_dt}, dst is {q_dt} (cast one "
+            "of them: the result takes their dtype)"
+        )
     dt = _result_dtype(None, {"src": p_dt, "dst": q_dt})
     align_corners = check_bool(align_corners, "align_corners")
     a_in = a_out = np.ones(2)

@@ -430,7 +430,14 @@ LINE4 = [[0, 0], [1, 0], [2, 0], [3, 0], [0, 1.0]]  # four of five collinear
             ValueError,
             r"src must have shape \(K, 2\) or \(N, K, 2\)",
         ),
-        ("affine", np.float32(TRI), TRI, {}, TypeError, "src is float32, dst is float64"),
+        (
+            "affine",
+            np.float32(TRI),
+            TRI,
+            {},
+            TypeError,
+            "share one float dtype; src is float32, dst is float64",
+        ),
         ("affine", "abc", TRI, {}, TypeError, "src must be a number or an array"),
         (
             "affine",
