@@ -334,8 +334,9 @@ def affine_theta(
            [0., 3., 6.]])
 
     On a non-square image the plain θ rotates the [-1, 1]² square (the 3×5 image's
-    middle row, stretched, fills the middle column); with ``size`` the pixels turn
-    rigidly (the middle row's central three pixels make the middle column):
+    middle row is squeezed into 3 rows and smeared over the middle 3 columns); with
+    ``size`` the pixels turn rigidly (the middle row's central three pixels make the
+    middle column):
 
     >>> x = np.zeros((1, 1, 3, 5))
     >>> x[0, 0, 1] = [1, 2, 3, 4, 5]
