@@ -46,6 +46,7 @@ def eye(*shape, dtype="float64"):
 NAMESPACE = {"np": np, "z": z, "eye": eye}
 
 SRC5 = "[[-1, -1], [1, -1], [-1, 1], [1, 1], [0, 0]]"
+SQUARE = "[[0, 0], [1, 0], [1, 1], [0, 1.0]]"
 
 #: A valid call of every public function (tiny float64 shapes), as keyword arguments
 #: in source form; each row below replaces one of them.
@@ -113,6 +114,19 @@ VALID = {
         "grad_theta": "z(2, 2, 3)",
         "scale": "np.ones(2)",
         "translation": "z(2, 2)",
+    },
+    "rotation_matrix": {"center": "z(2, 2)", "angle": "np.zeros(2)"},
+    "affine_from_points": {"src": "eye(3, 2)", "dst": "eye(3, 2)"},
+    "affine_from_points_backward": {
+        "grad_theta": "z(2, 3)",
+        "src": "eye(3, 2)",
+        "dst": "eye(3, 2)",
+    },
+    "perspective_from_points": {"src": f"np.array({SQUARE})", "dst": f"np.array({SQUARE})"},
+    "perspective_from_points_backward": {
+        "grad_H": "z(3, 3)",
+        "src": f"np.array({SQUARE})",
+        "dst": f"np.array({SQUARE})",
     },
     "theta_from_cv2": {"M": "eye(2, 3)", "input_size": "(3, 4)"},
     "theta_to_cv2": {"theta": "eye(2, 3)", "input_size": "(3, 4)"},
@@ -462,6 +476,59 @@ def _cases():
         (f, "translation", "z(1, 3)", SHAPE),
         (f, "device", "'gpu'", DEVICE),
     ]
+    for f in ("affine_theta", "affine_theta_backward"):
+        rows += [
+            (f, "size", "(3, 4, 5)", SIZE_LEN),
+            (f, "size", "(0, 4)", SIZE_VAL),
+            (f, "align_corners", "1", BOOL),
+            (f, "align_corners", "True", OTHER),  # without size
+        ]
+    f = "rotation_matrix"
+    rows += [
+        (f, "center", "z(2, 2, 2)", NDIM),
+        (f, "center", "z(2, 3)", SHAPE),
+        (f, "center", "z(3, 2)", BATCH),
+        *_dtype_rows(f, "center", "z(2, 2)")[1:],  # integers are numbers here
+        (f, "center", "z(2, 2, dtype='float32')", MIXED),
+        (f, "center", "'0'", DTYPE),
+        (f, "angle", "z(2, 1)", NDIM),
+        (f, "scale", "z(1, 2)", SHAPE),
+        (f, "dtype", "'int32'", DTYPE),
+        (f, "device", "'gpu'", DEVICE),
+    ]
+    # --- transforms from point correspondences ---
+    for f, k, grad in [
+        ("affine_from_points", 3, None),
+        ("affine_from_points_backward", 3, "grad_theta"),
+        ("perspective_from_points", 4, None),
+        ("perspective_from_points_backward", 4, "grad_H"),
+    ]:
+        rows += [
+            (f, "src", "z(2)", NDIM),
+            (f, "src", "z(1, 2, 3, 2)", NDIM),
+            (f, "src", f"z({k}, 3)", SHAPE),
+            (f, "src", f"eye({k + 1}, 2)", SHAPE),  # K differs from dst's
+            (f, "src", f"eye({k - 1}, 2)", OTHER),  # too few points
+            *_dtype_rows(f, "src", f"z({k}, 2)")[1:],  # integers are numbers here
+            (f, "src", "'0'", DTYPE),
+            (f, "dst", f"eye({k}, 2, dtype='float32')", MIXED),
+            (f, "src", f"np.full(({k}, 2), np.nan)", OTHER),
+            (f, "src", f"z({k}, 2)", OTHER),  # all points coincide
+            (f, "dst", f"z({k}, 2)", OTHER),
+            (f, "input_size", "(3, 4, 5)", SIZE_LEN),
+            (f, "input_size", "(0, 4)", SIZE_VAL),
+            (f, "input_size", "3", SIZE_LEN),
+            (f, "output_size", "(3, 4)", OTHER),  # without input_size
+            (f, "align_corners", "1", BOOL),
+            (f, "align_corners", "True", OTHER),  # without input_size
+            (f, "device", "'gpu'", DEVICE),
+        ]
+        if grad:
+            shape = "2, 3" if k == 3 else "3, 3"
+            rows += [
+                (f, grad, f"z(1, {shape})", GRAD),
+                (f, grad, f"z({shape}, dtype='float16')", DTYPE),
+            ]
     # --- pixel-space matrices ---
     for f, arg in [
         ("theta_from_cv2", "M"),
@@ -629,6 +696,13 @@ KINDS = {
     "affine_theta_backward": {NDIM, SHAPE, BATCH, DTYPE, DEVICE},
     "attention_theta": {NDIM, SHAPE, BATCH, DTYPE, MIXED, DEVICE},
     "attention_theta_backward": {NDIM, SHAPE, BATCH, DTYPE, DEVICE},
+    "rotation_matrix": {NDIM, SHAPE, BATCH, DTYPE, MIXED, DEVICE},
+    "affine_from_points": {NDIM, SHAPE, DTYPE, MIXED, SIZE_LEN, SIZE_VAL, BOOL, DEVICE},
+    "affine_from_points_backward": {NDIM, SHAPE, DTYPE, MIXED, SIZE_LEN, SIZE_VAL, BOOL}
+    | {GRAD, DEVICE},
+    "perspective_from_points": {NDIM, SHAPE, DTYPE, MIXED, SIZE_LEN, SIZE_VAL, BOOL, DEVICE},
+    "perspective_from_points_backward": {NDIM, SHAPE, DTYPE, MIXED, SIZE_LEN, SIZE_VAL, BOOL}
+    | {GRAD, DEVICE},
     "theta_from_cv2": {NDIM, SHAPE, DTYPE, SIZE_LEN, SIZE_VAL, BOOL, DEVICE},
     "theta_to_cv2": {NDIM, SHAPE, DTYPE, SIZE_LEN, SIZE_VAL, BOOL, DEVICE},
     "theta_from_scipy": {NDIM, SHAPE, DTYPE, SIZE_LEN, SIZE_VAL, BOOL, DEVICE},
@@ -751,7 +825,7 @@ def test_row(fname, arg, bad, kind, exc_name, excerpt):
 
 def test_every_public_function_has_a_table():
     public = {n for n in stn.__all__ if callable(getattr(stn, n))}
-    public -= {"AffineThetaGrads", "AttentionThetaGrads"}  # named tuples, not functions
+    public -= {"AffineThetaGrads", "AttentionThetaGrads", "PointsGrads"}  # named tuples
     assert public == set(VALID) == {r[0] for r in CASES}
 
 
