@@ -205,10 +205,12 @@ def check_input(x, name="input"):
     return x.ndim - 2
 
 
-def check_batch(n, name, arr, ref_name):
-    if arr.shape[0] != n:
+def check_batch(n, name, arr, ref_name, broadcast=False):
+    """``arr``'s batch must be ``ref_name``'s (``broadcast``: or either of them 1)."""
+    if arr.shape[0] != n and not (broadcast and 1 in (n, arr.shape[0])):
+        either = " (or either of them 1)" if broadcast else ""
         raise ValueError(
-            f"{name}.shape[0] (batch) must equal {ref_name}.shape[0] = {n}; got {arr.shape}"
+            f"{name}.shape[0] (batch) must equal {ref_name}.shape[0] = {n}{either}; got {arr.shape}"
         )
 
 

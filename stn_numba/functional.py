@@ -18,6 +18,17 @@ dtypes              float32 or float64, the same for every array; output = input
 
 Arrays of any strides and memory order are accepted; no argument is ever modified.
 
+Batches: the warps (grid_sample, warp_affine, warp_perspective, warp_flow and their
+backwards) broadcast the batch axis of the image and of the transform (grid, θ, H,
+flow): one image (batch 1) with N transforms (augmentation, test-time transforms), or
+N images with one transform (batch 1, or an unbatched θ (2, 3) / (3, 4) or H (3, 3)).
+The shared operand is not copied: each sample is one driver call into its slice of the
+result, so the results equal the explicitly repeated batch's bit for bit. Backwards
+return the shared operand's gradient in its own shape, summed over the samples in
+sample order (``np.sum(axis=0)`` of the repeated batch's, bit for bit); on the GPU that
+sum is taken on the host. Batches that differ and are both above 1 are a ValueError.
+splat does not broadcast.
+
 Devices: every function takes ``device=None | "cpu" | "cuda"``. None runs on the GPU
 when an array argument exposes ``__cuda_array_interface__`` (Numba device arrays,
 CuPy, CUDA torch tensors: zero copy, C-contiguous) and returns Numba device arrays;
@@ -194,6 +205,164 @@ def _to(backend, a):
 
 
 # ----------------------------------------------------------------------------
+# Batch broadcasting of the warps: one image with N transforms, N images with one
+# ----------------------------------------------------------------------------
+
+#: Unbatched transform shapes each warp accepts for 4-D and 5-D input (as
+#: theta_from_cv2 returns them).
+_UNBATCHED = {"theta": {4: (2, 3), 5: (3, 4)}, "H": {4: (3, 3)}, "grid": {}, "flow": {}}
+
+
+def _shape_of(a):
+    shape = getattr(a, "shape", None)
+    return tuple(shape) if shape is not None else np.shape(a)
+
+
+def _sliceable(a):
+    """``a`` itself when it can be sliced along its batch axis (NumPy or GPU array)."""
+    return a if hasattr(a, "shape") and hasattr(a, "__getitem__") else np.asarray(a)
+
+
+def _with_batch_axis(points, name, input):
+    """(points with a leading batch axis, whether one was added): an unbatched θ (2, 3)
+    or (3, 4), or H (3, 3), that fits the input's dimensionality becomes a batch-1 view
+    (any other shape is left to validation)."""
+    if _shape_of(points) == _UNBATCHED[name].get(len(_shape_of(input))):
+        return _sliceable(points)[None], True
+    return points, False
+
+
+def _broadcast_batch(input, points, name):
+    """The batch both broadcast to, or None when no broadcasting is needed (equal
+    batches, or shapes that validation will refuse with its own message)."""
+    sx, sp = _shape_of(input), _shape_of(points)
+    if len(sx) not in (4, 5) or not _plausible(name, len(sx) - 2, sp):
+        return None  # validation gives these shapes its own message
+    nx, np_ = sx[0], sp[0]
+    if nx == np_ or 1 not in (nx, np_):
+        return None
+    return max(nx, np_)
+
+
+def _plausible(name, dims, sp):
+    """Whether ``sp`` is a well-formed batched shape of ``name`` for ``dims``-D input."""
+    if name in ("theta", "H"):
+        return sp[1:] == ((2, 3) if dims == 2 else (3, 4)) if name == "theta" else sp[1:] == (3, 3)
+    return len(sp) == dims + 2 and sp[-1] == dims
+
+
+def _take(a, n, i):
+    """Sample i of ``a``, whose batch is 1 (shared) or n."""
+    return a if _shape_of(a)[0] == 1 else a[i : i + 1]
+
+
+def _batch_sum(parts):
+    """Σ over samples of per-sample gradients, in sample order (as ``np.sum(axis=0)`` of
+    the stacked parts adds them), on the host; back on the GPU when they came from it."""
+    if parts[0] is None:
+        return None
+    gpu = is_gpu_array(parts[0])
+    acc = (parts[0].copy_to_host() if gpu else parts[0]).copy()
+    for p in parts[1:]:
+        acc += p.copy_to_host() if gpu else p
+    return _gpu_backend().to_device(acc) if gpu else acc
+
+
+def _batch_stack(parts):
+    if parts[0] is None:
+        return None
+    if is_gpu_array(parts[0]):
+        host = np.concatenate([p.copy_to_host() for p in parts])
+        return _gpu_backend().to_device(host)
+    return np.concatenate(parts)
+
+
+def _gpu_backend():
+    from . import _cuda
+
+    return _cuda
+
+
+def _forward_broadcast(fn, points_name):
+    """Let ``fn`` (a warp: ``fn(input, points, ...)``) broadcast its batch axes: an
+    unbatched transform is a batch of one, and a batch of one (image or transform) is
+    shared by every sample of the other; one driver call per sample, writing into its
+    slice of the result, so that no broadcast operand is copied."""
+    import functools
+    import inspect
+
+    sig = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def warp(*args, **kwargs):
+        bound = sig.bind(*args, **kwargs)
+        a = bound.arguments
+        a[points_name], _ = _with_batch_axis(a[points_name], points_name, a["input"])
+        n = _broadcast_batch(a["input"], a[points_name], points_name)
+        if n is None:
+            return fn(*bound.args, **bound.kwargs)
+        x, pts, out = _sliceable(a["input"]), _sliceable(a[points_name]), a.get("out")
+        result = out
+        for i in range(n):
+            a["input"], a[points_name] = _take(x, n, i), _take(pts, n, i)
+            a["out"] = None if result is None else result[i : i + 1]
+            r = fn(*bound.args, **bound.kwargs)
+            if result is None:  # allocated from the first sample's result
+                shape = (n,) + tuple(r.shape[1:])
+                if is_gpu_array(r):
+                    result = _gpu_backend().empty(shape, r.dtype)
+                    result[0:1].copy_to_device(r)
+                else:
+                    result = np.empty(shape, r.dtype)
+                    result[0:1] = r
+        return result
+
+    return warp
+
+
+def _backward_broadcast(fn, points_name):
+    """The backward of a broadcasting warp: per-sample gradients of a shared operand
+    (batch 1, or an unbatched transform) are summed over the samples in sample order,
+    so the result equals the explicitly repeated batch's gradients summed with
+    ``np.sum(axis=0)``, bit for bit; an unbatched transform gets an unbatched
+    gradient."""
+    import functools
+    import inspect
+
+    sig = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def backward(*args, **kwargs):
+        bound = sig.bind(*args, **kwargs)
+        a = bound.arguments
+        a[points_name], unbatched = _with_batch_axis(a[points_name], points_name, a["input"])
+        n = _broadcast_batch(a["input"], a[points_name], points_name)
+        if n is None:
+            gi, gp = fn(*bound.args, **bound.kwargs)
+            return gi, (gp[0] if unbatched and gp is not None else gp)
+        gout = _sliceable(a["grad_output"])
+        if _shape_of(gout)[:1] != (n,):
+            raise ValueError(
+                f"grad_output.shape[0] (batch) must be {n}, the batch of input "
+                f"({_shape_of(a['input'])[0]}) broadcast with {points_name} "
+                f"({_shape_of(a[points_name])[0]}); got {_shape_of(gout)}"
+            )
+        x, pts = _sliceable(a["input"]), _sliceable(a[points_name])
+        gis, gps = [], []
+        for i in range(n):
+            a["grad_output"] = gout[i : i + 1]
+            a["input"], a[points_name] = _take(x, n, i), _take(pts, n, i)
+            gi, gp = fn(*bound.args, **bound.kwargs)
+            gis.append(gi)
+            gps.append(gp)
+        gi = _batch_sum(gis) if _shape_of(x)[0] == 1 else _batch_stack(gis)
+        gp = _batch_sum(gps) if _shape_of(pts)[0] == 1 else _batch_stack(gps)
+        return gi, (gp[0] if unbatched and gp is not None else gp)
+
+    return backward
+
+
+# ----------------------------------------------------------------------------
 # affine_grid
 # ----------------------------------------------------------------------------
 
@@ -309,7 +478,7 @@ def affine_grid_backward(grad_grid, size, align_corners=False, *, device=None):
 # ----------------------------------------------------------------------------
 
 
-def _check_sample_args(input, grid, mode, padding_mode, align_corners):
+def _check_sample_args(input, grid, mode, padding_mode, align_corners, broadcast=True):
     dims = check_input(input)
     check_ndim(
         grid,
@@ -322,7 +491,7 @@ def _check_sample_args(input, grid, mode, padding_mode, align_corners):
             f"grid's last axis must have size {dims} ((x, y{', z' if dims == 3 else ''})); "
             f"got shape {grid.shape}"
         )
-    check_batch(input.shape[0], "grid", grid, "input")
+    check_batch(input.shape[0], "grid", grid, "input", broadcast)
     same_dtype("input", input, grid=grid)
     return (
         input,
@@ -354,7 +523,9 @@ def grid_sample(
     input : ndarray, (N, C, H_in, W_in) or (N, C, D_in, H_in, W_in)
         Images or volumes, float32 or float64, or uint8, uint16, int16 (see Notes).
     grid : ndarray, (N, H, W, 2) or (N, D, H, W, 3)
-        Normalised source points, last axis (x, y[, z]); same dtype as input.
+        Normalised source points, last axis (x, y[, z]); same dtype as input. A batch
+        of 1 (of input or of grid) is shared by every sample of the other (see
+        "Batches" in :mod:`stn_numba.functional`).
     mode : {"bilinear", "nearest", "bicubic"}
         Interpolation; "bilinear" is trilinear on 5-D input; "bicubic" is 2-D only
         (Keys, A = -0.75, padding applied to each of the 4×4 taps). "nearest" rounds
@@ -673,7 +844,7 @@ def _check_perspective_args(input, H, size, mode, padding_mode, align_corners):
     if input.ndim != 4:
         raise ValueError(f"input must be 4-D (N, C, H, W) for a homography; got {input.shape}")
     _check_homography(H)
-    check_batch(input.shape[0], "H", H, "input")
+    check_batch(input.shape[0], "H", H, "input", True)
     same_dtype("input", input, H=H)
     size = tuple(input.shape[2:]) if size is None else as_int_tuple(size, "size", 2, 1)
     return (
@@ -704,9 +875,11 @@ def warp_perspective(
     ----------
     input : ndarray, (N, C, H_in, W_in)
         Images, float32 or float64, or uint8, uint16, int16 (see :func:`grid_sample`).
-    H : ndarray, (N, 3, 3)
+    H : ndarray, (N, 3, 3) or (3, 3)
         Homographies from output to input normalised coordinates (see
-        :func:`perspective_grid`), same dtype as input.
+        :func:`perspective_grid`), same dtype as input. A batch of 1 (of input or of
+        H) or an unbatched (3, 3) is shared by every sample of the other (see "Batches"
+        in :mod:`stn_numba.functional`).
     size : sequence of int, optional
         Output spatial shape (H, W); None keeps the input's.
     mode, padding_mode, align_corners
@@ -981,7 +1154,7 @@ def _check_warp_flow_args(input, flow, mode, padding_mode, align_corners):
         f"(N, {'D, ' if dims == 3 else ''}H, W, {dims}) to match the {input.ndim}-D input",
     )
     _check_flow(flow, None)
-    check_batch(input.shape[0], "flow", flow, "input")
+    check_batch(input.shape[0], "flow", flow, "input", True)
     same_dtype("input", input, flow=flow)
     return (
         tuple(input.shape[2:]),
@@ -1014,7 +1187,9 @@ def warp_flow(
     input : ndarray, (N, C, H_in, W_in) or (N, C, D_in, H_in, W_in)
         Images or volumes, float32 or float64, or uint8, uint16, int16 (see :func:`grid_sample`).
     flow : ndarray, (N, H, W, 2) or (N, D, H, W, 3)
-        Displacements in input pixels on the output lattice; same dtype as input.
+        Displacements in input pixels on the output lattice; same dtype as input. A
+        batch of 1 (of input or of flow) is shared by every sample of the other (see
+        "Batches" in :mod:`stn_numba.functional`).
     mode, padding_mode, align_corners
         As in :func:`grid_sample` (align_corners matters only for ``reflection``
         padding and for input axes of size 1; see :func:`flow_grid`).
@@ -1180,7 +1355,7 @@ def _check_warp_args(input, theta, size, mode, padding_mode, align_corners):
         raise ValueError(
             f"theta must have shape {want} for {input.ndim}-D input; got {theta.shape}"
         )
-    check_batch(input.shape[0], "theta", theta, "input")
+    check_batch(input.shape[0], "theta", theta, "input", True)
     same_dtype("input", input, theta=theta)
     if size is None:
         size = tuple(input.shape[2:])
@@ -1220,9 +1395,11 @@ def warp_affine(
     ----------
     input : ndarray, (N, C, H_in, W_in) or (N, C, D_in, H_in, W_in)
         Images or volumes, float32 or float64, or uint8, uint16, int16 (see :func:`grid_sample`).
-    theta : ndarray, (N, 2, 3) or (N, 3, 4)
+    theta : ndarray, (N, 2, 3) or (N, 3, 4), or unbatched (2, 3) or (3, 4)
         Maps from output to input normalised coordinates (as in :func:`affine_grid`),
-        same dtype as input.
+        same dtype as input. A batch of 1 (of input or of θ) or an unbatched θ (as
+        :func:`theta_from_cv2` returns for one matrix) is shared by every sample of the
+        other (see "Batches" in :mod:`stn_numba.functional`).
     size : sequence of int, optional
         Output spatial shape (H, W) or (D, H, W); None keeps the input's.
     mode, padding_mode, align_corners
@@ -1571,7 +1748,7 @@ def tps_grid_backward(
 
 def _check_splat_args(input, grid, mode, padding_mode, align_corners):
     """grid_sample's checks, plus: grid is on input's lattice (same spatial shape)."""
-    checked = _check_sample_args(input, grid, mode, padding_mode, align_corners)
+    checked = _check_sample_args(input, grid, mode, padding_mode, align_corners, False)
     spatial = tuple(input.shape[2:])
     if tuple(grid.shape[1:-1]) != spatial:
         dims = len(spatial)
@@ -1799,3 +1976,14 @@ def splat_backward(
             input, grad_output, grid, None, m, p, ac, False, True, deterministic
         )
     return _finish(lay.from_kernel(gi), host_out), _finish(gg, host_out)
+
+
+# The warps broadcast their batch axes (see _forward_broadcast).
+grid_sample = _forward_broadcast(grid_sample, "grid")
+grid_sample_backward = _backward_broadcast(grid_sample_backward, "grid")
+warp_affine = _forward_broadcast(warp_affine, "theta")
+warp_affine_backward = _backward_broadcast(warp_affine_backward, "theta")
+warp_perspective = _forward_broadcast(warp_perspective, "H")
+warp_perspective_backward = _backward_broadcast(warp_perspective_backward, "H")
+warp_flow = _forward_broadcast(warp_flow, "flow")
+warp_flow_backward = _backward_broadcast(warp_flow_backward, "flow")

@@ -102,3 +102,28 @@ def test_device_arrays_in_device_arrays_out(rng):
     ):
         assert not isinstance(res, np.ndarray)
         np.testing.assert_allclose(res.copy_to_host(), ref, **tol(np.float32))
+
+
+@pytest.mark.parametrize("on_device", [False, True])
+def test_broadcast_gpu_equals_cpu(rng, on_device):
+    """One image with N θ, and N images with one unbatched θ, on the GPU: the CPU's
+    numbers (NumPy arrays with device="cuda", and device arrays in and out)."""
+    x = rng.standard_normal((3, 2, 4, 5)).astype(np.float32)
+    theta = random_theta(rng, 3, 2, np.float32)
+    go = rng.standard_normal((3, 2, 4, 5)).astype(np.float32)
+
+    def gpu(a):
+        return cuda.to_device(a) if on_device else a
+
+    def host(a):
+        return a.copy_to_host() if on_device else a
+
+    for xa, ta in ((x[:1], theta), (x, theta[0])):
+        kw = {} if on_device else {"device": "cuda"}
+        out = stn.warp_affine(gpu(xa), gpu(ta), **kw)
+        np.testing.assert_array_equal(host(out), stn.warp_affine(xa, ta))
+        gi, gt = stn.warp_affine_backward(gpu(go), gpu(xa), gpu(ta), **kw)
+        wi, wt = stn.warp_affine_backward(go, xa, ta)
+        assert host(gi).shape == xa.shape and host(gt).shape == ta.shape
+        np.testing.assert_allclose(host(gi), wi, **tol(np.float32, "grad"))
+        np.testing.assert_allclose(host(gt), wt, **tol(np.float32, "grad"))

@@ -201,6 +201,8 @@ def warp_fn(request):
 
 
 THETA_BAD_SHAPES = [(2, 3), (3, 4), (1, 2, 2), (1, 3, 3), (1, 2, 4), (1, 4, 4), (1, 1, 2, 3), (6,)]
+# (2, 3) is an unbatched θ for the warps, which take it with 4-D input.
+WARP_THETA_BAD_SHAPES = [s for s in THETA_BAD_SHAPES if s != (2, 3)]
 THETA_SHAPE_MSG = "theta must have shape (N, 2, 3) for 2-D or (N, 3, 4) for 3-D; got "
 
 # ----------------------------------------------------------------------------
@@ -450,9 +452,12 @@ class TestGridSample:
 
     @pytest.mark.parametrize("dims", [2, 3])
     def test_batch(self, sample_fn, dims):
-        args = make_args("grid_sample", dims, n=1)
-        grid = np.concatenate([args["grid"]] * 2)
-        msg = f"grid.shape[0] (batch) must equal input.shape[0] = 1; got {grid.shape}"
+        args = make_args("grid_sample", dims, n=2)
+        grid = np.concatenate([args["grid"][:1]] * 3)
+        msg = (
+            "grid.shape[0] (batch) must equal input.shape[0] = 2 (or either of them 1); "
+            f"got {grid.shape}"
+        )
         with pytest.raises(ValueError, match=re.escape(msg)):
             sample_fn(args["input"], grid)
 
@@ -617,7 +622,7 @@ class TestWarpAffine:
         with pytest.raises(ValueError, match=re.escape(msg)):
             warp_fn(np.zeros(shape), theta)
 
-    @pytest.mark.parametrize("shape", THETA_BAD_SHAPES, ids=str)
+    @pytest.mark.parametrize("shape", WARP_THETA_BAD_SHAPES, ids=str)
     def test_theta_shape(self, warp_fn, shape):
         with pytest.raises(ValueError, match=re.escape(THETA_SHAPE_MSG + str(shape))):
             warp_fn(np.zeros((1, 1, 3, 4)), np.zeros(shape))
@@ -634,9 +639,12 @@ class TestWarpAffine:
 
     @pytest.mark.parametrize("dims", [2, 3])
     def test_batch(self, warp_fn, dims):
-        args = make_args("warp_affine", dims)
-        theta = np.concatenate([args["theta"]] * 3)
-        msg = f"theta.shape[0] (batch) must equal input.shape[0] = 1; got {theta.shape}"
+        args = make_args("warp_affine", dims, n=2)
+        theta = np.concatenate([args["theta"][:1]] * 3)
+        msg = (
+            "theta.shape[0] (batch) must equal input.shape[0] = 2 (or either of them 1); "
+            f"got {theta.shape}"
+        )
         with pytest.raises(ValueError, match=re.escape(msg)):
             warp_fn(args["input"], theta)
 
