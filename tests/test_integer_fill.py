@@ -59,9 +59,13 @@ def _rint_saturate(values, dtype):
 # ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fname", FUNCS)
+# Each function and each mode at least once (the conversion happens at the boundary,
+# the same for every driver; each (function, mode) pair is a driver to compile).
+FUNC_MODES = [(FUNCS[i % len(FUNCS)], MODES[i % len(MODES)]) for i in range(6)]
+
+
+@pytest.mark.parametrize("fname,mode", FUNC_MODES)
 @pytest.mark.parametrize("idt", INTS)
-@pytest.mark.parametrize("mode", MODES)
 def test_integer_equals_float32_warp(fname, idt, mode, rng):
     """An integer image warps exactly as its float32 copy; output_dtype=idt rounds half to
     even and saturates that float32 warp (bicubic overshoots, so saturation happens)."""
@@ -199,8 +203,10 @@ def _scipy_constant(x, grid, order, fill, align_corners):
     return out
 
 
-@pytest.mark.parametrize("fname", FUNCS)
-@pytest.mark.parametrize("mode,order", [("bilinear", 1), ("nearest", 0)])
+@pytest.mark.parametrize(
+    "fname,mode,order",
+    [(f, "bilinear", 1) for f in FUNCS] + [(f, "nearest", 0) for f in FUNCS[:2]],
+)
 @pytest.mark.parametrize("align_corners", [False, True])
 def test_constant_fill_matches_scipy(fname, mode, order, align_corners, rng):
     x = rng.standard_normal((2, 3, 5, 6))
@@ -435,9 +441,11 @@ def _fills(dtype):
     return [-9999.0, 1e6, 1e30 if dtype == np.float32 else 1e300, float(np.finfo(dtype).max)]
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize(
+    "dtype,mode,layout",
+    [(np.float32, m, lay) for m in MODES for lay in ("NCHW", "NHWC")]
+    + [(np.float64, "bilinear", "NCHW")],  # the largest fills of float64 (same code)
+)
 def test_large_fill_identity_and_far_outside_are_exact(dtype, mode, layout, rng):
     """An identity warp returns exactly what it returns with fill 0 (the input itself to
     float32 rounding: the coordinates are computed in float32, as PyTorch's, whose
