@@ -151,7 +151,7 @@ class TestWarpPerspective:
             stn.warp_perspective(x, H, align_corners=True), x, **tol(np.float32)
         )
 
-    @pytest.mark.parametrize("padding", PADDINGS)
+    @pytest.mark.parametrize("padding", ["border"])  # padding: grid_sample's tests
     @pytest.mark.parametrize("ac", [True, False])
     def test_pure_projective_against_scipy(self, rng, padding, ac):
         x = rng.standard_normal((2, 2, 7, 8))
@@ -281,7 +281,7 @@ class TestFlow:
             atol=1e-15,
         )
 
-    @pytest.mark.parametrize("padding", PADDINGS)
+    @pytest.mark.parametrize("padding", ["reflection"])  # padding: grid_sample's tests
     @pytest.mark.parametrize("ac", [True, False])
     def test_against_scipy_2d(self, rng, padding, ac):
         x = rng.standard_normal((2, 2, 6, 7))
@@ -319,8 +319,8 @@ class TestFlow:
         d = stn.flow_grid(f + 1.0, (5, 9), ac) - stn.flow_grid(f, (5, 9), ac)
         np.testing.assert_allclose(d[..., 0], sx, rtol=1e-12)
 
-    @pytest.mark.parametrize("padding", ["zeros", "border", "reflection"])
-    @pytest.mark.parametrize("dims", [2, 3])
+    # the flow's own chain rule, once per dimensionality (paddings: grid_sample's tests)
+    @pytest.mark.parametrize("dims,padding", [(2, "reflection"), (3, "border")])
     def test_backward_fd(self, rng, padding, dims):
         sp_in = (4, 5, 6)[3 - dims :]
         sp_out = (3, 4, 5)[3 - dims :]
