@@ -231,8 +231,8 @@ class TestWarpPerspective:
         assert stn.warp_perspective(x, H, out=out) is out
         with pytest.raises(ValueError, match=r"\(N, 4, 4\).*got \(1, 3, 3\) with 5-D input"):
             stn.warp_perspective(np.zeros((1, 1, 2, 2, 2)), H)
-        with pytest.raises(ValueError, match=r"H\.shape"):
-            stn.warp_perspective(np.zeros((2, 1, 2, 2)), H)
+        with pytest.raises(ValueError, match=r"H\.shape"):  # batches 2 and 3 (1 broadcasts)
+            stn.warp_perspective(np.zeros((2, 1, 2, 2)), np.tile(H, (3, 1, 1)))
         with pytest.raises(TypeError, match="H has dtype float32"):
             stn.warp_perspective(x, H.astype(np.float32))
         with pytest.raises(ValueError, match="size"):
@@ -571,8 +571,8 @@ class TestFlow:
             stn.warp_flow(x, np.zeros((1, 3, 3, 3, 3)))
         with pytest.raises(ValueError, match="input_size"):
             stn.flow_grid(flow, input_size=(3,))
-        with pytest.raises(ValueError, match=r"flow\.shape"):
-            stn.warp_flow(np.zeros((2, 1, 3, 3)), flow)
+        with pytest.raises(ValueError, match=r"flow\.shape"):  # batches 2 and 3
+            stn.warp_flow(np.zeros((2, 1, 3, 3)), np.tile(flow, (3, 1, 1, 1)))
         with pytest.raises(TypeError, match="flow has dtype float32"):
             stn.warp_flow(x, flow.astype(np.float32))
         with pytest.raises(ValueError, match="grad_output"):
