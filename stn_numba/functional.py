@@ -744,10 +744,9 @@ def _check_homography(H, dims=None, given=None):
     (when not None) is what the input or size asks for, ``given`` names that."""
     ok = H.ndim == 3 and tuple(H.shape[1:]) in ((3, 3), (4, 4))
     if not ok or (dims is not None and H.shape[1] - 1 != dims):
-        with_ = f" with {given}" if ok and given else ""
+        with_ = f" with {given} ({dims}-D)" if ok and given else ""
         raise ValueError(
-            "H must have shape (N, 3, 3) (2-D: 4-D input, 4-entry size) or (N, 4, 4) "
-            f"(3-D: 5-D input, 5-entry size); got {tuple(H.shape)}{with_}"
+            f"H must have shape (N, 3, 3) for 2-D or (N, 4, 4) for 3-D; got {tuple(H.shape)}{with_}"
         )
     return H.shape[1] - 1
 

@@ -440,7 +440,7 @@ class TestPerspective3d:
         assert gi is None and gH.shape == (1, 4, 4)
         out = np.empty((1, 5, 3, 3, 3))
         assert stn.perspective_grid(H, (1, 1, 5, 3, 3), out=out) is out
-        shapes = r"H must have shape \(N, 3, 3\) .* or \(N, 4, 4\) .*; got "
+        shapes = r"H must have shape \(N, 3, 3\) for 2-D or \(N, 4, 4\) for 3-D; got "
         with pytest.raises(ValueError, match=shapes + r"\(1, 4, 4\) with 4-D input"):
             stn.warp_perspective(x[:, :, 0], H)
         with pytest.raises(ValueError, match=shapes + r"\(1, 3, 3\) with 5-D input"):
