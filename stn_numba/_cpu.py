@@ -45,6 +45,7 @@ from ._coords import base_coord, cast, zero_of
 from ._jit import bind, driver, kernel, scalar, specialise
 from ._kernels import (
     accumulate_perspective_2d,
+    accumulate_perspective_3d,
     accumulate_tps,
     bicubic_value,
     bilinear_grads,
@@ -59,6 +60,7 @@ from ._kernels import (
     nearest_sample_2d,
     nearest_sample_3d,
     perspective_point_2d,
+    perspective_point_3d,
     row_span,
     scatter_2d,
     scatter_3d,
@@ -981,6 +983,34 @@ def perspective_grid_backward_2d(ggrid, theta, rowacc, align_corners):
 
 
 @driver
+def perspective_grid_3d(theta, grid, align_corners):
+    N, Do, Ho, Wo = grid.shape[0], grid.shape[1], grid.shape[2], grid.shape[3]
+    for job in prange(N * Do * Ho):
+        n, d, h = unravel_2d(job, Do, Ho)
+        for w in range(Wo):
+            gx, gy, gz, _ = perspective_point_3d(theta, n, d, h, w, Do, Ho, Wo, align_corners)
+            grid[n, d, h, w, 0] = gx
+            grid[n, d, h, w, 1] = gy
+            grid[n, d, h, w, 2] = gz
+
+
+@driver
+def perspective_grid_backward_3d(ggrid, theta, rowacc, align_corners):
+    """rowacc[(n * Do + d) * Ho + h] = dL/dθ[n] of output row (n, d, h), flattened to 16
+    values."""
+    N, Do, Ho, Wo = ggrid.shape[0], ggrid.shape[1], ggrid.shape[2], ggrid.shape[3]
+    for job in prange(N * Do * Ho):
+        n, d, h = unravel_2d(job, Do, Ho)
+        for k in range(16):
+            rowacc[job, k] = 0.0
+        for w in range(Wo):
+            accumulate_perspective_3d(
+                rowacc, job, ggrid[n, d, h, w, 0], ggrid[n, d, h, w, 1], ggrid[n, d, h, w, 2],
+                theta, n, d, h, w, Do, Ho, Wo, align_corners,
+            )  # fmt: skip
+
+
+@driver
 def flow_grid_2d(flow, grid, Hin, Win, align_corners):
     N, Ho, Wo = flow.shape[0], flow.shape[1], flow.shape[2]
     for job in prange(N * Ho):
@@ -1240,14 +1270,21 @@ def _run_backward(
 
 @_serialised
 def run_perspective_grid(theta, grid, align_corners):
-    perspective_grid_2d(theta, grid, align_corners)
+    if theta.shape[1] == 3:
+        perspective_grid_2d(theta, grid, align_corners)
+    else:
+        perspective_grid_3d(theta, grid, align_corners)
 
 
 @_serialised
 def run_perspective_grid_backward(ggrid, theta, align_corners):
-    acc = np.empty((ggrid.shape[0] * ggrid.shape[1], 9), dtype=np.float64)
-    perspective_grid_backward_2d(ggrid, theta, acc, align_corners)
-    return _reduce(acc, ggrid.shape[0], 3, ggrid.dtype, 3)
+    k = theta.shape[1]  # 3 (2-D) or 4 (3-D): θ is k × k
+    acc = np.empty((int(np.prod(ggrid.shape[:-2])), k * k), dtype=np.float64)
+    if k == 3:
+        perspective_grid_backward_2d(ggrid, theta, acc, align_corners)
+    else:
+        perspective_grid_backward_3d(ggrid, theta, acc, align_corners)
+    return _reduce(acc, ggrid.shape[0], k, ggrid.dtype, k)
 
 
 @_serialised

@@ -469,6 +469,38 @@ def k_perspective_rows_2d(ggrid, theta, acc, align_corners):
 
 
 @_cuda_jit
+def k_perspective_grid_3d(theta, grid, align_corners):
+    N, Do, Ho, Wo = grid.shape[0], grid.shape[1], grid.shape[2], grid.shape[3]
+    i = numba.int64(cuda.grid(1))
+    stride = numba.int64(cuda.gridsize(1))
+    while i < N * Do * Ho * Wo:
+        n, d, h, w = K.unravel_3d(i, Do, Ho, Wo)
+        gx, gy, gz, _ = K.perspective_point_3d(theta, n, d, h, w, Do, Ho, Wo, align_corners)
+        grid[n, d, h, w, 0] = gx
+        grid[n, d, h, w, 1] = gy
+        grid[n, d, h, w, 2] = gz
+        i += stride
+
+
+@_cuda_jit
+def k_perspective_rows_3d(ggrid, theta, acc, align_corners):
+    """acc[row] = dL/dθ[n] of output row (n, d, h), 16 values."""
+    N, Do, Ho, Wo = ggrid.shape[0], ggrid.shape[1], ggrid.shape[2], ggrid.shape[3]
+    i = numba.int64(cuda.grid(1))
+    stride = numba.int64(cuda.gridsize(1))
+    while i < N * Do * Ho:
+        n, d, h = K.unravel_2d(i, Do, Ho)
+        for k in range(16):
+            acc[i, k] = 0.0
+        for w in range(Wo):
+            K.accumulate_perspective_3d(
+                acc, i, ggrid[n, d, h, w, 0], ggrid[n, d, h, w, 1], ggrid[n, d, h, w, 2],
+                theta, n, d, h, w, Do, Ho, Wo, align_corners,
+            )  # fmt: skip
+        i += stride
+
+
+@_cuda_jit
 def k_flow_grid_2d(flow, grid, Hin, Win, align_corners):
     N, Ho, Wo = flow.shape[0], flow.shape[1], flow.shape[2]
     i = numba.int64(cuda.grid(1))
@@ -674,16 +706,19 @@ def _reduce_flat(sums, n):
 
 def run_perspective_grid(theta, grid, align_corners):
     theta = to_device(theta)
-    _launch(k_perspective_grid_2d, int(np.prod(grid.shape[:-1])), theta, grid, align_corners)
+    k = k_perspective_grid_2d if theta.shape[1] == 3 else k_perspective_grid_3d
+    _launch(k, int(np.prod(grid.shape[:-1])), theta, grid, align_corners)
 
 
 def run_perspective_grid_backward(ggrid, theta, align_corners):
     ggrid = to_device(ggrid)
     theta = to_device(theta)
-    rows = ggrid.shape[0] * ggrid.shape[1]
-    acc = cuda.device_array((rows, 9), dtype=np.float64)
-    _launch(k_perspective_rows_2d, rows, ggrid, theta, acc, align_corners)
-    return _reduce(acc, ggrid.shape[0], 3, ggrid.dtype, 3)
+    k = theta.shape[1]  # 3 (2-D) or 4 (3-D): θ is k × k
+    rows = int(np.prod(ggrid.shape[:-2]))
+    acc = cuda.device_array((rows, k * k), dtype=np.float64)
+    kernel = k_perspective_rows_2d if k == 3 else k_perspective_rows_3d
+    _launch(kernel, rows, ggrid, theta, acc, align_corners)
+    return _reduce(acc, ggrid.shape[0], k, ggrid.dtype, k)
 
 
 def run_flow_grid(flow, grid, in_size, align_corners):

@@ -128,8 +128,9 @@ def grid_point_2d(grid, theta, fused, n, h, w, Ho, Wo, align_corners):
 @scalar
 def source_point_3d(grid, theta, source, n, d, h, w, xb, yb, zb, align_corners):
     """Normalised source point (gx, gy, gz) of output voxel (n, d, h, w), in the grid's
-    float type, given its base-grid coordinates; ``source`` as in :func:`source_point_2d` (no
-    PERSPECTIVE in 3-D; FLOW's input size (W, H, D) is ``theta[0, :, 0]``)."""
+    float type, given its base-grid coordinates; ``source`` as in :func:`source_point_2d`
+    (no PERSPECTIVE in 3-D: warp_perspective samples a 3-D homography's grid; FLOW's
+    input size (W, H, D) is ``theta[0, :, 0]``)."""
     if source == FLOW:
         fx = grid[n, d, h, w, 0]
         fy = grid[n, d, h, w, 1]
@@ -802,7 +803,8 @@ def row_span(grid, theta, fused, n, row, axis, fixed, Wo, size, padding_mode, al
 
 
 # ----------------------------------------------------------------------------
-# Projective grids: θ is a 3×3 homography on normalised (x, y, 1)
+# Projective grids: θ is a 3×3 homography on normalised (x, y, 1), or a 4×4 one on
+# (x, y, z, 1)
 # ----------------------------------------------------------------------------
 
 #: A point whose homogeneous w is not above this is behind the camera or at infinity:
@@ -861,6 +863,75 @@ def accumulate_perspective_2d(acc, row, ggx, ggy, theta, n, h, w, Ho, Wo, align_
     acc[row, 6] += az * xb
     acc[row, 7] += az * yb
     acc[row, 8] += az
+
+
+@kernel
+def perspective_point_3d(theta, n, d, h, w, Do, Ho, Wo, align_corners):
+    """(gx, gy, gz, 1/W) of output voxel (n, d, h, w) under the 3-D homography θ[n]
+    (4×4 on (x, y, z, 1)); (NaN, NaN, NaN, 0) where W <= W_EPS."""
+    xb = base_coord(w, Wo, align_corners, theta[n, 0, 0])
+    yb = base_coord(h, Ho, align_corners, theta[n, 0, 0])
+    zb = base_coord(d, Do, align_corners, theta[n, 0, 0])
+    return perspective_xyz(theta, n, xb, yb, zb)
+
+
+@scalar
+def perspective_xyz(theta, n, xb, yb, zb):
+    """(gx, gy, gz, 1/W) of the base-grid point (xb, yb, zb) under the 4×4 homography
+    θ[n], (X, Y, Z, W) = θ[n] @ (xb, yb, zb, 1) (each row summed in affine_grid's
+    order, so an affine θ[n] = [θ; 0 0 0 1] gives affine_grid's values);
+    (NaN, NaN, NaN, 0) where W <= W_EPS."""
+    X = theta[n, 0, 0] * xb + theta[n, 0, 1] * yb + theta[n, 0, 2] * zb + theta[n, 0, 3]
+    Y = theta[n, 1, 0] * xb + theta[n, 1, 1] * yb + theta[n, 1, 2] * zb + theta[n, 1, 3]
+    Z = theta[n, 2, 0] * xb + theta[n, 2, 1] * yb + theta[n, 2, 2] * zb + theta[n, 2, 3]
+    Wh = theta[n, 3, 0] * xb + theta[n, 3, 1] * yb + theta[n, 3, 2] * zb + theta[n, 3, 3]
+    if not Wh > cast(W_EPS, Wh):  # also catches NaN
+        nan = cast(np.nan, Wh)
+        return nan, nan, nan, cast(0, Wh)
+    r = cast(1, Wh) / Wh
+    return X * r, Y * r, Z * r, r
+
+
+@kernel
+def accumulate_perspective_3d(
+    acc, row, ggx, ggy, ggz, theta, n, d, h, w, Do, Ho, Wo, align_corners
+):
+    """acc[row, :16] += dL/dθ[n] of one voxel: with b = (x_w, y_h, z_d, 1) and
+    (gx, gy, gz) = (X, Y, Z) / W, dL/dθ[0] = ggx·b/W, dL/dθ[1] = ggy·b/W,
+    dL/dθ[2] = ggz·b/W, dL/dθ[3] = -(ggx·gx + ggy·gy + ggz·gz)·b/W. Voxels skipped as
+    in :func:`accumulate_perspective_2d` (W <= W_EPS, non-finite grid value, NaN
+    gradient)."""
+    gx, gy, gz, r = perspective_point_3d(theta, n, d, h, w, Do, Ho, Wo, align_corners)
+    ggx = float(ggx)
+    ggy = float(ggy)
+    ggz = float(ggz)
+    if r == 0.0 or ggx != ggx or ggy != ggy or ggz != ggz:
+        return
+    if not (math.isfinite(gx) and math.isfinite(gy) and math.isfinite(gz)):
+        return
+    xb = float(base_coord(w, Wo, align_corners, gx))
+    yb = float(base_coord(h, Ho, align_corners, gx))
+    zb = float(base_coord(d, Do, align_corners, gx))
+    ax = ggx * r
+    ay = ggy * r
+    az = ggz * r
+    aw = -(ggx * gx + ggy * gy + ggz * gz) * r
+    acc[row, 0] += ax * xb
+    acc[row, 1] += ax * yb
+    acc[row, 2] += ax * zb
+    acc[row, 3] += ax
+    acc[row, 4] += ay * xb
+    acc[row, 5] += ay * yb
+    acc[row, 6] += ay * zb
+    acc[row, 7] += ay
+    acc[row, 8] += az * xb
+    acc[row, 9] += az * yb
+    acc[row, 10] += az * zb
+    acc[row, 11] += az
+    acc[row, 12] += aw * xb
+    acc[row, 13] += aw * yb
+    acc[row, 14] += aw * zb
+    acc[row, 15] += aw
 
 
 # ----------------------------------------------------------------------------

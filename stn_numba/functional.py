@@ -21,8 +21,8 @@ Arrays of any strides and memory order are accepted; no argument is ever modifie
 Batches: the warps (grid_sample, warp_affine, warp_perspective, warp_flow and their
 backwards) broadcast the batch axis of the image and of the transform (grid, θ, H,
 flow): one image (batch 1) with N transforms (augmentation, test-time transforms), or
-N images with one transform (batch 1, or an unbatched θ (2, 3) / (3, 4) or H (3, 3)).
-The shared operand is not copied: each sample is one driver call into its slice of the
+N images with one transform (batch 1, or an unbatched θ (2, 3) / (3, 4) or H (3, 3) /
+(4, 4)). The shared operand is not copied: each sample is one driver call into its slice of the
 result, so the results equal the explicitly repeated batch's bit for bit. Backwards
 return the shared operand's gradient in its own shape, summed over the samples in
 sample order (``np.sum(axis=0)`` of the repeated batch's, bit for bit); on the GPU that
@@ -48,6 +48,7 @@ from . import _cpu, _intfill
 from ._layout import Layout
 from ._modes import BORDER, FLOW, PERSPECTIVE, ZEROS, mode_code, padding_code
 from ._validate import (
+    _is_sequence,
     as_float_array,
     as_int_tuple,
     check_batch,
@@ -210,7 +211,7 @@ def _to(backend, a):
 
 #: Unbatched transform shapes each warp accepts for 4-D and 5-D input (as
 #: theta_from_cv2 returns them).
-_UNBATCHED = {"theta": {4: (2, 3), 5: (3, 4)}, "H": {4: (3, 3)}, "grid": {}, "flow": {}}
+_UNBATCHED = {"theta": {4: (2, 3), 5: (3, 4)}, "H": {4: (3, 3), 5: (4, 4)}, "grid": {}, "flow": {}}
 
 
 def _shape_of(a):
@@ -225,7 +226,7 @@ def _sliceable(a):
 
 def _with_batch_axis(points, name, input):
     """(points with a leading batch axis, whether one was added): an unbatched θ (2, 3)
-    or (3, 4), or H (3, 3), that fits the input's dimensionality becomes a batch-1 view
+    or (3, 4), or H (3, 3) or (4, 4), that fits the input's dimensionality becomes a batch-1 view
     (any other shape is left to validation)."""
     if _shape_of(points) == _UNBATCHED[name].get(len(_shape_of(input))):
         return _sliceable(points)[None], True
@@ -246,8 +247,10 @@ def _broadcast_batch(input, points, name):
 
 def _plausible(name, dims, sp):
     """Whether ``sp`` is a well-formed batched shape of ``name`` for ``dims``-D input."""
-    if name in ("theta", "H"):
-        return sp[1:] == ((2, 3) if dims == 2 else (3, 4)) if name == "theta" else sp[1:] == (3, 3)
+    if name == "theta":
+        return sp[1:] == ((2, 3) if dims == 2 else (3, 4))
+    if name == "H":
+        return sp[1:] == ((3, 3) if dims == 2 else (4, 4))
     return len(sp) == dims + 2 and sp[-1] == dims
 
 
@@ -736,9 +739,24 @@ def grid_sample_backward(
 # ----------------------------------------------------------------------------
 
 
-def _check_homography(H, name="H"):
-    if H.ndim != 3 or tuple(H.shape[1:]) != (3, 3):
-        raise ValueError(f"{name} must have shape (N, 3, 3) (2-D homographies); got {H.shape}")
+def _check_homography(H, dims=None, given=None):
+    """The spatial dims of the homographies H: 2 for (N, 3, 3), 3 for (N, 4, 4); ``dims``
+    (when not None) is what the input or size asks for, ``given`` names that."""
+    ok = H.ndim == 3 and tuple(H.shape[1:]) in ((3, 3), (4, 4))
+    if not ok or (dims is not None and H.shape[1] - 1 != dims):
+        with_ = f" with {given} ({dims}-D)" if ok and given else ""
+        raise ValueError(
+            f"H must have shape (N, 3, 3) for 2-D or (N, 4, 4) for 3-D; got {tuple(H.shape)}{with_}"
+        )
+    return H.shape[1] - 1
+
+
+def _homography_dims(H, size):
+    """The spatial dims of perspective_grid's H, checked against the length of ``size``
+    (4 or 5 entries; any other size is left to check_size)."""
+    if _is_sequence(size) and len(size) in (4, 5):
+        return _check_homography(H, len(size) - 2, f"a {len(size)}-entry size")
+    return _check_homography(H)
 
 
 def perspective_grid(H, size, align_corners=False, *, out=None, device=None):
@@ -746,35 +764,42 @@ def perspective_grid(H, size, align_corners=False, *, out=None, device=None):
 
     Parameters
     ----------
-    H : ndarray, (N, 3, 3)
-        Homographies from output to input normalised coordinates, acting on (x, y, 1):
-        ``(X, Y, Z) = H[n] @ (x_w, y_h, 1)`` and the grid value is ``(X / Z, Y / Z)``.
-        An affine θ is ``H = [[θ], [0, 0, 1]]``. H and ``c·H`` (c > 0) are the same map.
+    H : ndarray, (N, 3, 3) or (N, 4, 4)
+        Homographies from output to input normalised coordinates. 2-D, acting on
+        (x, y, 1): ``(X, Y, Z) = H[n] @ (x_w, y_h, 1)`` and the grid value is
+        ``(X / Z, Y / Z)``; an affine θ is ``H = [[θ], [0, 0, 1]]``. 3-D (kornia's
+        ``warp_perspective3d``), acting on (x, y, z, 1): ``(X, Y, Z, W) = H[n] @ (x_w,
+        y_h, z_d, 1)`` and the grid value is ``(X / W, Y / W, Z / W)``; an affine θ is
+        ``H = [[θ], [0, 0, 0, 1]]``. H and ``c·H`` (c > 0) are the same map.
     size : sequence of int
-        Output size (N, C, H, W); N must equal H's batch, C is ignored.
+        Output size (N, C, H, W) for (N, 3, 3) H, (N, C, D, H, W) for (N, 4, 4); N must
+        equal H's batch, C is ignored.
     align_corners : bool, default False
-        As in :func:`affine_grid` (the base grid (x_w, y_h) is affine_grid's).
+        As in :func:`affine_grid` (the base grid (x_w, y_h[, z_d]) is affine_grid's).
     out : ndarray, optional
-        Preallocated C-contiguous result of shape (N, H, W, 2) and H's dtype.
+        Preallocated C-contiguous result of shape (N, H, W, 2) or (N, D, H, W, 3) and
+        H's dtype.
     device : {None, "cpu", "cuda"}
         Where to run; None picks "cuda" when an array argument is a GPU array.
 
     Returns
     -------
-    grid : ndarray, (N, H, W, 2)
-        Last axis (x, y), normalised, H's dtype, computed in float64. Where
-        ``Z <= 1e-12`` (the point is at infinity or behind the camera) the grid value is
-        NaN: :func:`grid_sample` samples NaN points as 0 in every padding mode, with zero
-        gradient, so such regions come out 0 and finite. Normalise H so that Z > 0
-        where the image should be seen (e.g. ``H[n, 2, 2] > 0``): ``-H`` is the same
-        projective map but has every point behind the camera.
+    grid : ndarray, (N, H, W, 2) or (N, D, H, W, 3)
+        Last axis (x, y[, z]), normalised, H's dtype, computed in H's dtype. Where
+        the homogeneous coordinate (Z in 2-D, W in 3-D) is ``<= 1e-12`` (the point is
+        at infinity or behind the camera) the grid value is NaN: :func:`grid_sample`
+        samples NaN points as 0 in every padding mode, with zero gradient, so such
+        regions come out 0 and finite. Normalise H so that it is positive where the
+        image should be seen (e.g. ``H[n, 2, 2] > 0``, ``H[n, 3, 3] > 0``): ``-H`` is the
+        same projective map but has every point behind the camera.
 
     Raises
     ------
     TypeError
         H not float32/float64, align_corners not a bool, size not a sequence of ints.
     ValueError
-        H not (N, 3, 3); size of the wrong length, batch, or with entries < 1.
+        H neither (N, 3, 3) nor (N, 4, 4), or not the one that size's length asks for;
+        size of the wrong length, batch, or with entries < 1.
 
     Examples
     --------
@@ -784,13 +809,20 @@ def perspective_grid(H, size, align_corners=False, *, out=None, device=None):
     array([[-2.        ,  0.        ],
            [ 0.        ,  0.        ],
            [ 0.66666667,  0.        ]])
+    >>> H3 = np.eye(4)[None]
+    >>> H3[0, 3, 0] = 0.5                                   # the same, on a volume
+    >>> stn.perspective_grid(H3, (1, 1, 1, 1, 3), align_corners=True)[0, 0, 0]
+    array([[-2.        ,  0.        ,  0.        ],
+           [ 0.        ,  0.        ,  0.        ],
+           [ 0.66666667,  0.        ,  0.        ]])
     """
     given = {"H": H}
     dev, backend, host_out, (H,) = _arrays(device, given)
-    _check_homography(H)
+    dims = _homography_dims(H, size)
     align_corners = check_bool(align_corners, "align_corners")
-    size = check_size(size, "size", H.shape[0], 2, "H")
-    grid, target = _output(out, (size[0], size[2], size[3], 2), H.dtype, given, dev, backend)
+    size = check_size(size, "size", H.shape[0], dims, "H")
+    shape = (size[0],) + size[2:] + (dims,)
+    grid, target = _output(out, shape, H.dtype, given, dev, backend)
     backend.run_perspective_grid(H, grid, align_corners)
     return _finish(grid, host_out, target)
 
@@ -800,7 +832,7 @@ def perspective_grid_backward(grad_grid, H, size, align_corners=False, *, device
 
     Parameters
     ----------
-    grad_grid : ndarray, (N, H, W, 2)
+    grad_grid : ndarray, (N, H, W, 2) or (N, D, H, W, 3)
         dL/dgrid.
     H, size, align_corners
         As given to the forward (the gradient depends on H, unlike affine_grid's on θ).
@@ -809,12 +841,14 @@ def perspective_grid_backward(grad_grid, H, size, align_corners=False, *, device
 
     Returns
     -------
-    grad_H : ndarray, (N, 3, 3)
+    grad_H : ndarray, (N, 3, 3) or (N, 4, 4)
         With b = (x_w, y_h, 1) and (gx, gy) = (X, Y)/Z: ``dL/dH[0] = Σ ggx·b/Z``,
-        ``dL/dH[1] = Σ ggy·b/Z``, ``dL/dH[2] = -Σ (ggx·gx + ggy·gy)·b/Z``; points with
-        Z <= 1e-12 (NaN in the grid) or a non-finite grid value (inf or NaN in H)
-        contribute 0. Summed per row in float64, rows
-        reduced in a fixed order: bit-identical for any thread count.
+        ``dL/dH[1] = Σ ggy·b/Z``, ``dL/dH[2] = -Σ (ggx·gx + ggy·gy)·b/Z``; in 3-D, with
+        b = (x_w, y_h, z_d, 1) and (gx, gy, gz) = (X, Y, Z)/W, rows 0-2 are
+        ``Σ gg·b/W`` per axis and ``dL/dH[3] = -Σ (ggx·gx + ggy·gy + ggz·gz)·b/W``.
+        Points whose homogeneous coordinate is <= 1e-12 (NaN in the grid) or with a
+        non-finite grid value (inf or NaN in H) contribute 0. Summed per row in
+        float64, rows reduced in a fixed order: bit-identical for any thread count.
 
     Raises
     ------
@@ -831,25 +865,23 @@ def perspective_grid_backward(grad_grid, H, size, align_corners=False, *, device
             [0., 0., 0.]]])
     """
     dev, backend, host_out, (grad_grid, H) = _arrays(device, {"grad_grid": grad_grid, "H": H})
-    _check_homography(H)
+    dims = _homography_dims(H, size)
     align_corners = check_bool(align_corners, "align_corners")
     same_dtype("H", H, grad_grid=grad_grid)
-    size = check_size(size, "size", H.shape[0], 2, "H")
-    check_shape(grad_grid, "grad_grid", (size[0], size[2], size[3], 2))
+    size = check_size(size, "size", H.shape[0], dims, "H")
+    check_shape(grad_grid, "grad_grid", (size[0],) + size[2:] + (dims,))
     return _finish(backend.run_perspective_grid_backward(grad_grid, H, align_corners), host_out)
 
 
 def _check_perspective_args(input, H, size, mode, padding_mode, align_corners):
-    check_input(input)
-    if input.ndim != 4:
-        raise ValueError(f"input must be 4-D (N, C, H, W) for a homography; got {input.shape}")
-    _check_homography(H)
+    dims = check_input(input)
+    _check_homography(H, dims, f"{input.ndim}-D input")
     check_batch(input.shape[0], "H", H, "input", True)
     same_dtype("input", input, H=H)
-    size = tuple(input.shape[2:]) if size is None else as_int_tuple(size, "size", 2, 1)
+    size = tuple(input.shape[2:]) if size is None else as_int_tuple(size, "size", dims, 1)
     return (
         size,
-        mode_code(mode, 2),
+        mode_code(mode, dims),
         padding_code(padding_mode),
         check_bool(align_corners, "align_corners"),
     )
@@ -873,15 +905,16 @@ def warp_perspective(
 
     Parameters
     ----------
-    input : ndarray, (N, C, H_in, W_in)
-        Images, float32 or float64, or uint8, uint16, int16 (see :func:`grid_sample`).
-    H : ndarray, (N, 3, 3) or (3, 3)
+    input : ndarray, (N, C, H_in, W_in) or (N, C, D_in, H_in, W_in)
+        Images or volumes, float32 or float64, or uint8, uint16, int16 (see
+        :func:`grid_sample`).
+    H : ndarray, (N, 3, 3) or (3, 3) for images, (N, 4, 4) or (4, 4) for volumes
         Homographies from output to input normalised coordinates (see
         :func:`perspective_grid`), same dtype as input. A batch of 1 (of input or of
-        H) or an unbatched (3, 3) is shared by every sample of the other (see "Batches"
-        in :mod:`stn_numba.functional`).
+        H) or an unbatched (3, 3) / (4, 4) is shared by every sample of the other (see
+        "Batches" in :mod:`stn_numba.functional`).
     size : sequence of int, optional
-        Output spatial shape (H, W); None keeps the input's.
+        Output spatial shape (H, W) or (D, H, W); None keeps the input's.
     mode, padding_mode, align_corners
         As in :func:`grid_sample`.
     out : ndarray, optional
@@ -900,21 +933,24 @@ def warp_perspective(
     output : ndarray, (N, C, *size)
         The compute dtype (input's, or H's for integer input), or
         output_dtype. Output pixels whose point is at infinity or behind the camera
-        (Z <= 1e-12) are 0 in every padding mode; the output is finite wherever the
-        input is.
+        (homogeneous coordinate <= 1e-12) are 0 in every padding mode; the output is
+        finite wherever the input is.
 
     Notes
     -----
-    Fused like :func:`warp_affine`: each output pixel's point is computed from H inside
-    the sampler (the arithmetic of :func:`perspective_grid`), so no grid array is made.
-    A pixel-unit homography (OpenCV's ``warpPerspective``
+    2-D is fused like :func:`warp_affine`: each output pixel's point is computed from H
+    inside the sampler (the arithmetic of :func:`perspective_grid`), so no grid array
+    is made. 3-D (kornia's ``warp_perspective3d``) materialises one grid: it is
+    ``grid_sample(input, perspective_grid(H, size))``, with an (N, D, H, W, 3) grid of
+    H's dtype as extra memory. A pixel-unit homography (OpenCV's ``warpPerspective``
     with ``WARP_INVERSE_MAP``) becomes a normalised one as ``U_in⁻¹·M·U_out`` with
     the pixel <-> normalised maps of the README's Conventions.
 
     Raises
     ------
     TypeError, ValueError
-        As :func:`grid_sample` and :func:`perspective_grid`; 5-D input.
+        As :func:`grid_sample` and :func:`perspective_grid`; H that does not match the
+        input's dimensionality ((N, 3, 3) for 4-D input, (N, 4, 4) for 5-D).
 
     Examples
     --------
@@ -922,6 +958,10 @@ def warp_perspective(
     >>> x = np.arange(6.0).reshape(1, 1, 2, 3)
     >>> flip = np.array([[[-1.0, 0, 0], [0, 1, 0], [0, 0, 1]]])  # mirror left-right
     >>> stn.warp_perspective(x, flip)[0, 0]
+    array([[2., 1., 0.],
+           [5., 4., 3.]])
+    >>> v = np.arange(6.0).reshape(1, 1, 1, 2, 3)                 # a volume, D = 1
+    >>> stn.warp_perspective(v, np.diag([-1.0, 1, 1, 1]))[0, 0, 0]
     array([[2., 1., 0.],
            [5., 4., 3.]])
     """
@@ -935,7 +975,12 @@ def warp_perspective(
     size, m, p, ac = _check_perspective_args(input, H, size, mode, padding_mode, align_corners)
     shape = tuple(input.shape[:2]) + size
     output, target = _output(out, shape, input.dtype, given, dev, backend, lay)
-    _sample(backend, pre, lay, input, None, H, output, m, p, ac, source=PERSPECTIVE)
+    if len(size) == 2:
+        _sample(backend, pre, lay, input, None, H, output, m, p, ac, source=PERSPECTIVE)
+    else:  # 3-D: sample the materialised grid
+        grid = backend.empty((input.shape[0],) + size + (3,), H.dtype)
+        backend.run_perspective_grid(H, grid, ac)
+        _sample(backend, pre, lay, input, grid, None, output, m, p, ac)
     return pre.finish(_finish(lay.from_kernel(output), host_out, target))
 
 
@@ -985,8 +1030,9 @@ def warp_perspective_backward(
     grad_input : ndarray or None
         dL/dinput; bit-identical for any number of threads.
     grad_H : ndarray or None
-        dL/dH, (N, 3, 3): the grid gradient of :func:`grid_sample_backward` chained
-        through :func:`perspective_grid_backward`. Extra memory: two (N, H, W, 2) grids.
+        dL/dH, (N, 3, 3) or (N, 4, 4): the grid gradient of
+        :func:`grid_sample_backward` chained through :func:`perspective_grid_backward`.
+        Extra memory: two grids, (N, H, W, 2) or (N, D, H, W, 3).
 
     Raises
     ------
@@ -1000,6 +1046,10 @@ def warp_perspective_backward(
     >>> gi, gH = stn.warp_perspective_backward(np.ones((1, 1, 4, 4)), x, np.eye(3)[None])
     >>> gi.shape, gH.shape
     ((1, 1, 4, 4), (1, 3, 3))
+    >>> v = np.random.default_rng(0).random((1, 1, 2, 3, 4))      # a volume
+    >>> gi, gH = stn.warp_perspective_backward(np.ones((1, 1, 2, 3, 4)), v, np.eye(4))
+    >>> gi.shape, gH.shape
+    ((1, 1, 2, 3, 4), (4, 4))
     """
     lay = Layout(layout)
     input, padding_mode, fill = _intfill.backward(  # constant fill, integer input
@@ -1018,7 +1068,7 @@ def warp_perspective_backward(
     deterministic = check_bool(deterministic, "deterministic")
     same_dtype("input", input, grad_output=grad_output)
     lay.check_shape(grad_output, "grad_output", tuple(input.shape[:2]) + size)
-    grid = backend.empty((input.shape[0],) + size + (2,), input.dtype)
+    grid = backend.empty((input.shape[0],) + size + (len(size),), input.dtype)
     backend.run_perspective_grid(H, grid, ac)
     gi, gg = _backward(
         backend, fill, grad_output, input, grid, None, m, p, ac, input_grad, H_grad, deterministic

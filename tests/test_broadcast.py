@@ -15,11 +15,12 @@ DT = np.float32
 N = 3
 
 
-def _homography(rng, n):
-    H = np.zeros((n, 3, 3))
-    H[:, :2] = random_theta(rng, n, 2, strength=0.2)
-    H[:, 2, :2] = rng.uniform(-0.3, 0.3, (n, 2))
-    H[:, 2, 2] = 1.0
+def _homography(rng, n, dims=2):
+    """(n, 3, 3) homographies, or (n, 4, 4) ones for volumes."""
+    H = np.zeros((n, dims + 1, dims + 1))
+    H[:, :dims] = random_theta(rng, n, dims, strength=0.2)
+    H[:, dims, :dims] = rng.uniform(-0.3, 0.3, (n, dims))
+    H[:, dims, dims] = 1.0
     return H.astype(DT)
 
 
@@ -37,17 +38,17 @@ def _warps(rng, dims):
         ),
         "warp_flow": (2.0 * grid, stn.warp_flow, stn.warp_flow_backward),
     }
-    if dims == 2:
-        warps["warp_perspective"] = (
-            _homography(rng, N),
-            lambda x, h, **kw: stn.warp_perspective(x, h, out_spatial, **kw),
-            lambda g, x, h, **kw: stn.warp_perspective_backward(g, x, h, out_spatial, **kw),
-        )
+    warps["warp_perspective"] = (
+        _homography(rng, N, dims),
+        lambda x, h, **kw: stn.warp_perspective(x, h, out_spatial, **kw),
+        lambda g, x, h, **kw: stn.warp_perspective_backward(g, x, h, out_spatial, **kw),
+    )
     return spatial, warps
 
 
-CASES = [(2, w) for w in ("grid_sample", "warp_affine", "warp_flow", "warp_perspective")]
-CASES += [(3, w) for w in ("grid_sample", "warp_affine", "warp_flow")]
+CASES = [
+    (d, w) for d in (2, 3) for w in ("grid_sample", "warp_affine", "warp_flow", "warp_perspective")
+]
 
 
 def _check(rng, dims, name, shared, unbatched=False, **kw):
@@ -86,10 +87,13 @@ def test_many_images_one_transform(rng, dims, name):
     _check(rng, dims, name, "points")
 
 
-@pytest.mark.parametrize("name", ["warp_affine", "warp_perspective"])
-def test_unbatched_transform(rng, name):
-    """(2, 3) θ and (3, 3) H, as theta_from_cv2 returns them: a gradient of that shape."""
-    _check(rng, 2, name, "points", unbatched=True)
+@pytest.mark.parametrize(
+    "dims,name", [(2, "warp_affine"), (2, "warp_perspective"), (3, "warp_perspective")]
+)
+def test_unbatched_transform(rng, dims, name):
+    """(2, 3) θ and (3, 3) H, as theta_from_cv2 returns them, and (4, 4) H with volumes:
+    a gradient of that shape."""
+    _check(rng, dims, name, "points", unbatched=True)
 
 
 def test_unbatched_theta_from_cv2():

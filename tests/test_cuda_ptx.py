@@ -95,6 +95,8 @@ def signatures(t):
         "k_fixed_to_float": (arr(nt.int64, 2), arr(float64, 1), arr(t, 2)),
         "k_perspective_grid_2d": (arr(t, 3), arr(t, 4), boolean),
         "k_perspective_rows_2d": (arr(t, 4), arr(t, 3), arr(float64, 2), boolean),
+        "k_perspective_grid_3d": (arr(t, 3), arr(t, 5), boolean),
+        "k_perspective_rows_3d": (arr(t, 5), arr(t, 3), arr(float64, 2), boolean),
         "k_flow_grid_2d": (arr(t, 4), arr(t, 4), i64, i64, boolean),
         "k_flow_grid_3d": (arr(t, 5), arr(t, 5), i64, i64, i64, boolean),
         "k_scale_columns": (arr(t, 2), arr(float64, 1), arr(t, 2)),

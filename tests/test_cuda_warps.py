@@ -64,6 +64,42 @@ def test_perspective_gpu_equals_cpu(rng, mode, dtype):
     np.testing.assert_allclose(gH, gH_c, **g)
 
 
+def _homography_3d(rng, n, dtype):
+    H = np.zeros((n, 4, 4))
+    H[:, :3] = random_theta(rng, n, 3, strength=0.2)
+    H[:, 3, :3] = rng.uniform(-0.4, 0.4, (n, 3))
+    H[:, 3, 3] = 1.0
+    H[0, 3] = (1.5, 0.0, 0.0, 0.5)  # sample 0 has points behind the camera
+    return H.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_perspective_3d_gpu_equals_cpu(rng, dtype):
+    x = rng.standard_normal((2, 2, 3, 4, 5)).astype(dtype)
+    H = _homography_3d(rng, 2, dtype)
+    v, g = tol(dtype), tol(dtype, "grad")
+    kw = dict(mode="bilinear", padding_mode="border", align_corners=False)
+    size = (2, 1, 2, 3, 4)
+    grid_cpu = stn.perspective_grid(H, size)
+    grid_gpu = stn.perspective_grid(H, size, device="cuda")
+    assert np.isnan(grid_cpu).any()
+    np.testing.assert_allclose(grid_gpu, grid_cpu, **v)  # NaN in the same places
+    gg = np.nan_to_num(rng.standard_normal(grid_cpu.shape).astype(dtype))
+    np.testing.assert_allclose(
+        stn.perspective_grid_backward(gg, H, size, device="cuda"),
+        stn.perspective_grid_backward(gg, H, size),
+        **g,
+    )
+    out = stn.warp_perspective(x, H, size[2:], **kw)
+    np.testing.assert_allclose(stn.warp_perspective(x, H, size[2:], device="cuda", **kw), out, **v)
+    go = rng.standard_normal(out.shape).astype(dtype)
+    gi_c, gH_c = stn.warp_perspective_backward(go, x, H, size[2:], **kw)
+    gi, gH = stn.warp_perspective_backward(go, x, H, size[2:], device="cuda", **kw)
+    assert gH.shape == (2, 4, 4)
+    np.testing.assert_allclose(gi, gi_c, **g)
+    np.testing.assert_allclose(gH, gH_c, **g)
+
+
 @pytest.mark.parametrize("dims", [2, 3])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_flow_gpu_equals_cpu(rng, dims, dtype):

@@ -189,7 +189,7 @@ def _fill_rows(fname, grad):
     return rows
 
 
-def _sampler_rows(fname, first, with_size=False, dims_only_2d=False, grad=None):
+def _sampler_rows(fname, first, with_size=False, grad=None):
     """Rows of the sampler-like functions (input + a grid-like second argument)."""
     rows = [*_fill_rows(fname, grad)] if not fname.startswith("splat") else []
     rows += [
@@ -213,8 +213,7 @@ def _sampler_rows(fname, first, with_size=False, dims_only_2d=False, grad=None):
         (fname, "layout", "None", LAYOUT),
         (fname, "layout", "'NDHWC'", LAYOUT),  # 4-D input
     ]
-    if not dims_only_2d:
-        rows.append((fname, "mode", "'bicubic'", OTHER))  # with 5-D input, below
+    rows.append((fname, "mode", "'bicubic'", OTHER))  # with 5-D input, below
     if grad:
         rows += [
             (fname, "grad_output", grad, GRAD),
@@ -324,6 +323,7 @@ def _cases():
     rows += [
         (f, "H", "z(3, 3)", NDIM),
         (f, "H", "z(1, 2, 3)", SHAPE),
+        (f, "H", "eye(1, 4, 4)", SHAPE),  # a 3-D homography with a 4-entry size
         *_dtype_rows(f, "H", "z(1, 3, 3)"),
         *_grid_size_rows(f),
         (f, "align_corners", "1", BOOL),
@@ -338,17 +338,19 @@ def _cases():
         *_dtype_rows(f, "grad_grid", "z(1, 3, 4, 2)"),
         (f, "H", "z(3, 3)", NDIM),
         (f, "H", "z(1, 3, 4)", SHAPE),
+        (f, "H", "eye(1, 4, 4)", SHAPE),
         *_dtype_rows(f, "H", "z(1, 3, 3)"),
         *_grid_size_rows(f),
         (f, "align_corners", "1", BOOL),
         (f, "device", "'gpu'", DEVICE),
     ]
     for f, grad in [("warp_perspective", None), ("warp_perspective_backward", "z(1, 1, 4, 3)")]:
-        rows += _sampler_rows(f, "H", with_size=True, grad=grad, dims_only_2d=True)
+        rows += _sampler_rows(f, "H", with_size=True, grad=grad)
         rows += [
-            (f, "input", "z(1, 1, 2, 3, 4)", NDIM),
+            (f, "input", "z(1, 1, 2, 3, 4)", NDIM),  # 5-D input with a (N, 3, 3) H
             (f, "H", "z(9)", NDIM),
             (f, "H", "z(1, 2, 3)", SHAPE),
+            (f, "H", "eye(1, 4, 4)", SHAPE),  # a 3-D homography with 4-D input
             *([(f, "H", "eye(2, 3, 3)", BATCH)] if grad else []),
             (f, "H", "eye(1, 3, 3, dtype='float32')", MIXED),
             *_dtype_rows(f, "H", "z(1, 3, 3)"),
@@ -631,6 +633,7 @@ EXTRA_ARGS = {
         "grid": "z(1, 2, 3, 4, 3)",
         "flow": "z(1, 2, 3, 4, 3)",
         "theta": "eye(1, 3, 4)",
+        "H": "eye(1, 4, 4)",
         "grad_output": "z(1, 1, 2, 3, 4)",
     },
 }

@@ -1,9 +1,10 @@
 """Projective (homography) and dense-flow warps: perspective_grid, warp_perspective,
-flow_grid, warp_flow and their backwards.
+flow_grid, warp_flow and their backwards; 2-D (3×3 H) and 3-D (4×4 H, volumes).
 
-References: affine_grid / warp_affine (a homography with last row (0, 0, 1) is an
-affine map), a NumPy homography + scipy.ndimage.map_coordinates, pixel-shift known
-answers, and float64 central finite differences.
+References: affine_grid / warp_affine (a homography with last row (0, 0, 1), or
+(0, 0, 0, 1) in 3-D, is an affine map), a NumPy homography +
+scipy.ndimage.map_coordinates, pixel-shift known answers, and float64 central finite
+differences.
 """
 
 import numpy as np
@@ -228,10 +229,10 @@ class TestWarpPerspective:
         assert gH is None and gi.shape == x.shape
         out = np.empty((1, 1, 3, 3))
         assert stn.warp_perspective(x, H, out=out) is out
-        with pytest.raises(ValueError, match="4-D"):
+        with pytest.raises(ValueError, match=r"\(N, 4, 4\).*got \(1, 3, 3\) with 5-D input"):
             stn.warp_perspective(np.zeros((1, 1, 2, 2, 2)), H)
-        with pytest.raises(ValueError, match=r"H\.shape"):
-            stn.warp_perspective(np.zeros((2, 1, 2, 2)), H)
+        with pytest.raises(ValueError, match=r"H\.shape"):  # batches 2 and 3 (1 broadcasts)
+            stn.warp_perspective(np.zeros((2, 1, 2, 2)), np.tile(H, (3, 1, 1)))
         with pytest.raises(TypeError, match="H has dtype float32"):
             stn.warp_perspective(x, H.astype(np.float32))
         with pytest.raises(ValueError, match="size"):
@@ -242,6 +243,220 @@ class TestWarpPerspective:
             stn.warp_perspective_backward(np.ones((1, 1, 2, 3)), x, H)
         with pytest.raises(TypeError, match="H_grad"):
             stn.warp_perspective_backward(np.ones((1, 1, 3, 3)), x, H, H_grad="yes")
+
+
+# ----------------------------------------------------------------------------
+# 3-D: 4×4 homographies on volumes
+# ----------------------------------------------------------------------------
+
+
+def numpy_perspective_grid_3d(H, size, align_corners):
+    """(N, Do, Ho, Wo, 3) in float64: (X, Y, Z) / W; NaN where W <= 1e-12."""
+    _, _, Do, Ho, Wo = size
+    zs, ys, xs = np.meshgrid(
+        base(Do, align_corners), base(Ho, align_corners), base(Wo, align_corners), indexing="ij"
+    )
+    pts = np.stack([xs, ys, zs, np.ones_like(xs)], -1)  # (Do, Ho, Wo, 4)
+    XYZW = np.einsum("nij,dhwj->ndhwi", H.astype(np.float64), pts)
+    W = XYZW[..., 3:]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g = XYZW[..., :3] / W
+    g[np.repeat(W <= 1e-12, 3, axis=-1)] = np.nan
+    return g
+
+
+def homography_3d(rng, n, strength=0.15, persp=0.3):
+    H = np.zeros((n, 4, 4))
+    H[:, :3] = random_theta(rng, n, 3, strength=strength)
+    H[:, 3, :3] = persp * rng.uniform(-1, 1, (n, 3))
+    H[:, 3, 3] = 1.0
+    return H
+
+
+def as_h3(theta):
+    H = np.zeros((theta.shape[0], 4, 4), theta.dtype)
+    H[:, :3] = theta
+    H[:, 3, 3] = 1
+    return H
+
+
+#: W = 1.5 x + 0.5: the points with x <= -1/3 are behind the camera.
+BEHIND_3D = np.array([[[1.0, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [1.5, 0, 0, 0.5]]])
+
+
+def kink_free_homography_3d(rng, n, size, in_spatial, ac):
+    """A random 4×4 H whose sample points all keep 1e-3 px off the integer coordinates
+    (where bilinear interpolation has kinks), for finite differences."""
+    for _ in range(50):
+        H = homography_3d(rng, n)
+        grid = numpy_perspective_grid_3d(H, (n, 1) + size, ac)
+        frac = np.stack(
+            [np.mod(unnormalize(grid[..., k], S, ac), 1.0) for k, S in enumerate(in_spatial[::-1])]
+        )
+        if np.min(np.minimum(frac, 1 - frac)) > 1e-3:
+            return H
+    raise AssertionError("no kink-free homography in 50 draws")
+
+
+class TestPerspective3d:
+    @pytest.mark.parametrize("ac", [True, False])
+    @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+    def test_3d_affine_h_equals_affine_grid(self, rng, ac, dtype):
+        theta = random_theta(rng, 2, 3, dtype)
+        size = (2, 1, 3, 4, 5)
+        got = stn.perspective_grid(as_h3(theta), size, ac)
+        assert got.dtype == dtype and got.shape == (2, 3, 4, 5, 3)
+        np.testing.assert_allclose(got, stn.affine_grid(theta, size, ac), **tol(dtype))
+
+    @pytest.mark.parametrize("mode,padding", covering_pairs(3))  # each mode, each padding
+    @pytest.mark.parametrize("ac", [True, False])
+    def test_3d_affine_h_equals_warp_affine(self, rng, mode, padding, ac):
+        x = rng.standard_normal((2, 2, 3, 4, 5))
+        theta = random_theta(rng, 2, 3)
+        got = stn.warp_perspective(x, as_h3(theta), (2, 3, 4), mode, padding, ac)
+        want = stn.warp_affine(x, theta, (2, 3, 4), mode, padding, ac)
+        assert got.shape == (2, 2, 2, 3, 4)
+        np.testing.assert_allclose(got, want, **tol(np.float64))
+
+    def test_3d_backward_affine_h_matches_warp_affine(self, rng):
+        x = rng.standard_normal((2, 2, 3, 4, 5))
+        theta = random_theta(rng, 2, 3)
+        gout = rng.standard_normal((2, 2, 3, 4, 5))
+        gi, gH = stn.warp_perspective_backward(gout, x, as_h3(theta))
+        gi2, gt = stn.warp_affine_backward(gout, x, theta)
+        assert gH.shape == (2, 4, 4)
+        np.testing.assert_allclose(gi, gi2, **tol(np.float64, "grad"))
+        np.testing.assert_allclose(gH[:, :3], gt, **tol(np.float64, "grad"))
+
+    @pytest.mark.parametrize("ac", [True, False])
+    def test_3d_grid_against_numpy(self, rng, ac):
+        H = homography_3d(rng, 2)
+        size = (2, 3, 3, 4, 5)
+        np.testing.assert_allclose(
+            stn.perspective_grid(H, size, ac),
+            numpy_perspective_grid_3d(H, size, ac),
+            **tol(np.float64),
+        )
+
+    @pytest.mark.parametrize("ac", [True, False])
+    def test_3d_pure_projective_against_scipy(self, rng, ac):
+        x = rng.standard_normal((2, 2, 3, 4, 5))
+        H = homography_3d(rng, 2)
+        got = stn.warp_perspective(x, H, (2, 3, 4), "bilinear", "zeros", ac)
+        grid = numpy_perspective_grid_3d(H, (2, 2, 2, 3, 4), ac)
+        want = scipy_grid_sample(x, grid, "bilinear", "zeros", ac)
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+    @pytest.mark.parametrize("mode,padding", covering_pairs(3))
+    def test_3d_behind_camera_nan_grid_zero_output_finite_grads(self, rng, mode, padding):
+        size = (1, 2, 2, 3, 8)
+        got = stn.perspective_grid(BEHIND_3D, size, align_corners=True)
+        want = numpy_perspective_grid_3d(BEHIND_3D, size, True)
+        invalid = np.isnan(want)[0, ..., 0]
+        assert invalid.any() and (~invalid).any()
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_allclose(got[np.isfinite(got)], want[np.isfinite(want)], rtol=1e-12)
+        x = rng.random(size) + 1.0  # no zeros in the input
+        out = stn.warp_perspective(x, BEHIND_3D, None, mode, padding, True)
+        assert np.all(np.isfinite(out))
+        assert np.all(out[0][:, invalid] == 0)
+        gi, gH = stn.warp_perspective_backward(
+            np.ones_like(out), x, BEHIND_3D, None, mode, padding, True
+        )
+        assert np.all(np.isfinite(gi)) and np.all(np.isfinite(gH))
+        gg = stn.perspective_grid_backward(np.ones(got.shape), BEHIND_3D, size, True)
+        assert np.all(np.isfinite(gg))
+
+    @pytest.mark.parametrize("ac", [True, False])
+    def test_3d_grid_backward_fd(self, rng, ac):
+        H = homography_3d(rng, 2)
+        size = (2, 1, 2, 3, 4)
+        G = rng.standard_normal((2, 2, 3, 4, 3))
+        got = stn.perspective_grid_backward(G, H, size, ac)
+        h = 1e-6
+        want = np.zeros_like(H)
+        one = (1,) + size[1:]
+        for n in range(2):
+            for k in range(16):
+                Hp = H[n : n + 1].copy()
+                Hm = H[n : n + 1].copy()
+                Hp[0, k // 4, k % 4] += h
+                Hm[0, k // 4, k % 4] -= h
+                diff = stn.perspective_grid(Hp, one, ac) - stn.perspective_grid(Hm, one, ac)
+                want[n, k // 4, k % 4] = np.sum(G[n] * diff[0]) / (2 * h)
+        np.testing.assert_allclose(got, want, **FD_TOL)
+
+    @pytest.mark.parametrize("padding,ac", [("zeros", True), ("border", False)])
+    def test_3d_backward_fd(self, rng, padding, ac):
+        x = rng.standard_normal((2, 2, 3, 4, 5))
+        size = (2, 3, 4)
+        H = kink_free_homography_3d(rng, 2, size, x.shape[2:], ac)
+        gout = rng.standard_normal((2, 2) + size)
+        gi, gH = stn.warp_perspective_backward(gout, x, H, size, "bilinear", padding, ac)
+
+        def L(x_, H_):
+            return float(np.sum(gout * stn.warp_perspective(x_, H_, size, "bilinear", padding, ac)))
+
+        # input: a central difference along a random direction (exact: L is linear in x)
+        x2 = rng.standard_normal(x.shape)
+        h = 1e-3
+        np.testing.assert_allclose(
+            (L(x + h * x2, H) - L(x - h * x2, H)) / (2 * h), np.sum(gi * x2), rtol=1e-9
+        )
+        h = 1e-7
+        want = np.zeros_like(H)
+        for n in range(2):
+            for k in range(16):
+                Hp = H.copy()
+                Hm = H.copy()
+                Hp[n, k // 4, k % 4] += h
+                Hm[n, k // 4, k % 4] -= h
+                want[n, k // 4, k % 4] = (L(x, Hp) - L(x, Hm)) / (2 * h)
+        np.testing.assert_allclose(gH, want, rtol=1e-5, atol=1e-6)
+
+    def test_3d_float32(self, rng):
+        x = rng.standard_normal((2, 2, 3, 4, 5))
+        H = homography_3d(rng, 2)
+        x32, H32 = x.astype(np.float32), H.astype(np.float32)
+        out = stn.warp_perspective(x32, H32, (2, 3, 4))
+        assert out.dtype == np.float32
+        want = stn.warp_perspective(x32.astype(np.float64), H32.astype(np.float64), (2, 3, 4))
+        np.testing.assert_allclose(out, want, **tol(np.float32))
+        gout = rng.standard_normal(out.shape).astype(np.float32)
+        gi, gH = stn.warp_perspective_backward(gout, x32, H32, (2, 3, 4))
+        wi, wH = stn.warp_perspective_backward(
+            gout.astype(np.float64), x32.astype(np.float64), H32.astype(np.float64), (2, 3, 4)
+        )
+        assert gi.dtype == gH.dtype == np.float32
+        np.testing.assert_allclose(gi, wi, **tol(np.float32, "grad"))
+        np.testing.assert_allclose(gH, wH, rtol=1e-3, atol=1e-3)
+
+    def test_3d_options_and_errors(self, rng):
+        x = rng.standard_normal((1, 1, 2, 3, 3))
+        H = np.eye(4)[None]
+        np.testing.assert_allclose(stn.warp_perspective(x, H, align_corners=True), x, rtol=1e-15)
+        np.testing.assert_array_equal(stn.warp_perspective(x, H[0]), stn.warp_perspective(x, H))
+        gi, gH = stn.warp_perspective_backward(np.ones(x.shape), x, H, input_grad=False)
+        assert gi is None and gH.shape == (1, 4, 4)
+        out = np.empty((1, 5, 3, 3, 3))
+        assert stn.perspective_grid(H, (1, 1, 5, 3, 3), out=out) is out
+        shapes = r"H must have shape \(N, 3, 3\) for 2-D or \(N, 4, 4\) for 3-D; got "
+        with pytest.raises(ValueError, match=shapes + r"\(1, 4, 4\) with 4-D input"):
+            stn.warp_perspective(x[:, :, 0], H)
+        with pytest.raises(ValueError, match=shapes + r"\(1, 3, 3\) with 5-D input"):
+            stn.warp_perspective_backward(np.ones(x.shape), x, np.eye(3)[None])
+        with pytest.raises(ValueError, match=shapes + r"\(1, 4, 4\) with a 4-entry size"):
+            stn.perspective_grid(H, (1, 1, 3, 3))
+        with pytest.raises(ValueError, match=shapes + r"\(1, 3, 3\) with a 5-entry size"):
+            stn.perspective_grid(np.eye(3)[None], (1, 1, 2, 3, 3))
+        with pytest.raises(ValueError, match=shapes + r"\(1, 4, 3\)"):
+            stn.perspective_grid(np.zeros((1, 4, 3)), (1, 1, 2, 3, 3))
+        with pytest.raises(ValueError, match="bicubic"):
+            stn.warp_perspective(x, H, mode="bicubic")
+        with pytest.raises(ValueError, match="size must have 3 entries"):
+            stn.warp_perspective(x, H, size=(3, 3))
+        with pytest.raises(ValueError, match="grad_grid"):
+            stn.perspective_grid_backward(np.zeros((1, 2, 3, 3, 2)), H, (1, 1, 2, 3, 3))
 
 
 # ----------------------------------------------------------------------------
@@ -356,8 +571,8 @@ class TestFlow:
             stn.warp_flow(x, np.zeros((1, 3, 3, 3, 3)))
         with pytest.raises(ValueError, match="input_size"):
             stn.flow_grid(flow, input_size=(3,))
-        with pytest.raises(ValueError, match=r"flow\.shape"):
-            stn.warp_flow(np.zeros((2, 1, 3, 3)), flow)
+        with pytest.raises(ValueError, match=r"flow\.shape"):  # batches 2 and 3
+            stn.warp_flow(np.zeros((2, 1, 3, 3)), np.tile(flow, (3, 1, 1, 1)))
         with pytest.raises(TypeError, match="flow has dtype float32"):
             stn.warp_flow(x, flow.astype(np.float32))
         with pytest.raises(ValueError, match="grad_output"):
