@@ -102,7 +102,7 @@ def _cases(dims):
     rows = [("grid_sample", m) for m in modes] + [("warp_affine", "bilinear")]
     if dims == 2:  # the point sources and splat's modes once, in 2-D
         rows += [("splat", m) for m in modes]
-        rows += [("warp_flow", "bicubic"), ("warp_perspective", "nearest")]
+        rows += [("warp_flow", "nearest"), ("warp_perspective", "bilinear")]
     else:
         rows.append(("splat", "bilinear"))
     return [(name, mode, PADDINGS[i % len(PADDINGS)]) for i, (name, mode) in enumerate(rows)]

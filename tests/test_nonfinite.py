@@ -3,7 +3,7 @@
 
 grid_sample: every mode × padding × align_corners, forward and backward, 2-D and 3-D,
 in float32, and each mode and padding in float64 (the rules do not depend on the dtype);
-splat with each mode and padding in float32 and one pair in float64; the warps with
+splat with two (mode, padding) pairs in float32 and one in float64; the warps with
 their own points (θ, homography, flow): test_nonfinite_warps.py. The checks: no crash; the output
 and every gradient finite (the input is); the points that hold the bad values give the
 documented result; and the other points are untouched (no NaN leaks): their outputs and
@@ -37,12 +37,14 @@ def _modes_paddings(dtype, dims):
 
 
 def _pairs_shared(dtype, dims):
-    """For the warps (θ, homography, flow) and splat: each mode and each padding once in
-    float32, and (bilinear, zeros) in float64. Their points reach the same kernels as
-    grid_sample's, whose rules test_grid_sample checks for every pair; here each
-    source's own path is what is tested."""
-    pairs = covering_pairs(dims)
-    return pairs if np.dtype(dtype) == np.float32 else pairs[:1]
+    """For the warps (θ, homography, flow) and splat: in float32 (bilinear, reflection),
+    which folds huge values back inside, and (nearest, border), whose backward is the
+    scatter rather than θ's fused one; (bilinear, zeros) in float64. Their points reach
+    the same kernels as grid_sample's, whose rules test_grid_sample checks for every
+    pair; here each source's own path is what is tested."""
+    if np.dtype(dtype) == np.float32:
+        return [("bilinear", "reflection"), ("nearest", "border")]
+    return [("bilinear", "zeros")]
 
 
 GRID_CASES = [
