@@ -48,6 +48,26 @@ def dtype_matrix(dims_list=(2, 3)):
     return cases
 
 
+#: The files that compile the most drivers, collected first: ``--dist loadfile`` hands
+#: whole files to the workers in collection order, so a heavy file collected last would
+#: run alone at the end while the other worker idles.
+HEAVY_FIRST = [
+    "test_torch_parity.py",
+    "test_nonfinite.py",
+    "test_layout.py",
+    "test_gradients.py",
+    "test_nonfinite_warps.py",
+    "test_integer_fill.py",
+    "test_validation.py",
+    "test_cuda_ptx.py",
+]
+
+
+def pytest_collection_modifyitems(session, config, items):
+    rank = {name: i for i, name in enumerate(HEAVY_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable
+
+
 def tol(dtype, kind="value"):
     return TOL[np.dtype(dtype).type][kind]
 

@@ -92,19 +92,18 @@ def _cases(dims):
     samplers (grid_sample, warp_flow, warp_perspective and warp_affine forward), the
     scatter and point-gradient backward, the fused one-pass backward of
     warp_affine's (bi/tri)linear mode, and splat (a scatter forward, a gather backward).
-    So grid_sample runs every mode (its backward is the scatter and point-gradient
-    family), warp_affine its one-pass (bi/tri)linear backward, splat every mode in 2-D
-    and trilinear in 3-D, warp_flow and warp_perspective one mode each in 2-D (their
-    own points; the memory order does not depend on where the points come from); the
-    paddings rotate. Each triple compiles its own
+    So grid_sample runs every mode (its forward is the gather, its backward the scatter
+    and point-gradient family), warp_affine its one-pass (bi/tri)linear backward, splat
+    (a scatter forward and a gather backward: grid_sample's code, run the other way)
+    one mode, warp_flow and warp_perspective one mode each in 2-D (their own points;
+    the memory order does not depend on where the points come from); the paddings
+    rotate. Each triple compiles its own
     drivers in both layouts: the full product would multiply compilation, not coverage."""
     modes = MODES_2D if dims == 2 else MODES_3D
     rows = [("grid_sample", m) for m in modes] + [("warp_affine", "bilinear")]
-    if dims == 2:  # the point sources and splat's modes once, in 2-D
-        rows += [("splat", m) for m in modes]
+    rows.append(("splat", "bilinear"))
+    if dims == 2:  # the other point sources once, in 2-D
         rows += [("warp_flow", "nearest"), ("warp_perspective", "bilinear")]
-    else:
-        rows.append(("splat", "bilinear"))
     return [(name, mode, PADDINGS[i % len(PADDINGS)]) for i, (name, mode) in enumerate(rows)]
 
 
