@@ -50,17 +50,24 @@ def dtype_matrix(dims_list=(2, 3)):
 
 #: The files that compile the most drivers, collected first: ``--dist loadfile`` hands
 #: whole files to the workers in collection order, so a heavy file collected last would
-#: run alone at the end while the other worker idles.
+#: run alone at the end while the other worker idles; and two files that need the same
+#: drivers at once would both compile them (the second one here loads them instead).
 HEAVY_FIRST = [
-    "test_torch_parity.py",
-    "test_nonfinite.py",
+    "test_torch_parity.py",  # then what it compiles is cached for test_nonfinite.py
     "test_layout.py",
     "test_gradients.py",
-    "test_nonfinite_warps.py",
     "test_integer_fill.py",
     "test_validation.py",
+    "test_nonfinite.py",
+    "test_nonfinite_warps.py",
     "test_cuda_ptx.py",
 ]
+
+
+def pytest_configure(config):
+    # pytest-xdist would hand out the files largest first (by number of tests, not of
+    # drivers compiled); keep the order above instead.
+    config.option.loadscopereorder = False
 
 
 def pytest_collection_modifyitems(session, config, items):

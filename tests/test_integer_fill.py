@@ -61,7 +61,7 @@ def _rint_saturate(values, dtype):
 
 # Each function and each mode at least once (the conversion happens at the boundary,
 # the same for every driver; each (function, mode) pair is a driver to compile).
-FUNC_MODES = [(FUNCS[i % len(FUNCS)], MODES[i % len(MODES)]) for i in range(6)]
+FUNC_MODES = [("grid_sample", m) for m in MODES] + [(f, "bilinear") for f in FUNCS[1:]]
 
 
 @pytest.mark.parametrize("fname,mode", FUNC_MODES)
@@ -459,13 +459,15 @@ def test_large_fill_identity_and_far_outside_are_exact(dtype, mode, layout, rng)
     far = np.array([[[1.0, 0, 5.0], [0, 1, 0]]], dtype)
     kw = dict(mode=mode, layout=layout, padding_mode="constant")
     for ac in (False, True):
-        zero_fill = stn.warp_affine(x, identity, align_corners=ac, **kw)
+        # the grids of the warps (warp_affine's fused points are the same numbers)
+        ident, away = (stn.affine_grid(t, (1, 2, 6, 7), ac) for t in (identity, far))
+        zero_fill = stn.grid_sample(x, ident, align_corners=ac, **kw)
         if dtype == np.float32:  # x in [0, 1): a few float32 ulps at most
             np.testing.assert_allclose(zero_fill, x, rtol=0, atol=8 * np.finfo(dtype).eps)
         for fill in _fills(dtype):
-            got = stn.warp_affine(x, identity, align_corners=ac, fill_value=fill, **kw)
+            got = stn.grid_sample(x, ident, align_corners=ac, fill_value=fill, **kw)
             np.testing.assert_array_equal(got, zero_fill)
-            got = stn.warp_affine(x, far, align_corners=ac, fill_value=fill, **kw)
+            got = stn.grid_sample(x, away, align_corners=ac, fill_value=fill, **kw)
             assert np.all(got == dtype(fill)), (fill, got)
 
 
@@ -482,17 +484,14 @@ def test_large_fill_zoom_interior_and_finite(mode, rng):
         unnormalize(grid[..., 1], 6, False), 6, mode
     )
     assert inside.any() and (~inside).any()
-    base = stn.warp_affine(x, theta, mode=mode, padding_mode="constant")
+    grid32 = stn.affine_grid(theta, (1, 1, 6, 7))  # warp_affine's points, as a grid
+    base = stn.grid_sample(x, grid32, mode=mode, padding_mode="constant")
     for fill in _fills(np.float32):
-        got = stn.warp_affine(x, theta, mode=mode, padding_mode="constant", fill_value=fill)
+        got = stn.grid_sample(x, grid32, mode=mode, padding_mode="constant", fill_value=fill)
         big = mode == "bicubic" and fill == float(np.finfo(np.float32).max)
         if big:  # Keys' negative lobes put > 1 of weight outside: overflow is IEEE's inf
-            ref = stn.warp_affine(
-                x.astype(np.float64),
-                theta.astype(np.float64),
-                mode=mode,
-                padding_mode="constant",
-                fill_value=fill,
+            ref = stn.grid_sample(
+                x.astype(np.float64), grid, mode=mode, padding_mode="constant", fill_value=fill
             )
             assert np.all(np.isfinite(got) | (np.abs(ref) > 0.999 * fill))
         else:
