@@ -64,6 +64,36 @@ from ._validate import (
     same_dtype,
 )
 
+# ----------------------------------------------------------------------------
+# Shared parameter texts (scipy.ndimage's docfiller): one source for the docstrings
+# ----------------------------------------------------------------------------
+
+_DOCS = {
+    "device": """device : {None, "cpu", "cuda"}
+        Where to run; None picks "cuda" when an array argument is a GPU array.""",
+    "layout_forward": """layout : {"NCHW", "NHWC", "NCDHW", "NDHWC"}, default "NCHW"
+        Memory layout of the images (input, out, output): channels first, or channels
+        last, (N, H, W, C) / (N, D, H, W, C), computed natively with no transposed copy
+        (see :func:`grid_sample`). "NCHW" also takes 5-D channels-first input.""",
+    "layout_backward": """layout : {"NCHW", "NHWC", "NCDHW", "NDHWC"}, default "NCHW"
+        Memory layout of the images (grad_output, input, grad_input): channels
+        first, or channels last, (N, H, W, C) / (N, D, H, W, C), computed natively with
+        no transposed copy
+        (see :func:`grid_sample`). "NCHW" also takes 5-D channels-first input.""",
+    "fill_value_backward": """fill_value : float or sequence of float, optional
+        As given to the forward (``padding_mode="constant"``). grad_input is the one of
+        zeros padding; the grid-like gradient adds ``fill_value`` times the gradient of
+        the weight outside (0 where no tap is inside). There is no gradient with respect
+        to fill_value. Integer ``input`` is a TypeError (no integer backward).""",
+}
+
+
+def _docfiller(fn):
+    """Fill the ``%``-style placeholders of ``fn``'s docstring from :data:`_DOCS`."""
+    fn.__doc__ = fn.__doc__ % _DOCS
+    return fn
+
+
 __all__ = [
     "affine_grid",
     "affine_grid_backward",
@@ -370,6 +400,7 @@ def _backward_broadcast(fn, points_name):
 # ----------------------------------------------------------------------------
 
 
+@_docfiller
 def affine_grid(theta, size, align_corners=False, *, out=None, device=None):
     """Sampling grid of the affine maps θ (PyTorch's ``F.affine_grid``).
 
@@ -385,8 +416,7 @@ def affine_grid(theta, size, align_corners=False, *, out=None, device=None):
         Whether ±1 are the centres (True) or the outer edges (False) of the corner pixels.
     out : ndarray, optional
         Preallocated C-contiguous result of the right shape and dtype.
-    device : {None, "cpu", "cuda"}
-        Where to run; None picks "cuda" when an array argument is a GPU array.
+    %(device)s
 
     Returns
     -------
@@ -422,6 +452,7 @@ def affine_grid(theta, size, align_corners=False, *, out=None, device=None):
     return _finish(grid, host_out, target)
 
 
+@_docfiller
 def affine_grid_backward(grad_grid, size, align_corners=False, *, device=None):
     """Gradient of :func:`affine_grid` with respect to θ.
 
@@ -433,8 +464,7 @@ def affine_grid_backward(grad_grid, size, align_corners=False, *, device=None):
         The ``size`` given to the forward, (N, C, H, W) or (N, C, D, H, W).
     align_corners : bool, default False
         As in the forward.
-    device : {None, "cpu", "cuda"}
-        Where to run; None picks "cuda" when an array argument is a GPU array.
+    %(device)s
 
     Returns
     -------
@@ -506,6 +536,7 @@ def _check_sample_args(input, grid, mode, padding_mode, align_corners, broadcast
     )
 
 
+@_docfiller
 def grid_sample(
     input,
     grid,
@@ -539,12 +570,8 @@ def grid_sample(
         Whether ±1 are the centres (True) or outer edges (False) of the corner pixels.
     out : ndarray, optional
         Preallocated C-contiguous result; must not overlap input or grid.
-    layout : {"NCHW", "NHWC", "NCDHW", "NDHWC"}, default "NCHW"
-        Memory layout of the images (input, out, output): channels first, or channels
-        last, (N, H, W, C) / (N, D, H, W, C), computed natively with no transposed copy
-        (see :func:`grid_sample`). "NCHW" also takes 5-D channels-first input.
-    device : {None, "cpu", "cuda"}
-        Where to run; None picks "cuda" when an array argument is a GPU array.
+    %(layout_forward)s
+    %(device)s
     fill_value : float or sequence of float, optional
         With ``padding_mode="constant"`` only (else a ValueError): the value of every
         point outside the input, a number or one per channel (length C); default 0.0.
@@ -620,6 +647,7 @@ def grid_sample(
     return pre.finish(_finish(lay.from_kernel(output), host_out, target))
 
 
+@_docfiller
 def grid_sample_backward(
     grad_output,
     input,
@@ -646,23 +674,14 @@ def grid_sample_backward(
     input_grad, grid_grad : bool, default True
         Which gradients to compute; one not asked for is not computed and comes back
         as None.
-    layout : {"NCHW", "NHWC", "NCDHW", "NDHWC"}, default "NCHW"
-        Memory layout of the images (grad_output, input, grad_input): channels
-        first, or channels last, (N, H, W, C) / (N, D, H, W, C), computed natively with
-        no transposed copy
-        (see :func:`grid_sample`). "NCHW" also takes 5-D channels-first input.
-    device : {None, "cpu", "cuda"}
-        Where to run; None picks "cuda" when an array argument is a GPU array.
+    %(layout_backward)s
+    %(device)s
     deterministic : bool, default True
         GPU only (the CPU backward is always deterministic): True accumulates
         grad_input in 64-bit fixed point with integer atomics, bit-identical from run
         to run; False uses float atomics (faster, last bits vary between runs).
 
-    fill_value : float or sequence of float, optional
-        As given to the forward (``padding_mode="constant"``). grad_input is the one of
-        zeros padding; the grid-like gradient adds ``fill_value`` times the gradient of
-        the weight outside (0 where no tap is inside). There is no gradient with respect
-        to fill_value. Integer ``input`` is a TypeError (no integer backward).
+    %(fill_value_backward)s
     Returns
     -------
     grad_input : ndarray or None
@@ -759,6 +778,7 @@ def _homography_dims(H, size):
     return _check_homography(H)
 
 
+@_docfiller
 def perspective_grid(H, size, align_corners=False, *, out=None, device=None):
     """Sampling grid of the homographies ``H``: the projective twin of :func:`affine_grid`.
 
@@ -779,8 +799,7 @@ def perspective_grid(H, size, align_corners=False, *, out=None, device=None):
     out : ndarray, optional
         Preallocated C-contiguous result of shape (N, H, W, 2) or (N, D, H, W, 3) and
         H's dtype.
-    device : {None, "cpu", "cuda"}
-        Where to run; None picks "cuda" when an array argument is a GPU array.
+    %(device)s
 
     Returns
     -------
@@ -827,6 +846,7 @@ def perspective_grid(H, size, align_corners=False, *, out=None, device=None):
     return _finish(grid, host_out, target)
 
 
+@_docfiller
 def perspective_grid_backward(grad_grid, H, size, align_corners=False, *, device=None):
     """Gradient of :func:`perspective_grid` with respect to H.
 
@@ -836,8 +856,7 @@ def perspective_grid_backward(grad_grid, H, size, align_corners=False, *, device
         dL/dgrid.
     H, size, align_corners
         As given to the forward (the gradient depends on H, unlike affine_grid's on θ).
-    device : {None, "cpu", "cuda"}
-        Where to run; None picks "cuda" when an array argument is a GPU array.
+    %(device)s
 
     Returns
     -------
@@ -887,6 +906,7 @@ def _check_perspective_args(input, H, size, mode, padding_mode, align_corners):
     )
 
 
+@_docfiller
 def warp_perspective(
     input,
     H,
@@ -919,12 +939,8 @@ def warp_perspective(
         As in :func:`grid_sample`.
     out : ndarray, optional
         Preallocated C-contiguous result; must not overlap input or H.
-    layout : {"NCHW", "NHWC", "NCDHW", "NDHWC"}, default "NCHW"
-        Memory layout of the images (input, out, output): channels first, or channels
-        last, (N, H, W, C) / (N, D, H, W, C), computed natively with no transposed copy
-        (see :func:`grid_sample`). "NCHW" also takes 5-D channels-first input.
-    device : {None, "cpu", "cuda"}
-        Where to run; None picks "cuda" when an array argument is a GPU array.
+    %(layout_forward)s
+    %(device)s
     fill_value, output_dtype : optional
         As in :func:`grid_sample` (``padding_mode="constant"``; integer results).
 
@@ -984,6 +1000,7 @@ def warp_perspective(
     return pre.finish(_finish(lay.from_kernel(output), host_out, target))
 
 
+@_docfiller
 def warp_perspective_backward(
     grad_output,
     input,
@@ -1010,21 +1027,12 @@ def warp_perspective_backward(
         As given to :func:`warp_perspective`.
     input_grad, H_grad : bool, default True
         Which gradients to compute; one not asked for comes back as None.
-    layout : {"NCHW", "NHWC", "NCDHW", "NDHWC"}, default "NCHW"
-        Memory layout of the images (grad_output, input, grad_input): channels
-        first, or channels last, (N, H, W, C) / (N, D, H, W, C), computed natively with
-        no transposed copy
-        (see :func:`grid_sample`). "NCHW" also takes 5-D channels-first input.
-    device : {None, "cpu", "cuda"}
-        Where to run; None picks "cuda" when an array argument is a GPU array.
+    %(layout_backward)s
+    %(device)s
     deterministic : bool, default True
         As in :func:`grid_sample_backward` (GPU only; grad_H is always deterministic).
 
-    fill_value : float or sequence of float, optional
-        As given to the forward (``padding_mode="constant"``). grad_input is the one of
-        zeros padding; the grid-like gradient adds ``fill_value`` times the gradient of
-        the weight outside (0 where no tap is inside). There is no gradient with respect
-        to fill_value. Integer ``input`` is a TypeError (no integer backward).
+    %(fill_value_backward)s
     Returns
     -------
     grad_input : ndarray or None
@@ -1102,6 +1110,7 @@ def _flow_scales(input_size, align_corners):
     return tuple(float(normalize(0.0, s, align_corners)[1]) for s in reversed(input_size))
 
 
+@_docfiller
 def flow_grid(flow, input_size=None, align_corners=False, *, out=None, device=None):
     """Sampling grid of a dense displacement field (optical-flow convention).
 
@@ -1125,8 +1134,7 @@ def flow_grid(flow, input_size=None, align_corners=False, *, out=None, device=No
         point onto its one pixel (its grid value is then 0 and its gradient 0).
     out : ndarray, optional
         Preallocated C-contiguous result of flow's shape and dtype.
-    device : {None, "cpu", "cuda"}
-        Where to run; None picks "cuda" when an array argument is a GPU array.
+    %(device)s
 
     Returns
     -------
@@ -1157,6 +1165,7 @@ def flow_grid(flow, input_size=None, align_corners=False, *, out=None, device=No
     return _finish(grid, host_out, target)
 
 
+@_docfiller
 def flow_grid_backward(grad_grid, input_size, align_corners=False, *, device=None):
     """Gradient of :func:`flow_grid` with respect to the flow.
 
@@ -1168,8 +1177,7 @@ def flow_grid_backward(grad_grid, input_size, align_corners=False, *, device=Non
         As given to the forward (None: grad_grid's spatial shape).
     align_corners : bool, default False
         As in the forward.
-    device : {None, "cpu", "cuda"}
-        Where to run; None picks "cuda" when an array argument is a GPU array.
+    %(device)s
 
     Returns
     -------
@@ -1214,6 +1222,7 @@ def _check_warp_flow_args(input, flow, mode, padding_mode, align_corners):
     )
 
 
+@_docfiller
 def warp_flow(
     input,
     flow,
@@ -1245,12 +1254,8 @@ def warp_flow(
         padding and for input axes of size 1; see :func:`flow_grid`).
     out : ndarray, optional
         Preallocated C-contiguous (N, C, H, W) result; must not overlap input or flow.
-    layout : {"NCHW", "NHWC", "NCDHW", "NDHWC"}, default "NCHW"
-        Memory layout of the images (input, out, output): channels first, or channels
-        last, (N, H, W, C) / (N, D, H, W, C), computed natively with no transposed copy
-        (see :func:`grid_sample`). "NCHW" also takes 5-D channels-first input.
-    device : {None, "cpu", "cuda"}
-        Where to run; None picks "cuda" when an array argument is a GPU array.
+    %(layout_forward)s
+    %(device)s
     fill_value, output_dtype : optional
         As in :func:`grid_sample` (``padding_mode="constant"``; integer results).
 
@@ -1288,6 +1293,7 @@ def warp_flow(
     return pre.finish(_finish(lay.from_kernel(output), host_out, target))
 
 
+@_docfiller
 def warp_flow_backward(
     grad_output,
     input,
@@ -1313,21 +1319,12 @@ def warp_flow_backward(
         As given to :func:`warp_flow`.
     input_grad, flow_grad : bool, default True
         Which gradients to compute; one not asked for comes back as None.
-    layout : {"NCHW", "NHWC", "NCDHW", "NDHWC"}, default "NCHW"
-        Memory layout of the images (grad_output, input, grad_input): channels
-        first, or channels last, (N, H, W, C) / (N, D, H, W, C), computed natively with
-        no transposed copy
-        (see :func:`grid_sample`). "NCHW" also takes 5-D channels-first input.
-    device : {None, "cpu", "cuda"}
-        Where to run; None picks "cuda" when an array argument is a GPU array.
+    %(layout_backward)s
+    %(device)s
     deterministic : bool, default True
         As in :func:`grid_sample_backward` (GPU only).
 
-    fill_value : float or sequence of float, optional
-        As given to the forward (``padding_mode="constant"``). grad_input is the one of
-        zeros padding; the grid-like gradient adds ``fill_value`` times the gradient of
-        the weight outside (0 where no tap is inside). There is no gradient with respect
-        to fill_value. Integer ``input`` is a TypeError (no integer backward).
+    %(fill_value_backward)s
     Returns
     -------
     grad_input : ndarray or None
@@ -1422,6 +1419,7 @@ def _check_warp_args(input, theta, size, mode, padding_mode, align_corners):
     )
 
 
+@_docfiller
 def warp_affine(
     input,
     theta,
@@ -1456,12 +1454,8 @@ def warp_affine(
         As in :func:`grid_sample`.
     out : ndarray, optional
         Preallocated C-contiguous result; must not overlap input or θ.
-    layout : {"NCHW", "NHWC", "NCDHW", "NDHWC"}, default "NCHW"
-        Memory layout of the images (input, out, output): channels first, or channels
-        last, (N, H, W, C) / (N, D, H, W, C), computed natively with no transposed copy
-        (see :func:`grid_sample`). "NCHW" also takes 5-D channels-first input.
-    device : {None, "cpu", "cuda"}
-        Where to run; None picks "cuda" when an array argument is a GPU array.
+    %(layout_forward)s
+    %(device)s
     fill_value, output_dtype : optional
         As in :func:`grid_sample` (``padding_mode="constant"``; integer results).
 
@@ -1502,6 +1496,7 @@ def warp_affine(
     return pre.finish(_finish(lay.from_kernel(output), host_out, target))
 
 
+@_docfiller
 def warp_affine_backward(
     grad_output,
     input,
@@ -1528,22 +1523,13 @@ def warp_affine_backward(
         As given to :func:`warp_affine`.
     input_grad, theta_grad : bool, default True
         Which gradients to compute; one not asked for comes back as None.
-    layout : {"NCHW", "NHWC", "NCDHW", "NDHWC"}, default "NCHW"
-        Memory layout of the images (grad_output, input, grad_input): channels
-        first, or channels last, (N, H, W, C) / (N, D, H, W, C), computed natively with
-        no transposed copy
-        (see :func:`grid_sample`). "NCHW" also takes 5-D channels-first input.
-    device : {None, "cpu", "cuda"}
-        Where to run; None picks "cuda" when an array argument is a GPU array.
+    %(layout_backward)s
+    %(device)s
     deterministic : bool, default True
         As in :func:`grid_sample_backward` (GPU only; grad_theta is always
         deterministic).
 
-    fill_value : float or sequence of float, optional
-        As given to the forward (``padding_mode="constant"``). grad_input is the one of
-        zeros padding; the grid-like gradient adds ``fill_value`` times the gradient of
-        the weight outside (0 where no tap is inside). There is no gradient with respect
-        to fill_value. Integer ``input`` is a TypeError (no integer backward).
+    %(fill_value_backward)s
     Returns
     -------
     grad_input : ndarray or None
@@ -1724,6 +1710,7 @@ def tps_grid(
     return _finish(grid, host_out, target)
 
 
+@_docfiller
 def tps_grid_backward(
     grad_grid,
     source_points,
@@ -1751,8 +1738,7 @@ def tps_grid_backward(
         As given to :func:`tps_grid`. The result does not depend on the values of
         target_points (the grid is linear in them); they are only checked (shape,
         dtype, finite).
-    device : {None, "cpu", "cuda"}
-        Where to run; None picks "cuda" when an array argument is a GPU array.
+    %(device)s
 
     Returns
     -------
@@ -1809,6 +1795,7 @@ def _check_splat_args(input, grid, mode, padding_mode, align_corners):
     return checked
 
 
+@_docfiller
 def splat(
     input,
     grid,
@@ -1864,12 +1851,8 @@ def splat(
     out : ndarray, optional
         Preallocated C-contiguous result of shape (N, C, *size); must not overlap input
         or grid. It is overwritten, not added to.
-    layout : {"NCHW", "NHWC", "NCDHW", "NDHWC"}, default "NCHW"
-        Memory layout of the images (input, out, output): channels first, or channels
-        last, (N, H, W, C) / (N, D, H, W, C), computed natively with no transposed copy
-        (see :func:`grid_sample`). "NCHW" also takes 5-D channels-first input.
-    device : {None, "cpu", "cuda"}
-        Where to run; None picks "cuda" when an array argument is a GPU array.
+    %(layout_forward)s
+    %(device)s
     deterministic : bool, default True
         GPU only (the CPU is always deterministic): True accumulates in 64-bit fixed
         point with integer atomics, bit-identical from run to run; False uses float
@@ -1920,6 +1903,7 @@ def splat(
     return _finish(lay.from_kernel(output), host_out, target)
 
 
+@_docfiller
 def splat_backward(
     grad_output,
     input,
@@ -1958,13 +1942,8 @@ def splat_backward(
     deterministic : bool, default True
         Accepted for symmetry with the other backwards; both gradients are gathers and
         bit-identical from run to run either way.
-    layout : {"NCHW", "NHWC", "NCDHW", "NDHWC"}, default "NCHW"
-        Memory layout of the images (grad_output, input, grad_input): channels
-        first, or channels last, (N, H, W, C) / (N, D, H, W, C), computed natively with
-        no transposed copy
-        (see :func:`grid_sample`). "NCHW" also takes 5-D channels-first input.
-    device : {None, "cpu", "cuda"}
-        Where to run; None picks "cuda" when an array argument is a GPU array.
+    %(layout_backward)s
+    %(device)s
 
     Returns
     -------
