@@ -206,8 +206,9 @@ def check_input(x, name="input"):
 
 
 def check_batch(n, name, arr, ref_name, broadcast=False):
-    """``arr``'s batch must be ``ref_name``'s (``broadcast``: or either of them 1)."""
-    if arr.shape[0] != n and not (broadcast and 1 in (n, arr.shape[0])):
+    """``arr``'s batch must be ``ref_name``'s; ``broadcast``: the message says that
+    either may be 1 (the broadcasting warps call their drivers with equal batches)."""
+    if arr.shape[0] != n:
         either = " (or either of them 1)" if broadcast else ""
         raise ValueError(
             f"{name}.shape[0] (batch) must equal {ref_name}.shape[0] = {n}{either}; got {arr.shape}"

@@ -272,7 +272,7 @@ def _broadcast_batch(input, points, name):
     nx, np_ = sx[0], sp[0]
     if nx == np_ or 1 not in (nx, np_):
         return None
-    return max(nx, np_)
+    return 0 if 0 in (nx, np_) else max(nx, np_)  # NumPy's rule: 1 and 0 give 0
 
 
 def _plausible(name, dims, sp):
@@ -299,6 +299,14 @@ def _batch_sum(parts):
     for p in parts[1:]:
         acc += p.copy_to_host() if gpu else p
     return _gpu_backend().to_device(acc) if gpu else acc
+
+
+def _zeros_of_one(g):
+    """The gradient of a shared operand (batch 1) over no samples: zeros."""
+    if g is None:
+        return None
+    zeros = np.zeros((1,) + tuple(g.shape[1:]), g.dtype)
+    return _gpu_backend().to_device(zeros) if is_gpu_array(g) else zeros
 
 
 def _batch_stack(parts):
@@ -335,6 +343,9 @@ def _forward_broadcast(fn, points_name):
         if n is None:
             return fn(*bound.args, **bound.kwargs)
         x, pts, out = _sliceable(a["input"]), _sliceable(a[points_name]), a.get("out")
+        if n == 0:  # an empty batch: the empty result of the empty call
+            a["input"], a[points_name] = x[:0], pts[:0]
+            return fn(*bound.args, **bound.kwargs)
         result = out
         for i in range(n):
             a["input"], a[points_name] = _take(x, n, i), _take(pts, n, i)
@@ -381,6 +392,12 @@ def _backward_broadcast(fn, points_name):
                 f"({_shape_of(a[points_name])[0]}); got {_shape_of(gout)}"
             )
         x, pts = _sliceable(a["input"]), _sliceable(a[points_name])
+        if n == 0:  # no samples: the shared operand's gradient is zero
+            a["grad_output"], a["input"], a[points_name] = gout[:0], x[:0], pts[:0]
+            gi, gp = fn(*bound.args, **bound.kwargs)
+            gi = _zeros_of_one(gi) if _shape_of(x)[0] == 1 else gi
+            gp = _zeros_of_one(gp) if _shape_of(pts)[0] == 1 else gp
+            return gi, (gp[0] if unbatched and gp is not None else gp)
         gis, gps = [], []
         for i in range(n):
             a["grad_output"] = gout[i : i + 1]

@@ -144,3 +144,16 @@ def test_the_shared_image_is_not_copied(rng):
     finally:
         tracemalloc.stop()
     assert peak < x.nbytes // 4, peak
+
+
+def test_empty_batches_broadcast_to_empty(rng):
+    """NumPy's rule: a batch of 1 against a batch of 0 gives 0 samples; the shared
+    operand's gradient over no samples is zero."""
+    x = rng.standard_normal((1, 2, 4, 5)).astype(DT)
+    theta = random_theta(rng, 0, 2, DT)
+    out = stn.warp_affine(x, theta)
+    assert out.shape == (0, 2, 4, 5)
+    gi, gt = stn.warp_affine_backward(out, x, theta)
+    assert gi.shape == x.shape and not gi.any() and gt.shape == (0, 2, 3)
+    out = stn.warp_affine(x[:0], random_theta(rng, 1, 2, DT)[0])  # no images, one θ
+    assert out.shape == (0, 2, 4, 5)
