@@ -1,4 +1,5 @@
-"""Shared test helpers: the dtype tolerance table, random data, and the torch switch."""
+"""Shared test helpers: the dtype tolerance table, random data, the torch switch, and the
+GPU tests' launch sizes."""
 
 import importlib.util
 
@@ -87,6 +88,19 @@ def every_thread(monkeypatch):
     from stn_numba import _cpu
 
     monkeypatch.setattr(_cpu, "GRAIN", 1)
+
+
+@pytest.fixture
+def small_launches(monkeypatch):
+    """GPU launches shrunk to 4 threads × at most 3 blocks, so that the GPU tests' tiny
+    arrays still run on several blocks, through the grid-stride loops and the edge
+    guards (tests/test_cuda_*.py use it on every test). Returns ``stn_numba._cuda``, for
+    a test that sets other launch sizes with ``monkeypatch``."""
+    from stn_numba import _cuda
+
+    monkeypatch.setattr(_cuda, "THREADS_PER_BLOCK", 4)
+    monkeypatch.setattr(_cuda, "MAX_BLOCKS", 3)
+    return _cuda
 
 
 @pytest.fixture

@@ -9,30 +9,11 @@ so that several blocks, the grid-stride loops and the edge guards all run.
 import numpy as np
 import pytest
 from conftest import DTYPES, MODES_2D, MODES_3D, PADDINGS, random_theta, tol
+from cuda_helpers import cuda, needs_cuda
 
 import stn_numba as stn
 
-try:
-    from numba import cuda
-
-    _CUDA_OK = cuda.is_available()
-except Exception:  # pragma: no cover
-    _CUDA_OK = False
-
-pytestmark = pytest.mark.skipif(
-    not _CUDA_OK,
-    reason="no usable numba.cuda: no GPU and NUMBA_ENABLE_CUDASIM is not set "
-    "(run: NUMBA_ENABLE_CUDASIM=1 python -m pytest tests/test_cuda.py)",
-)
-
-
-@pytest.fixture(autouse=True)
-def small_launches(monkeypatch):
-    from stn_numba import _cuda
-
-    monkeypatch.setattr(_cuda, "THREADS_PER_BLOCK", 4)
-    monkeypatch.setattr(_cuda, "MAX_BLOCKS", 3)
-    return _cuda
+pytestmark = [needs_cuda("tests/test_cuda.py"), pytest.mark.usefixtures("small_launches")]
 
 
 def _data(rng, dims, dtype):

@@ -4,31 +4,13 @@ device arrays in give device arrays out."""
 import numpy as np
 import pytest
 from conftest import tol
+from cuda_helpers import cuda, needs_cuda
 
 from stn_numba import SpatialTransformer
 
-try:
-    from numba import cuda
-
-    _CUDA_OK = cuda.is_available()
-except Exception:  # pragma: no cover
-    _CUDA_OK = False
-
-pytestmark = pytest.mark.skipif(
-    not _CUDA_OK,
-    reason="no usable numba.cuda: no GPU and NUMBA_ENABLE_CUDASIM is not set "
-    "(run: NUMBA_ENABLE_CUDASIM=1 python -m pytest tests/test_cuda_layers.py)",
-)
+pytestmark = [needs_cuda("tests/test_cuda_layers.py"), pytest.mark.usefixtures("small_launches")]
 
 SRC = np.array([[-0.8, -0.7], [0.75, -0.8], [-0.7, 0.8], [0.8, 0.7], [0.05, 0.1]])
-
-
-@pytest.fixture(autouse=True)
-def small_launches(monkeypatch):
-    from stn_numba import _cuda
-
-    monkeypatch.setattr(_cuda, "THREADS_PER_BLOCK", 4)
-    monkeypatch.setattr(_cuda, "MAX_BLOCKS", 3)
 
 
 @pytest.mark.parametrize("transform", ["affine", "perspective", "tps"])

@@ -5,32 +5,13 @@ arrays in and out (which stay channels-last on the device, with no transposed co
 import numpy as np
 import pytest
 from conftest import random_theta, tol
+from cuda_helpers import cuda, needs_cuda
 
 import stn_numba as stn
 
-try:
-    from numba import cuda
-
-    _CUDA_OK = cuda.is_available()
-except Exception:  # pragma: no cover
-    _CUDA_OK = False
-
-pytestmark = pytest.mark.skipif(
-    not _CUDA_OK,
-    reason="no usable numba.cuda: no GPU and NUMBA_ENABLE_CUDASIM is not set "
-    "(run: NUMBA_ENABLE_CUDASIM=1 python -m pytest tests/test_cuda_layout.py)",
-)
+pytestmark = [needs_cuda("tests/test_cuda_layout.py"), pytest.mark.usefixtures("small_launches")]
 
 DT = np.float64
-
-
-@pytest.fixture(autouse=True)
-def small_launches(monkeypatch):
-    from stn_numba import _cuda
-
-    monkeypatch.setattr(_cuda, "THREADS_PER_BLOCK", 4)
-    monkeypatch.setattr(_cuda, "MAX_BLOCKS", 3)
-    return _cuda
 
 
 def last(a):

@@ -6,30 +6,11 @@ Runs where ``numba.cuda`` is usable: on a real GPU, or under Numba's CUDA simula
 
 import numpy as np
 import pytest
+from cuda_helpers import cuda, needs_cuda
 
 import stn_numba as stn
 
-try:
-    from numba import cuda
-
-    _CUDA_OK = cuda.is_available()
-except Exception:  # pragma: no cover
-    _CUDA_OK = False
-
-pytestmark = pytest.mark.skipif(
-    not _CUDA_OK,
-    reason="no usable numba.cuda: no GPU and NUMBA_ENABLE_CUDASIM is not set "
-    "(run: NUMBA_ENABLE_CUDASIM=1 python -m pytest tests/test_cuda_matrices.py)",
-)
-
-
-@pytest.fixture(autouse=True)
-def small_launches(monkeypatch):
-    from stn_numba import _cuda
-
-    monkeypatch.setattr(_cuda, "THREADS_PER_BLOCK", 4)
-    monkeypatch.setattr(_cuda, "MAX_BLOCKS", 3)
-    return _cuda
+pytestmark = [needs_cuda("tests/test_cuda_matrices.py"), pytest.mark.usefixtures("small_launches")]
 
 
 def _is_device(a):

@@ -5,31 +5,13 @@ finite wherever the input is, for every mode × padding × align_corners."""
 import numpy as np
 import pytest
 from conftest import MODES_2D, MODES_3D, PADDINGS
+from cuda_helpers import needs_cuda
 
 import stn_numba as stn
 
-try:
-    from numba import cuda
-
-    _CUDA_OK = cuda.is_available()
-except Exception:  # pragma: no cover
-    _CUDA_OK = False
-
-pytestmark = pytest.mark.skipif(
-    not _CUDA_OK,
-    reason="no usable numba.cuda: no GPU and NUMBA_ENABLE_CUDASIM is not set "
-    "(run: NUMBA_ENABLE_CUDASIM=1 python -m pytest tests/test_cuda_nonfinite.py)",
-)
+pytestmark = [needs_cuda("tests/test_cuda_nonfinite.py"), pytest.mark.usefixtures("small_launches")]
 
 BAD = [np.nan, np.inf, -np.inf, 1e30, -1e30]
-
-
-@pytest.fixture(autouse=True)
-def small_launches(monkeypatch):
-    from stn_numba import _cuda
-
-    monkeypatch.setattr(_cuda, "THREADS_PER_BLOCK", 4)
-    monkeypatch.setattr(_cuda, "MAX_BLOCKS", 3)
 
 
 def _bad_grid(rng, shape):

@@ -9,6 +9,11 @@ number of bands — and the number of bands follows ``numba.get_num_threads()``
 work of a single image is split). θ's gradient is reduced from per-row float64
 partial sums in a fixed order.
 
+A batch at least as large as the thread count gets one band per sample (adding in the
+single-thread order): the batch cases below therefore force several bands per sample
+(in-process, where the machine may have as few threads as samples) or run in a fresh
+process with more threads than samples.
+
 The θ's below zoom in (scale ~0.3, output much denser than the input region it
 reads), so dozens of output pixels scatter into each input pixel and the order of
 the additions matters in the last bits; a zoom-out with rotation sends points
@@ -27,6 +32,7 @@ import pytest
 from conftest import PADDINGS
 
 import stn_numba as stn
+from stn_numba import _cpu
 
 MAX_THREADS = numba.config.NUMBA_NUM_THREADS
 
@@ -78,11 +84,24 @@ def run_at(nthreads, fn):
         numba.set_num_threads(MAX_THREADS)
 
 
-def assert_deterministic(fn):
-    """fn() -> tuple of arrays; equal bit for bit at 1 thread, at all threads, and twice."""
+#: Bands per sample, at least, of the multi-thread runs of a batch (N2 below). The
+#: thread count alone does not split a batch's images where the batch has as many
+#: samples as there are threads (2 on a 2-core machine: each task takes a whole sample
+#: and adds in the single-thread order, one band compared with itself). 3: more tasks
+#: than threads on 2 cores, and bands of unequal sizes.
+BATCH_BANDS = 3
+
+
+def assert_deterministic(fn, min_bands=1):
+    """fn() -> tuple of arrays; equal bit for bit at 1 thread (one band), at all threads,
+    and twice. ``min_bands``: the multi-thread runs split every sample into at least this
+    many bands, whatever the thread count gives (:func:`stn_numba._cpu.bands`)."""
     ref = run_at(1, fn)
-    first = run_at(MAX_THREADS, fn)
-    second = run_at(MAX_THREADS, fn)
+    real_bands = _cpu.bands
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_cpu, "bands", lambda n, rows: max(real_bands(n, rows), min(rows, min_bands)))
+        first = run_at(MAX_THREADS, fn)
+        second = run_at(MAX_THREADS, fn)
     for a, b, c in zip(ref, first, second):
         assert a is not None
         np.testing.assert_array_equal(b, a, err_msg="1 thread vs all threads")
@@ -110,8 +129,11 @@ def _ids(v):
     return np.dtype(v).name if isinstance(v, type) else str(v)
 
 
+#: N1: the thread count's bands split the single image. N2: the bands of every sample
+#: of a batch (which task takes which sample and band), at least BATCH_BANDS of them.
 SHAPES_2D = {"N1": (1, 2, (64, 80)), "N2": (2, 1, (48, 40))}
 SHAPES_3D = {"N1": (1, 2, (8, 12, 10)), "N2": (2, 1, (8, 12, 10))}
+MIN_BANDS = {"N1": 1, "N2": BATCH_BANDS}
 
 
 @needs_threads
@@ -125,7 +147,8 @@ class TestThreadCountInvariance:
         n, c, spatial = SHAPES_2D[batch]
         x, gout, _, grid = problem(kind, 2, n, c, spatial, dtype)
         gi, gg = assert_deterministic(
-            lambda: stn.grid_sample_backward(gout, x, grid, mode, padding, False)
+            lambda: stn.grid_sample_backward(gout, x, grid, mode, padding, False),
+            MIN_BANDS[batch],
         )
         assert np.abs(gi).max() > 0 and np.abs(gg).max() > 0
 
@@ -139,7 +162,8 @@ class TestThreadCountInvariance:
         gi, gt = assert_deterministic(
             lambda: stn.warp_affine_backward(
                 gout, x, theta, mode=mode, padding_mode=padding, align_corners=True
-            )
+            ),
+            MIN_BANDS[batch],
         )
         assert np.abs(gi).max() > 0 and np.abs(gt).max() > 0
 
@@ -150,7 +174,8 @@ class TestThreadCountInvariance:
         n, c, spatial = SHAPES_3D[batch]
         x, gout, _, grid = problem(kind, 3, n, c, spatial, dtype)
         gi, gg = assert_deterministic(
-            lambda: stn.grid_sample_backward(gout, x, grid, "bilinear", padding, True)
+            lambda: stn.grid_sample_backward(gout, x, grid, "bilinear", padding, True),
+            MIN_BANDS[batch],
         )
         assert np.abs(gi).max() > 0 and np.abs(gg).max() > 0
 
@@ -163,7 +188,8 @@ class TestThreadCountInvariance:
         gi, gt = assert_deterministic(
             lambda: stn.warp_affine_backward(
                 gout, x, theta, mode="bilinear", padding_mode=padding, align_corners=False
-            )
+            ),
+            MIN_BANDS[batch],
         )
         assert np.abs(gi).max() > 0 and np.abs(gt).max() > 0
 
@@ -201,15 +227,17 @@ def test_band_counts_agree_up_to_max(nthreads):
 
 
 def fresh_process_cases():
-    """Backward results of a few single-image problems, keyed by name."""
+    """Backward results of a few problems, keyed by name: one image (N1; the bands split
+    it) and a batch of two (N2; more threads than samples: several bands per sample)."""
     res = {}
     for dims, spatial in [(2, (64, 80)), (3, (8, 12, 10))]:
         for kind in THETAS:
-            x, gout, theta, grid = problem(kind, dims, 1, 2, spatial, np.float32)
-            gi, gg = stn.grid_sample_backward(gout, x, grid, "bilinear", "reflection")
-            wi, wt = stn.warp_affine_backward(gout, x, theta, padding_mode="border")
-            for name, a in (("gi", gi), ("gg", gg), ("wi", wi), ("wt", wt)):
-                res[f"{dims}d-{kind}-{name}"] = a
+            for n, c in ((1, 2), (2, 1)):
+                x, gout, theta, grid = problem(kind, dims, n, c, spatial, np.float32)
+                gi, gg = stn.grid_sample_backward(gout, x, grid, "bilinear", "reflection")
+                wi, wt = stn.warp_affine_backward(gout, x, theta, padding_mode="border")
+                for name, a in (("gi", gi), ("gg", gg), ("wi", wi), ("wt", wt)):
+                    res[f"{dims}d-{kind}-N{n}-{name}"] = a
     return res
 
 
@@ -218,8 +246,10 @@ SUBPROCESS = textwrap.dedent(
     import sys
     sys.path.insert(0, {tests!r})
     import numba, numpy as np
+    from stn_numba import _cpu
     from test_determinism import fresh_process_cases
     assert numba.get_num_threads() == {threads}, numba.get_num_threads()
+    _cpu.GRAIN = 1  # every thread on these small problems, as conftest does in-process
     np.savez({out!r}, **fresh_process_cases())
     """
 )
@@ -228,7 +258,8 @@ SUBPROCESS = textwrap.dedent(
 @pytest.mark.parametrize("env_threads", [5, 7])
 def test_more_threads_than_cores(tmp_path, env_threads):
     """In a fresh process with more threads (and so more, odd-sized bands) than this
-    machine may have cores, the results equal the single-thread ones bit for bit."""
+    machine may have cores, the results equal the single-thread ones bit for bit: one
+    image in 5 or 7 bands, a batch of 2 in 3 or 4 bands per sample."""
     out = str(tmp_path / "res.npz")
     tests = os.path.dirname(os.path.abspath(__file__))
     env = dict(os.environ, NUMBA_NUM_THREADS=str(env_threads))

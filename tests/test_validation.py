@@ -6,6 +6,10 @@ empty batches give empty results of the right shape, the dtype is kept.
 One class per function for its own checks (the checks shared by a forward and its
 backward run through both), then one class per guarantee, parametrized over all six.
 Shapes are tiny: only the raising paths and a handful of kernel calls run.
+
+tests/test_errors_table.py checks the message of one bad value per kind of bad input
+for every public function (the table of docs/errors.md); the bad values here are the
+others, and the checks of more than the message.
 """
 
 import re
@@ -395,7 +399,7 @@ class TestAffineGridBackward:
 class TestGridSample:
     """The input/grid/mode checks, run through grid_sample and grid_sample_backward."""
 
-    @pytest.mark.parametrize("shape", [(3, 4), (1, 3, 4), (1, 1, 1, 1, 3, 4)], ids=str)
+    @pytest.mark.parametrize("shape", [(1, 3, 4), (1, 1, 1, 1, 3, 4)], ids=str)
     def test_input_ndim(self, sample_fn, shape):
         msg = (
             "input must be 4 or 5-D (N, C, H, W) or (N, C, D, H, W); "
@@ -410,7 +414,7 @@ class TestGridSample:
         with pytest.raises(ValueError, match=r"input must be 4 or 5-D .*got shape \(\)"):
             stn.grid_sample(np.array(1.0), np.zeros((1, 2, 3, 2)))
 
-    @pytest.mark.parametrize("shape", [(1, 1, 0, 4), (1, 1, 3, 0), (1, 1, 0, 3, 4)], ids=str)
+    @pytest.mark.parametrize("shape", [(1, 1, 3, 0), (1, 1, 0, 3, 4)], ids=str)
     def test_input_empty_spatial(self, sample_fn, shape):
         grid = np.zeros((1, *(2,) * (len(shape) - 2), len(shape) - 2))
         msg = f"input's spatial axes must be non-empty; got shape {shape}"
@@ -473,7 +477,7 @@ class TestGridSample:
         with pytest.raises(TypeError, match=re.escape(msg)):
             sample_fn(args["input"].astype(x_dtype), args["grid"].astype(g_dtype))
 
-    @pytest.mark.parametrize("mode", ["linear", "Bilinear", "", "cubic", "area", "trilinear"])
+    @pytest.mark.parametrize("mode", ["linear", "Bilinear", "", "cubic", "trilinear"])
     def test_unknown_mode(self, sample_fn, mode):
         args = make_args("grid_sample")
         with pytest.raises(ValueError, match=re.escape("mode must be one of ")) as info:
@@ -488,7 +492,7 @@ class TestGridSample:
         with pytest.raises(ValueError, match=re.escape("(did you mean 'bilinear'?)")):
             sample_fn(args["input"], args["grid"], "bilnear")
 
-    @pytest.mark.parametrize("padding", ["zero", "Zeros", "", "const", "reflect", "edge"])
+    @pytest.mark.parametrize("padding", ["Zeros", "", "const", "edge"])
     def test_unknown_padding_mode(self, sample_fn, padding):
         args = make_args("grid_sample")
         with pytest.raises(ValueError, match=re.escape("padding_mode must be one of ")) as info:
@@ -505,19 +509,13 @@ class TestGridSample:
         with pytest.raises(TypeError, match=re.escape(msg)):
             sample_fn(args["input"], args["grid"], value)
 
-    @pytest.mark.parametrize("value", [None, 0, b"zeros"], ids=repr)
+    @pytest.mark.parametrize("value", [0, b"zeros"], ids=repr)
     def test_padding_mode_not_str(self, sample_fn, value):
         args = make_args("grid_sample")
         names = sorted(PADDING_NAMES + ("constant",))  # the sampling functions' list
         msg = f"padding_mode must be a str, one of {names}; got"
         with pytest.raises(TypeError, match=re.escape(msg)):
             sample_fn(args["input"], args["grid"], "bilinear", value)
-
-    def test_bicubic_3d(self, sample_fn):
-        args = make_args("grid_sample", 3)
-        msg = "mode='bicubic' is defined for 4-D (N, C, H, W) input only"
-        with pytest.raises(ValueError, match=re.escape(msg)):
-            sample_fn(args["input"], args["grid"], "bicubic")
 
     @pytest.mark.parametrize("value", NOT_BOOLS, ids=repr)
     def test_align_corners_not_bool(self, sample_fn, value):
@@ -609,13 +607,13 @@ class TestGridSampleBackward:
 class TestWarpAffine:
     """The input/theta/size/mode checks, run through warp_affine and warp_affine_backward."""
 
-    @pytest.mark.parametrize("shape", [(3, 4), (1, 3, 4), (1, 1, 1, 1, 3, 4)], ids=str)
+    @pytest.mark.parametrize("shape", [(1, 3, 4), (1, 1, 1, 1, 3, 4)], ids=str)
     def test_input_ndim(self, warp_fn, shape):
         msg = f"input must be 4 or 5-D (N, C, H, W) or (N, C, D, H, W); got shape {shape}"
         with pytest.raises(ValueError, match=re.escape(msg)):
             warp_fn(np.zeros(shape), np.zeros((1, 2, 3)))
 
-    @pytest.mark.parametrize("shape", [(1, 1, 0, 4), (1, 1, 2, 3, 0)], ids=str)
+    @pytest.mark.parametrize("shape", [(1, 1, 2, 3, 0)], ids=str)
     def test_input_empty_spatial(self, warp_fn, shape):
         theta = np.zeros((1, len(shape) - 2, len(shape) - 1))
         msg = f"input's spatial axes must be non-empty; got shape {shape}"
@@ -721,7 +719,7 @@ class TestWarpAffine:
         for name in MODE_NAMES:
             assert repr(name) in str(info.value)
 
-    @pytest.mark.parametrize("padding", ["zero", "mirror", ""])
+    @pytest.mark.parametrize("padding", ["mirror", ""])
     def test_unknown_padding_mode(self, warp_fn, padding):
         args = make_args("warp_affine")
         with pytest.raises(ValueError, match="padding_mode must be one of ") as info:
@@ -734,12 +732,6 @@ class TestWarpAffine:
         args = make_args("warp_affine")
         with pytest.raises(TypeError, match=rf"^{arg} must be a str, one of "):
             warp_fn(args["input"], args["theta"], **{arg: 1})
-
-    def test_bicubic_3d(self, warp_fn):
-        args = make_args("warp_affine", 3)
-        msg = "mode='bicubic' is defined for 4-D (N, C, H, W) input only"
-        with pytest.raises(ValueError, match=re.escape(msg)):
-            warp_fn(args["input"], args["theta"], mode="bicubic")
 
     @pytest.mark.parametrize("value", NOT_BOOLS, ids=repr)
     def test_align_corners_not_bool(self, warp_fn, value):
@@ -836,13 +828,12 @@ class TestDtypes:
         if np.dtype(bad).kind in "iub" or bad is np.float16:
             assert "convert with .astype(np.float32)" in str(info.value)
 
-    @pytest.mark.parametrize("fname,arg", ARRAY_CASES)
-    def test_object_dtype(self, fname, arg):
+    @pytest.mark.parametrize("fname", ["grid_sample_backward", "warp_affine_backward"])
+    def test_object_dtype(self, fname):
+        """grad_output (the errors table has the object rows of the other arguments)."""
         args = make_args(fname)
-        args[arg] = args[arg].astype(object)
-        msg = f"{arg} must have dtype float32 or float64; got object"
-        if arg == "input" and fname in ("grid_sample", "warp_affine"):
-            msg = f"input must have dtype {INPUT_DTYPES}; got object"
+        args["grad_output"] = args["grad_output"].astype(object)
+        msg = "grad_output must have dtype float32 or float64; got object"
         with pytest.raises(TypeError, match=re.escape(msg)):
             call(fname, args)
 
@@ -1099,7 +1090,7 @@ class TestOut:
         with pytest.raises(ValueError, match="out must be a C-contiguous, writeable array"):
             call(fname, args, out=out)
 
-    @pytest.mark.parametrize("value", [[0.0], (), 0.0, "out"], ids=repr)
+    @pytest.mark.parametrize("value", [(), 0.0, "out"], ids=repr)
     @pytest.mark.parametrize("fname", FORWARD)
     def test_not_an_array(self, fname, value):
         args = make_args(fname)
