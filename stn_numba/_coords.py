@@ -14,8 +14,10 @@ through :func:`cast`; a bare ``1.0`` would promote float32 arithmetic to float64
 Non-finite and huge values: a NaN coordinate is reported as *invalid* (the
 sample is 0 and its gradients are 0, whatever the padding); ±inf and values
 beyond ±2**40 pixels are clamped to ±2**40 (derivative 0), so that ``border``
-clips them to the edge, ``reflection`` folds them back inside and ``zeros``
-leaves them outside. No float is ever converted to an integer out of range.
+clips them to the edge, ``reflection`` folds them back inside, ``wrap`` reads
+pixel ±2**40 modulo the size (an in-image point, ``2**40 % size`` or its mirror
+``size - 2**40 % size``) and ``zeros`` leaves them outside. No float is ever
+converted to an integer out of range.
 
 docs/conventions.md describes these rules for users ("align_corners", "Padding",
 "Interpolation").
@@ -27,7 +29,7 @@ from numba.extending import overload
 from numba.np.numpy_support import as_dtype
 
 from ._jit import JIT_OPTIONS, kernel, scalar
-from ._modes import BORDER, REFLECTION, ZEROS
+from ._modes import BORDER, REFLECTION, WRAP, ZEROS
 
 #: Pixel coordinates are clamped to [-BIG, BIG]; far beyond any real image, and
 #: exact in float32, float64 and int64.
@@ -170,10 +172,32 @@ def reflect_coordinate(x, twice_low, twice_high):
 
 
 @kernel
+def wrap_coordinate(x, size):
+    """``x`` modulo ``size`` -> (x in [0, size), d = 1): the image repeated with period
+    ``size`` pixels, whatever ``align_corners``.
+
+    ``%`` of non-negative floats is exact (an fmod), so the fraction of the result is
+    x's own. A negative x is folded as ``size - (-x) % size``, whose one rounding can
+    give ``size`` itself (x a hair below a multiple of size): that is column 0 of the
+    next period, returned as 0 so that the result stays below ``size``.
+    """
+    zero = cast(0, x)
+    s = cast(size, x)
+    if x >= zero:
+        return x % s, cast(1, x)
+    r = s - (-x) % s
+    if r >= s:
+        r = zero
+    return r, cast(1, x)
+
+
+@kernel
 def pad_coordinate(x, size, padding_mode, align_corners):
-    """Apply ``border``/``reflection`` padding to pixel coordinate ``x`` -> (x, d)."""
+    """Apply ``border``/``reflection``/``wrap`` padding to pixel coordinate ``x`` -> (x, d)."""
     if padding_mode == BORDER:
         return clip_coordinate(x, size)
+    if padding_mode == WRAP:
+        return wrap_coordinate(x, size)
     if padding_mode == REFLECTION:
         if align_corners:
             x, d = reflect_coordinate(x, 0, 2 * (size - 1))
@@ -206,6 +230,21 @@ def tap_index(t, size, padding_mode, align_corners):
     if t < cast(0, t) or t > cast(size - 1, t):
         return -1
     return int(t)
+
+
+@scalar
+def wrap_tap(i, size, padding_mode):
+    """Index ``i`` of a tap right of (or at) a padded coordinate, after padding.
+
+    For ``wrap`` the padded coordinate lies in [0, size), so its floor's next tap and
+    its rounded index lie in [0, size]: ``size`` is column 0 again. The other paddings
+    return ``i`` unchanged (their taps outside the image are skipped or read as 0 by
+    the caller). NaN points (coordinate -100, see :func:`unnormalize`) keep their
+    negative, outside, taps.
+    """
+    if padding_mode == WRAP and i >= size:
+        return i - size
+    return i
 
 
 @scalar

@@ -41,7 +41,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from ._coords import base_coord, cast, zero_of
+from ._coords import base_coord, cast, wrap_tap, zero_of
 from ._jit import bind, driver, kernel, scalar, specialise
 from ._kernels import (
     accumulate_perspective_2d,
@@ -76,7 +76,7 @@ from ._kernels import (
     unravel_2d,
     valid_tap,
 )
-from ._modes import AFFINE, BICUBIC, BILINEAR, BORDER, FLOW, GRID, NEAREST, REFLECTION, ZEROS
+from ._modes import AFFINE, BICUBIC, BILINEAR, BORDER, FLOW, GRID, NEAREST, REFLECTION, WRAP, ZEROS
 
 #: Inside a specialised forward driver, bound (``_jit.bind``) to the specialisation of
 #: the mode's row function, which it calls once per task. The row functions are
@@ -203,9 +203,9 @@ def taps_2d(gx, gy, W, H, padding_mode, align_corners, w, xi, yi, wt):
     ``padding_mode`` a constant, vectorises (zeros, border)."""
     x0, y0, tx, ty, _, _, ok = bilinear_point_2d(gx, gy, W, H, padding_mode, align_corners)
     xi[0, w] = valid_tap(x0, W, ok)
-    xi[1, w] = valid_tap(x0 + 1, W, ok)
+    xi[1, w] = valid_tap(wrap_tap(x0 + 1, W, padding_mode), W, ok)
     yi[0, w] = valid_tap(y0, H, True)
-    yi[1, w] = valid_tap(y0 + 1, H, True)
+    yi[1, w] = valid_tap(wrap_tap(y0 + 1, H, padding_mode), H, True)
     wt[0, w], wt[1, w], wt[2, w], wt[3, w] = bilinear_weights(tx, ty)
 
 
@@ -270,12 +270,12 @@ def bilinear_rows_2d(fused, padding_mode, channels_last):
         for job in range(j0, j1):
             n = job // Ho
             h = job - n * Ho
-            if padding_mode == REFLECTION:  # scalar anyway: inline is faster
+            if padding_mode == REFLECTION or padding_mode == WRAP:  # scalar: inline is faster
                 for w in range(Wo):
                     gx, gy = source_point_2d(
                         grid, theta, fused, n, h, w, xs[w], ys[h], align_corners
                     )
-                    taps_2d(gx, gy, W, H, REFLECTION, align_corners, w, xi, yi, wt)
+                    taps_2d(gx, gy, W, H, padding_mode, align_corners, w, xi, yi, wt)
             else:
                 row_taps_2d(grid, theta, n, h, xs, ys[h], W, H, align_corners, xi, yi, wt, gs)
             # stage 2 inline here: as a function called per row it is slower
@@ -372,11 +372,11 @@ def taps_3d(gx, gy, gz, W, H, D, padding_mode, align_corners, w, ti, wt):
         gx, gy, gz, W, H, D, padding_mode, align_corners
     )
     ti[0, w] = valid_tap(x0, W, ok)
-    ti[1, w] = valid_tap(x0 + 1, W, ok)
+    ti[1, w] = valid_tap(wrap_tap(x0 + 1, W, padding_mode), W, ok)
     ti[2, w] = valid_tap(y0, H, True)
-    ti[3, w] = valid_tap(y0 + 1, H, True)
+    ti[3, w] = valid_tap(wrap_tap(y0 + 1, H, padding_mode), H, True)
     ti[4, w] = valid_tap(z0, D, True)
-    ti[5, w] = valid_tap(z0 + 1, D, True)
+    ti[5, w] = valid_tap(wrap_tap(z0 + 1, D, padding_mode), D, True)
     w0, w1, w2, w3, w4, w5, w6, w7 = trilinear_weights(tx, ty, tz)
     wt[0, w], wt[1, w], wt[2, w], wt[3, w] = w0, w1, w2, w3
     wt[4, w], wt[5, w], wt[6, w], wt[7, w] = w4, w5, w6, w7
@@ -413,7 +413,7 @@ def row_taps_3d(source, padding_mode):
             else:
                 for w in range(xs.shape[0]):
                     gx, gy, gz = _affine_3d(a, b, c, xs[w], yb, zb)
-                    taps_3d(gx, gy, gz, W, H, D, REFLECTION, align_corners, w, ti, wt)
+                    taps_3d(gx, gy, gz, W, H, D, padding_mode, align_corners, w, ti, wt)
             return
         for w in range(xs.shape[0]):
             gs[0, w], gs[1, w], gs[2, w] = source_point_3d(
@@ -427,7 +427,8 @@ def row_taps_3d(source, padding_mode):
                 taps_3d(gs[0, w], gs[1, w], gs[2, w], W, H, D, BORDER, align_corners, w, ti, wt)
         else:
             for w in range(xs.shape[0]):
-                taps_3d(gs[0, w], gs[1, w], gs[2, w], W, H, D, REFLECTION, align_corners, w, ti, wt)
+                gx, gy, gz = gs[0, w], gs[1, w], gs[2, w]
+                taps_3d(gx, gy, gz, W, H, D, padding_mode, align_corners, w, ti, wt)
 
     return row_taps_3d
 
@@ -726,9 +727,11 @@ def backward_bilinear_2d_cpu(fused, padding_mode):
                 for w in range(Wo):
                     x0, y0, ok = ii[0, w], ii[1, w], ii[2, w] != 0
                     tx, ty, dx, dy = ff[0, w], ff[1, w], ff[2, w], ff[3, w]
-                    x1 = x0 + 1
-                    y1 = y0 + 1
-                    if not ok or y1 < r0 or y0 >= r1:
+                    x1 = wrap_tap(x0 + 1, W, padding_mode)
+                    y1 = wrap_tap(y0 + 1, H, padding_mode)
+                    b_y0 = y0 >= r0 and y0 < r1
+                    b_y1 = y1 >= r0 and y1 < r1
+                    if not ok or not (b_y0 or b_y1):  # y1 is not y0 + 1 under wrap
                         continue
                     yc = min(max(y0, 0), H - 1)
                     own = point_grad and yc >= r0 and yc < r1
@@ -736,8 +739,6 @@ def backward_bilinear_2d_cpu(fused, padding_mode):
                     in_x1 = x1 >= 0 and x1 < W
                     in_y0 = y0 >= 0 and y0 < H
                     in_y1 = y1 >= 0 and y1 < H
-                    b_y0 = y0 >= r0 and y0 < r1
-                    b_y1 = y1 >= r0 and y1 < r1
                     zero = cast(0, tx)
                     w00, w01, w10, w11 = bilinear_weights(tx, ty)
                     gix = zero
@@ -854,8 +855,11 @@ def backward_trilinear_3d_cpu(fused, padding_mode):
                         x0, y0, z0, ok = ii[0, w], ii[1, w], ii[2, w], ii[3, w] != 0
                         tx, ty, tz = ff[0, w], ff[1, w], ff[2, w]
                         dx, dy, dz = ff[3, w], ff[4, w], ff[5, w]
-                        if not ok or z0 + 1 < s0 or z0 >= s1:
-                            continue
+                        x1 = wrap_tap(x0 + 1, W, padding_mode)
+                        y1 = wrap_tap(y0 + 1, H, padding_mode)
+                        z1 = wrap_tap(z0 + 1, D, padding_mode)
+                        if not ok or ((z0 < s0 or z0 >= s1) and (z1 < s0 or z1 >= s1)):
+                            continue  # (z1 is not z0 + 1 under wrap)
                         zc = min(max(z0, 0), D - 1)
                         own = point_grad and zc >= s0 and zc < s1
                         zero = cast(0, tx)
@@ -867,25 +871,25 @@ def backward_trilinear_3d_cpu(fused, padding_mode):
                             g = cast(gout[n, c, d, h, w], tx)
                             if input_grad:
                                 for bz in range(2):
-                                    zi = z0 + bz
+                                    zi = z1 if bz == 1 else z0
                                     if zi < s0 or zi >= s1:
                                         continue
                                     for by in range(2):
-                                        yi = y0 + by
+                                        yi = y1 if by == 1 else y0
                                         if yi < 0 or yi >= H:
                                             continue
                                         for bx in range(2):
-                                            xi = x0 + bx
+                                            xi = x1 if bx == 1 else x0
                                             if xi >= 0 and xi < W:
                                                 wgt = wt[4 * bz + 2 * by + bx]
                                                 gin[n, c, zi, yi, xi] += wgt * g
                             if own:
                                 for bz in range(2):
-                                    zi = z0 + bz
+                                    zi = z1 if bz == 1 else z0
                                     for by in range(2):
-                                        yi = y0 + by
+                                        yi = y1 if by == 1 else y0
                                         for bx in range(2):
-                                            xi = x0 + bx
+                                            xi = x1 if bx == 1 else x0
                                             val = zero
                                             if (
                                                 zi >= 0 and zi < D and yi >= 0 and yi < H

@@ -50,10 +50,11 @@ from ._coords import (
     source_index,
     tap_index,
     unnormalize,
+    wrap_tap,
     zero_of,
 )
 from ._jit import accumulate, kernel, scalar
-from ._modes import BICUBIC, BORDER, FLOW, NEAREST, PERSPECTIVE, REFLECTION
+from ._modes import BICUBIC, BORDER, FLOW, NEAREST, PERSPECTIVE, REFLECTION, WRAP
 
 BIG_SPAN = BIG / 2
 
@@ -358,8 +359,8 @@ def nearest_sample_2d(inp, out, n, h, w, gx, gy, padding_mode, align_corners):
     W = inp.shape[3]
     ix, _, okx = source_index(gx, W, padding_mode, align_corners)
     iy, _, oky = source_index(gy, H, padding_mode, align_corners)
-    xi = nearest_index(ix)
-    yi = nearest_index(iy)
+    xi = wrap_tap(nearest_index(ix), W, padding_mode)
+    yi = wrap_tap(nearest_index(iy), H, padding_mode)
     if okx and oky and inside(xi, W) and inside(yi, H):
         for c in range(inp.shape[1]):
             out[n, c, h, w] = cast(inp[n, c, yi, xi], gx)
@@ -387,8 +388,8 @@ def bilinear_sample_2d(inp, out, n, h, w, gx, gy, padding_mode, align_corners):
     if not ok:
         _zero_2d(out, n, h, w)
         return
-    xa, xb = valid_tap(x0, W, True), valid_tap(x0 + 1, W, True)
-    ya, yb = valid_tap(y0, H, True), valid_tap(y0 + 1, H, True)
+    xa, xb = valid_tap(x0, W, True), valid_tap(wrap_tap(x0 + 1, W, padding_mode), W, True)
+    ya, yb = valid_tap(y0, H, True), valid_tap(wrap_tap(y0 + 1, H, padding_mode), H, True)
     w00, w01, w10, w11 = bilinear_weights(tx, ty)
     for c in range(inp.shape[1]):
         out[n, c, h, w] = bilinear_value(inp, n, c, xa, xb, ya, yb, w00, w01, w10, w11)
@@ -431,8 +432,8 @@ def grad_point_2d(inp, gout, n, h, w, gx, gy, mode, padding_mode, align_corners)
     iy, dy, _ = source_index(gy, H, padding_mode, align_corners)
     x0, tx = floor_index(ix)
     y0, ty = floor_index(iy)
-    x1 = x0 + 1
-    y1 = y0 + 1
+    x1 = wrap_tap(x0 + 1, W, padding_mode)
+    y1 = wrap_tap(y0 + 1, H, padding_mode)
     gix = zero
     giy = zero
     for c in range(C):
@@ -493,27 +494,27 @@ def scatter_2d(gin, gout, n, h, w, gx, gy, mode, padding_mode, align_corners, r0
     if not oky:
         return
     if mode == NEAREST:
-        yi = nearest_index(iy)
+        yi = wrap_tap(nearest_index(iy), H, padding_mode)
         if yi < r0 or yi >= r1:
             return
         ix, _, okx = source_index(gx, W, padding_mode, align_corners)
         if not okx:
             return
-        xi = nearest_index(ix)
+        xi = wrap_tap(nearest_index(ix), W, padding_mode)
         if inside(xi, W):
             for c in range(C):
                 accumulate(gin, (n, c, yi, xi), cast(gout[n, c, h, w], gx), scale)
         return
     # bilinear
     y0, ty = floor_index(iy)
-    y1 = y0 + 1
-    if y1 < r0 or y0 >= r1:
+    y1 = wrap_tap(y0 + 1, H, padding_mode)
+    if (y0 < r0 or y0 >= r1) and (y1 < r0 or y1 >= r1):  # y1 is not y0 + 1 under wrap
         return
     ix, _, okx = source_index(gx, W, padding_mode, align_corners)
     if not okx:
         return
     x0, tx = floor_index(ix)
-    x1 = x0 + 1
+    x1 = wrap_tap(x0 + 1, W, padding_mode)
     w00, w01, w10, w11 = bilinear_weights(tx, ty)
     for c in range(C):
         g = cast(gout[n, c, h, w], gx)
@@ -575,9 +576,9 @@ def nearest_sample_3d(inp, out, n, d, h, w, gx, gy, gz, padding_mode, align_corn
         for c in range(C):
             out[n, c, d, h, w] = 0
         return
-    xi = nearest_index(ix)
-    yi = nearest_index(iy)
-    zi = nearest_index(iz)
+    xi = wrap_tap(nearest_index(ix), W, padding_mode)
+    yi = wrap_tap(nearest_index(iy), H, padding_mode)
+    zi = wrap_tap(nearest_index(iz), D, padding_mode)
     for c in range(C):
         out[n, c, d, h, w] = _value_3d(inp, n, c, zi, yi, xi, gx)
 
@@ -595,9 +596,9 @@ def trilinear_sample_3d(inp, out, n, d, h, w, gx, gy, gz, padding_mode, align_co
         for c in range(C):
             out[n, c, d, h, w] = 0
         return
-    xa, xb = valid_tap(x0, W, True), valid_tap(x0 + 1, W, True)
-    ya, yb = valid_tap(y0, H, True), valid_tap(y0 + 1, H, True)
-    za, zb = valid_tap(z0, D, True), valid_tap(z0 + 1, D, True)
+    xa, xb = valid_tap(x0, W, True), valid_tap(wrap_tap(x0 + 1, W, padding_mode), W, True)
+    ya, yb = valid_tap(y0, H, True), valid_tap(wrap_tap(y0 + 1, H, padding_mode), H, True)
+    za, zb = valid_tap(z0, D, True), valid_tap(wrap_tap(z0 + 1, D, padding_mode), D, True)
     wt = trilinear_weights(tx, ty, tz)
     for c in range(C):
         out[n, c, d, h, w] = trilinear_value(inp, n, c, xa, xb, ya, yb, za, zb, wt)
@@ -619,15 +620,21 @@ def grad_point_3d(inp, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_c
     x0, tx = floor_index(ix)
     y0, ty = floor_index(iy)
     z0, tz = floor_index(iz)
+    x1 = wrap_tap(x0 + 1, W, padding_mode)
+    y1 = wrap_tap(y0 + 1, H, padding_mode)
+    z1 = wrap_tap(z0 + 1, D, padding_mode)
     gix = zero
     giy = zero
     giz = zero
     for c in range(C):
         g = cast(gout[n, c, d, h, w], gx)
         for bz in range(2):
+            zi = z1 if bz == 1 else z0
             for by in range(2):
+                yi = y1 if by == 1 else y0
                 for bx in range(2):
-                    v = g * _value_3d(inp, n, c, z0 + bz, y0 + by, x0 + bx, gx)
+                    xi = x1 if bx == 1 else x0
+                    v = g * _value_3d(inp, n, c, zi, yi, xi, gx)
                     a, b, e = trilinear_grads(v, tx, ty, tz, bx, by, bz)
                     gix += a
                     giy += b
@@ -646,21 +653,22 @@ def scatter_3d(gin, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corn
     if not okz:
         return
     if mode == NEAREST:
-        zi = nearest_index(iz)
+        zi = wrap_tap(nearest_index(iz), D, padding_mode)
         if zi < s0 or zi >= s1:
             return
         ix, _, okx = source_index(gx, W, padding_mode, align_corners)
         iy, _, oky = source_index(gy, H, padding_mode, align_corners)
         if not (okx and oky):
             return
-        xi = nearest_index(ix)
-        yi = nearest_index(iy)
+        xi = wrap_tap(nearest_index(ix), W, padding_mode)
+        yi = wrap_tap(nearest_index(iy), H, padding_mode)
         if inside(xi, W) and inside(yi, H):
             for c in range(C):
                 accumulate(gin, (n, c, zi, yi, xi), cast(gout[n, c, d, h, w], gx), scale)
         return
     z0, tz = floor_index(iz)
-    if z0 + 1 < s0 or z0 >= s1:
+    z1 = wrap_tap(z0 + 1, D, padding_mode)
+    if (z0 < s0 or z0 >= s1) and (z1 < s0 or z1 >= s1):  # z1 is not z0 + 1 under wrap
         return
     ix, _, okx = source_index(gx, W, padding_mode, align_corners)
     iy, _, oky = source_index(gy, H, padding_mode, align_corners)
@@ -668,19 +676,21 @@ def scatter_3d(gin, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corn
         return
     x0, tx = floor_index(ix)
     y0, ty = floor_index(iy)
+    x1 = wrap_tap(x0 + 1, W, padding_mode)
+    y1 = wrap_tap(y0 + 1, H, padding_mode)
     wt = trilinear_weights(tx, ty, tz)
     for c in range(C):
         g = cast(gout[n, c, d, h, w], gx)
         for bz in range(2):
-            zi = z0 + bz
+            zi = z1 if bz == 1 else z0
             if zi < s0 or zi >= s1:
                 continue
             for by in range(2):
-                yi = y0 + by
+                yi = y1 if by == 1 else y0
                 if not inside(yi, H):
                     continue
                 for bx in range(2):
-                    xi = x0 + bx
+                    xi = x1 if bx == 1 else x0
                     if inside(xi, W):
                         accumulate(gin, (n, c, zi, yi, xi), wt[4 * bz + 2 * by + bx] * g, scale)
 
@@ -748,8 +758,11 @@ def accumulate_theta_3d(acc, row, ggx, ggy, ggz, w, h, d, Wo, Ho, Do, align_corn
 @kernel
 def _span(a, b, size, padding_mode, align_corners):
     """Conservative input index range [lo, hi] touched by unpadded pixel coordinates in
-    [a, b] under any interpolation (taps floor-1 .. floor+2), or the whole axis."""
-    if not (a == a and b == b) or a < -BIG_SPAN or b > BIG_SPAN:
+    [a, b] under any interpolation (taps floor-1 .. floor+2), or the whole axis.
+
+    ``wrap`` always gets the whole axis: a row that crosses the last index also touches
+    the first, which no single interval [lo, hi] short of the whole axis covers."""
+    if not (a == a and b == b) or a < -BIG_SPAN or b > BIG_SPAN or padding_mode == WRAP:
         return 0, size - 1
     if padding_mode == REFLECTION:
         lo = -0.5 if not align_corners else 0.0

@@ -9,6 +9,7 @@ BICUBIC = 2
 ZEROS = 0
 BORDER = 1
 REFLECTION = 2
+WRAP = 3  # periodic: the image repeats with period W (H, D) pixels
 
 # Where the sampling points come from (the ``fused`` argument of the sample kernels).
 GRID = 0  # read from a grid array
@@ -17,7 +18,7 @@ PERSPECTIVE = 2  # a homography applied to the base grid, dehomogenised (warp_pe
 FLOW = 3  # output position + a displacement in input pixels (warp_flow)
 
 INTERPOLATION_MODES = {"bilinear": BILINEAR, "nearest": NEAREST, "bicubic": BICUBIC}
-PADDING_MODES = {"zeros": ZEROS, "border": BORDER, "reflection": REFLECTION}
+PADDING_MODES = {"zeros": ZEROS, "border": BORDER, "reflection": REFLECTION, "wrap": WRAP}
 
 
 def _lookup(table, value, name):

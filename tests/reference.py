@@ -6,6 +6,8 @@ obvious and independent of the library. Used on tiny shapes only.
 - ``ref_affine_grid``: base grid (``linspace`` per axis) times θᵀ.
 - ``ref_grid_sample``: 2-D nearest / bilinear / bicubic and 3-D nearest / trilinear, every
   padding mode. Bicubic applies padding per tap (``get_value_bounded``), Keys A = −0.75.
+  ``wrap`` (not PyTorch's) takes every tap index modulo the axis size: the image repeats
+  with period size pixels.
 """
 
 import math
@@ -63,7 +65,14 @@ def _pad(c, size, padding, align_corners):
         else:
             c = _reflect(c, -1.0, 2.0 * size - 1.0)
         return min(max(c, 0.0), size - 1.0)
+    if padding == "wrap":
+        return c % size  # in [0, size]; the taps are taken modulo size again
     return c
+
+
+def _tap(i, size, padding):
+    """Integer tap index after padding: modulo size for wrap, else as is."""
+    return i % size if padding == "wrap" else i
 
 
 def _read(img, idx):
@@ -97,14 +106,16 @@ def _sample_point(img, coords, mode, padding, align_corners):
             for i in range(4):
                 tx = _pad(fx - 1.0 + i, sizes[0], padding, align_corners)
                 ty = _pad(fy - 1.0 + j, sizes[1], padding, align_corners)
-                total += wx[i] * wy[j] * _read(img, (int(ty), int(tx)))
+                tx, ty = _tap(int(tx), sizes[0], padding), _tap(int(ty), sizes[1], padding)
+                total += wx[i] * wy[j] * _read(img, (ty, tx))
         return total
     u = [
         _pad(_unnormalize(c, s, align_corners), s, padding, align_corners)
         for c, s in zip(coords, sizes, strict=True)
     ]
     if mode == "nearest":
-        idx = tuple(int(round(c)) for c in reversed(u))  # Python round: half to even
+        # Python round: half to even
+        idx = tuple(_tap(int(round(c)), s, padding) for c, s in zip(u, sizes, strict=True))[::-1]
         return _read(img, idx)
     # (bi/tri)linear: 2**d corners
     lo = [math.floor(c) for c in u]
@@ -117,7 +128,7 @@ def _sample_point(img, coords, mode, padding, align_corners):
         for k in range(d):
             bit = (corner >> k) & 1
             w *= frac[k] if bit else 1.0 - frac[k]
-            idx.append(lo[k] + bit)
+            idx.append(_tap(lo[k] + bit, sizes[k], padding))
         total += w * _read(img, tuple(reversed(idx)))
     return total
 
