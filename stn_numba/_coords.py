@@ -15,8 +15,7 @@ Non-finite and huge values: a NaN coordinate is reported as *invalid* (the
 sample is 0 and its gradients are 0, whatever the padding); ±inf and values
 beyond ±2**40 pixels are clamped to ±2**40 (derivative 0), so that ``border``
 clips them to the edge, ``reflection`` folds them back inside, ``wrap`` reads
-pixel ±2**40 modulo the size (an in-image point, ``2**40 % size`` or its mirror
-``size - 2**40 % size``) and ``zeros`` leaves them outside. No float is ever
+pixel ±2**40 modulo the size (in [0, size)) and ``zeros`` leaves them outside. No float is ever
 converted to an integer out of range.
 
 docs/conventions.md describes these rules for users ("align_corners", "Padding",

@@ -36,7 +36,8 @@ NumPy arrays with ``device="cuda"`` are copied in and the results copied back.
 NaN grid values sample as 0 (``fill_value`` with padding_mode="constant") with zero
 gradient (every padding mode); ±inf and
 values beyond 2**40 pixels are clamped there, so ``border`` reads the edge,
-``reflection`` folds them inside and ``zeros`` gives 0.
+``reflection`` folds them inside, ``wrap`` reads pixel ±2**40 modulo the size and
+``zeros`` gives 0.
 
 The conventions in full (padding drawn per mode, nearest's ties, bicubic's taps,
 precision, determinism): docs/conventions.md.
@@ -581,8 +582,10 @@ def grid_sample(
         Interpolation; "bilinear" is trilinear on 5-D input; "bicubic" is 2-D only
         (Keys, A = -0.75, padding applied to each of the 4×4 taps). "nearest" rounds
         half to even.
-    padding_mode : {"zeros", "border", "reflection", "constant"}
-        Values outside the input: 0, the edge, the input reflected, or ``fill_value``.
+    padding_mode : {"zeros", "border", "reflection", "wrap", "constant"}
+        Values outside the input: 0, the edge, the input reflected, the input repeated
+        with a period of its size in pixels (whatever ``align_corners``; every tap index
+        is taken modulo the size; not in PyTorch), or ``fill_value``.
     align_corners : bool, default False
         Whether ±1 are the centres (True) or outer edges (False) of the corner pixels.
     out : ndarray, optional
@@ -1844,7 +1847,8 @@ def splat(
     *output* (-1 the left/top, +1 the right/bottom; ``align_corners`` as in
     :func:`grid_sample`). The weights are grid_sample's: ``zeros`` drops the taps that
     fall outside the output (their share is lost), ``border`` clips the point to the
-    edge (mass piles up there), ``reflection`` folds it back inside. ``nearest`` sends
+    edge (mass piles up there), ``reflection`` folds it back inside, ``wrap`` wraps
+    each tap around (periodic output: no mass is lost). ``nearest`` sends
     each pixel whole to one output pixel (rounded half to even); ``bicubic`` spreads it
     over 4×4 pixels with Keys' weights (some negative).
 
@@ -1860,7 +1864,7 @@ def splat(
         keeps the input's spatial shape (same-size forward warping).
     mode : {"bilinear", "nearest", "bicubic"}
         Interpolation weights; "bilinear" is trilinear for 5-D input; "bicubic" 2-D only.
-    padding_mode : {"zeros", "border", "reflection"}
+    padding_mode : {"zeros", "border", "reflection", "wrap"}
         What happens to taps outside the output (see above).
     align_corners : bool, default False
         Whether ±1 are the centres (True) or outer edges (False) of the output's corner

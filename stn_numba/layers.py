@@ -51,7 +51,7 @@ class SpatialTransformer:
         ``"tps"`` and refused for the other families. They are cast to θ's dtype.
     mode : {"bilinear", "nearest", "bicubic"}, default "bilinear"
         Interpolation, as in :func:`~stn_numba.grid_sample`.
-    padding_mode : {"zeros", "border", "reflection", "constant"}, default "zeros"
+    padding_mode : {"zeros", "border", "reflection", "wrap", "constant"}, default "zeros"
         As in :func:`~stn_numba.grid_sample`; "constant" reads ``fill_value`` outside.
     align_corners : bool, default False
         As in :func:`~stn_numba.affine_grid` (PyTorch's convention; the tutorial's

@@ -945,7 +945,8 @@ def theta_from_scipy(
     out_shape, offset=offset, align_corners=ac)[None]``, to float rounding, 2-D and 3-D,
     for either ``ac``. scipy's ``mode="nearest"`` is ``padding_mode="border"``,
     ``"mirror"`` is "reflection" with align_corners=True and ``"reflect"`` is
-    "reflection" with align_corners=False; ``"grid-constant"`` (cval 0) is "zeros"
+    "reflection" with align_corners=False; ``"grid-wrap"`` is "wrap" (scipy's ``"wrap"``
+    differs: its period is one pixel short); ``"grid-constant"`` (cval 0) is "zeros"
     (scipy's ``"constant"`` differs: it does not blend the half-pixel band outside).
     :func:`warp_affine_pixels` does all this in one call.
 
@@ -1136,10 +1137,11 @@ def warp_affine_pixels(
     ``BORDER_REPLICATE`` / scipy's ``"nearest"`` are "border"; OpenCV's
     ``BORDER_REFLECT_101`` / scipy's ``"mirror"`` are "reflection" with
     align_corners=True; ``BORDER_REFLECT`` / ``"reflect"`` are "reflection" with
-    align_corners=False. Interpolation: ``INTER_LINEAR`` / ``order=1`` are "bilinear"
-    (trilinear in 3-D); scipy's ``order=0`` is "nearest" except at exact .5 ties (scipy
-    rounds up, we to even); "bicubic" is PyTorch's (Keys, A = -0.75), which neither
-    ``INTER_CUBIC`` nor scipy's spline ``order=3`` is.
+    align_corners=False; ``BORDER_WRAP`` / ``"grid-wrap"`` are "wrap". Interpolation:
+    ``INTER_LINEAR`` / ``order=1`` are "bilinear" (trilinear in 3-D); scipy's
+    ``order=0`` is "nearest" except at exact .5 ties (scipy rounds up, we to even);
+    "bicubic" is PyTorch's (Keys, A = -0.75), which neither ``INTER_CUBIC`` nor scipy's
+    spline ``order=3`` is.
 
     Precision: scipy's result is matched to float rounding. OpenCV's bilinear may round
     the source point to 1/32 pixel and use fixed-point weights (OpenCV 4's

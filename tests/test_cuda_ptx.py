@@ -38,6 +38,7 @@ from stn_numba._modes import (  # noqa: E402
     NEAREST,
     PERSPECTIVE,
     REFLECTION,
+    WRAP,
     ZEROS,
 )
 
@@ -109,18 +110,20 @@ def signatures(t):
 #: The specialised kernels (factories of constants, see stn_numba._jit.specialise):
 #: the constants that test_compiles_to_ptx builds, then a covering set -- every
 #: source, mode and padding at least once -- that test_every_path_compiles_to_ptx
-#: builds in float32.
+#: builds in float32 (wrap: one 2-D forward and one 3-D scatter, its wrapped taps and
+#: band checks).
 PATHS_2D = [
     (GRID, BILINEAR, ZEROS),
     (AFFINE, NEAREST, BORDER),
     (PERSPECTIVE, BICUBIC, REFLECTION),
     (FLOW, BILINEAR, BORDER),
+    (GRID, BILINEAR, WRAP),
 ]
 PATHS_3D = [(GRID, BILINEAR, ZEROS), (AFFINE, NEAREST, BORDER), (FLOW, BILINEAR, REFLECTION)]
 GRADS_2D = [(BILINEAR, ZEROS), (NEAREST, BORDER), (BICUBIC, REFLECTION)]
 GRADS_3D = [(BILINEAR, ZEROS), (NEAREST, REFLECTION)]
 SCATTERS_2D = [(GRID, BILINEAR, ZEROS), (AFFINE, NEAREST, BORDER), (GRID, BICUBIC, REFLECTION)]
-SCATTERS_3D = [(GRID, BILINEAR, ZEROS), (AFFINE, NEAREST, REFLECTION)]
+SCATTERS_3D = [(GRID, BILINEAR, ZEROS), (AFFINE, NEAREST, REFLECTION), (GRID, BILINEAR, WRAP)]
 SPECIALISED = {
     "k_sample_2d": PATHS_2D,
     "k_sample_3d": PATHS_3D,

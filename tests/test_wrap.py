@@ -252,6 +252,13 @@ def test_backward_equals_oracle_differences(rng, bands, dims, align_corners):
     out_shape = (4, 5) if dims == 2 else (2, 3, 4)
     x = rng.standard_normal((2, 2, *in_shape)).astype(F32)
     grid, _ = wrap_grid(rng, 2, out_shape, in_shape, align_corners)
+    # The banded axis (y in 2-D, z in 3-D) nearly constant along each output row and
+    # outside the image, so that each row's taps fall in a few wrapped rows only:
+    # e.g. -2.3 reads rows 2 and 3 of 5, far from the unwrapped -3 .. -2.
+    rows = int(np.prod(out_shape[:-1]))
+    far = np.array([-2.3, 6.6, 8.2, -0.7, -3.8, 5.2])[:rows].reshape(out_shape[:-1])
+    jitter = rng.uniform(-0.05, 0.05, (2, *out_shape))
+    grid[..., dims - 1] = normalize(far[..., None] + jitter, in_shape[0], align_corners)
     gout = rng.standard_normal((2, 2, *out_shape)).astype(F32)
     kw = dict(mode="bilinear", padding_mode="wrap", align_corners=align_corners)
     bands(1)
