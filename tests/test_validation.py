@@ -44,7 +44,7 @@ IN_SPATIAL = {2: (3, 4), 3: (2, 3, 4)}
 OUT_SPATIAL = {2: (2, 3), 3: (2, 2, 3)}
 
 MODE_NAMES = ("bilinear", "nearest", "bicubic")
-PADDING_NAMES = ("zeros", "border", "reflection")
+PADDING_NAMES = ("zeros", "border", "reflection", "wrap")
 
 #: Not bools: align_corners / input_grad / grid_grad / theta_grad / deterministic.
 NOT_BOOLS = [0, 1, None, "True", 1.0, []]
