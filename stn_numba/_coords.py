@@ -178,16 +178,25 @@ def wrap_coordinate(x, size):
     ``%`` of non-negative floats is exact (an fmod), so the fraction of the result is
     x's own. A negative x is folded as ``size - (-x) % size``, whose one rounding can
     give ``size`` itself (x a hair below a multiple of size): that is column 0 of the
-    next period, returned as 0 so that the result stays below ``size``.
+    next period, returned as 0 so that the result stays below ``size``. Within one
+    period of the image (most points) the same values come without the division.
     """
     zero = cast(0, x)
+    one = cast(1, x)
     s = cast(size, x)
     if x >= zero:
-        return x % s, cast(1, x)
-    r = s - (-x) % s
+        if x < s:
+            return x, one
+        if x < s + s:
+            return x - s, one  # exact (Sterbenz), as x % s
+        return x % s, one
+    if x >= -s:
+        r = s + x  # as s - (-x) % s
+    else:
+        r = s - (-x) % s
     if r >= s:
         r = zero
-    return r, cast(1, x)
+    return r, one
 
 
 @kernel
