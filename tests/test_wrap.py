@@ -40,12 +40,12 @@ IN_3D = (3, 4, 5)  # (D, H, W)
 def wrap_pixels(rng, shape, size):
     """Pixel coordinates p with floor(p) in [2 - size, 2 * size - 4] (so that p + size
     and its bicubic taps lie inside a 3-size tiling) and fraction in [0.1, 0.4] ∪
-    [0.6, 0.9]; the first two in the wrap cells (size - 1, size) and (-1, 0)."""
+    [0.6, 0.9]; the first three in the wrap cells (size - 1, size) and (-1, 0), the
+    last two of them rounding to index size (nearest's wrapped index)."""
     base = rng.integers(2 - size, 2 * size - 3, shape)
     frac = rng.uniform(0.1, 0.4, shape) + 0.5 * rng.integers(0, 2, shape)
     p = (base + frac).reshape(-1)
-    p[0] = size - 1 + 0.3
-    p[1] = -0.7
+    p[:3] = size - 0.7, size - 0.2, -0.3
     return p.reshape(shape)
 
 
