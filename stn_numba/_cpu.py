@@ -41,7 +41,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from ._bspline import MIRROR, prefilter_line, prefilter_line_transpose
+from ._bspline import prefilter_line, prefilter_line_transpose
 from ._coords import base_coord, cast, zero_of
 from ._jit import bind, driver, kernel, scalar, specialise
 from ._kernels import (
@@ -69,6 +69,7 @@ from ._kernels import (
     scatter_3d,
     source_point_2d,
     source_point_3d,
+    spline_boundary,
     spline_margin,
     theta_terms_2d,
     theta_terms_3d,
@@ -1179,11 +1180,6 @@ def spline_coefficients_backward_3d(gcoef, gin, order, boundary, margin):
             for y in range(H):
                 for x in range(W):
                     gin[n, c, z - margin, y, x] = gcoef[n, c, z, y + margin, x + margin]
-
-
-def spline_boundary(padding_mode):
-    """The prefilter's boundary for ``padding_mode`` (see spline_taps)."""
-    return MIRROR
 
 
 def spline_coefficients(inp, mode, padding_mode, dtype):

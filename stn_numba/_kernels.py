@@ -352,13 +352,20 @@ def spline_margin(mode, padding_mode):
     return 0
 
 
+@register_jitable  # called from Python (the drivers' hosts) and from the kernels
+def spline_boundary(padding_mode):
+    """How the prefilter extends the samples beyond the ends (and the taps read the
+    coefficients there) for ``padding_mode``: see :func:`spline_taps`."""
+    return MIRROR
+
+
 @kernel
 def _spline_index(i, size, padding_mode, margin):
     """Coefficient index of tap ``i`` of an axis of ``size`` pixels, -1 when outside."""
     if padding_mode == ZEROS:
         k = i + margin
         return k if k >= 0 and k < size + 2 * margin else -1
-    return fold_index(i, size, MIRROR)
+    return fold_index(i, size, spline_boundary(padding_mode))
 
 
 @kernel

@@ -46,7 +46,7 @@ import numpy as np
 
 from . import _cpu, _intfill
 from ._layout import Layout
-from ._modes import BORDER, FLOW, PERSPECTIVE, ZEROS, mode_code, padding_code
+from ._modes import BORDER, FLOW, PERSPECTIVE, ZEROS, mode_code, padding_code, spline_order
 from ._validate import (
     _is_sequence,
     as_float_array,
@@ -1802,6 +1802,11 @@ def tps_grid_backward(
 def _check_splat_args(input, grid, mode, padding_mode, align_corners):
     """grid_sample's checks, plus: grid is on input's lattice (same spatial shape)."""
     checked = _check_sample_args(input, grid, mode, padding_mode, align_corners, False)
+    if spline_order(checked[3]):
+        raise ValueError(
+            f"splat's mode must be one of 'bilinear', 'nearest', 'bicubic'; got {mode!r} "
+            "(B-spline splatting is not implemented)"
+        )
     spatial = tuple(input.shape[2:])
     if tuple(grid.shape[1:-1]) != spatial:
         dims = len(spatial)
