@@ -577,10 +577,13 @@ def grid_sample(
         Normalised source points, last axis (x, y[, z]); same dtype as input. A batch
         of 1 (of input or of grid) is shared by every sample of the other (see
         "Batches" in :mod:`stn_numba.functional`).
-    mode : {"bilinear", "nearest", "bicubic"}
+    mode : {"bilinear", "nearest", "bicubic", "bspline2", "bspline3", "bspline4", "bspline5"}
         Interpolation; "bilinear" is trilinear on 5-D input; "bicubic" is 2-D only
         (Keys, A = -0.75, padding applied to each of the 4×4 taps). "nearest" rounds
-        half to even.
+        half to even. "bsplineK" is the B-spline of order K through the samples (the
+        input is prefiltered, as scipy.ndimage's ``order=K``), 2-D and 3-D, with
+        gradients; "zeros" padding is the spline of the input extended by zeros
+        (docs/conventions.md, "Interpolation").
     padding_mode : {"zeros", "border", "reflection", "constant"}
         Values outside the input: 0, the edge, the input reflected, or ``fill_value``.
     align_corners : bool, default False

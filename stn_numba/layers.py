@@ -49,7 +49,7 @@ class SpatialTransformer:
     source_points : array_like, (K, 2) or (N, K, 2), optional
         TPS control points in the output image, normalised (x, y); required for
         ``"tps"`` and refused for the other families. They are cast to θ's dtype.
-    mode : {"bilinear", "nearest", "bicubic"}, default "bilinear"
+    mode : {"bilinear", "nearest", "bicubic", "bspline2", ..., "bspline5"}, default "bilinear"
         Interpolation, as in :func:`~stn_numba.grid_sample`.
     padding_mode : {"zeros", "border", "reflection", "constant"}, default "zeros"
         As in :func:`~stn_numba.grid_sample`; "constant" reads ``fill_value`` outside.
