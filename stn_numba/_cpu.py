@@ -32,16 +32,15 @@ Backward, race-free and deterministic:
   bit-identical for any thread count, and the bands can follow the thread count.
 """
 
-import functools
 import math
-import threading
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 
 import numba
 import numpy as np
 from numba import prange
 
 from ._bspline import prefilter_line, prefilter_line_transpose
+from ._compat import serialised as _serialised
 from ._coords import base_coord, cast, zero_of
 from ._jit import bind, driver, kernel, scalar, specialise
 from ._kernels import (
@@ -1203,36 +1202,6 @@ def spline_coefficients_backward(gcoef, like, mode, padding_mode):
         m = spline_margin(mode, padding_mode)
         run(gcoef, gin, spline_order(mode), spline_boundary(padding_mode), m)
     return gin
-
-
-_LAUNCH_LOCK = threading.Lock()
-
-
-def _launch_guard():
-    """A lock under Numba's ``workqueue`` threading layer, else nothing (a Numba
-    workaround, needed as of Numba 0.68.1).
-
-    ``workqueue`` (what Numba falls back to when neither TBB nor OpenMP is found) aborts
-    the whole process when two Python threads launch parallel kernels at once, so under
-    it (and before the first launch, when the layer is not known yet) launches are
-    serialised; with ``omp`` or ``tbb`` calls from several threads run concurrently.
-    """
-    try:
-        layer = numba.threading_layer()
-    except ValueError:  # no parallel kernel has run yet
-        layer = None
-    return _LAUNCH_LOCK if layer in (None, "workqueue") else nullcontext()
-
-
-def _serialised(run):
-    """Decorate a host entry point so that it launches under :func:`_launch_guard`."""
-
-    @functools.wraps(run)
-    def guarded(*args, **kwargs):
-        with _launch_guard():
-            return run(*args, **kwargs)
-
-    return guarded
 
 
 #: Work (output values, times 2 for a backward) per thread below which a parallel

@@ -14,7 +14,8 @@ NVVM folds them in the rest, so a kernel's PTX holds only its own path, and a fi
 call compiles only the device functions that path calls. ``align_corners`` stays an
 argument (a few instructions). Under the CUDA
 simulator (``NUMBA_ENABLE_CUDASIM=1``) kernels run as Python, so they call pure
-Python twins of those functions instead (:func:`_python_twins`): same source.
+Python twins of those functions instead (:func:`stn_numba._compat.python_twins`): same
+source.
 
 Backward on the GPU:
 
@@ -33,15 +34,14 @@ Backward on the GPU:
 """
 
 import math
-import types
 
 import numba
 import numpy as np
 from numba import cuda
-from numba.core.dispatcher import Dispatcher
 from numba.extending import overload
 
 from . import _bspline, _coords, _jit, _kernels
+from ._compat import python_twins as _python_twins
 from ._jit import specialise
 from ._layout import inverse, memory_order, permute, physical
 from ._modes import AFFINE, BICUBIC, FLOW, GRID, spline_order
@@ -88,31 +88,6 @@ def _accumulate_sim(arr, index, value, scale):
         cuda.atomic.add(arr, index, int(math.floor(value * scale + 0.5)))
     else:
         cuda.atomic.add(arr, index, value)
-
-
-def _python_twins(*modules, replace=None):
-    """A namespace of pure-Python copies of every ``njit`` function in ``modules``,
-    calling one another (a Numba workaround: the simulator of numba-cuda 0.30.4 cannot
-    pass its arrays to compiled ``njit`` code)."""
-    replace = dict(replace or {})
-    twins = {}
-    globs = {}
-    for mod in modules:
-        g = dict(vars(mod))
-        globs[mod.__name__] = g
-        for name, obj in vars(mod).items():
-            if isinstance(obj, Dispatcher) and obj.py_func.__module__ == mod.__name__:
-                f = obj.py_func
-                twins[name] = types.FunctionType(f.__code__, g, f.__name__, f.__defaults__)
-    for name, fn in replace.items():
-        twins[name] = fn
-    for g in globs.values():
-        for name, obj in list(g.items()):
-            if isinstance(obj, Dispatcher) and name in twins:
-                g[name] = twins[name]
-            elif name in replace:
-                g[name] = replace[name]
-    return types.SimpleNamespace(**twins)
 
 
 if SIMULATOR:

@@ -2,7 +2,7 @@
 
 Conventions shared by every function (PyTorch's):
 
-==================  ==========================================================
+=================== ==========================================================
 shapes              input (N, C, H, W) or (N, C, D, H, W); grid (N, H, W, 2) or
                     (N, D, H, W, 3); θ (N, 2, 3) or (N, 3, 4)
 grid last axis      (x, y) or (x, y, z): x indexes W, y indexes H, z indexes D
@@ -14,7 +14,7 @@ layout=             "NCHW"/"NCDHW" (default) or channels-last "NHWC"/"NDHWC" ima
 dtypes              float32 or float64, the same for every array; output = input's
                     (the sampling forwards also take uint8/uint16/int16 input,
                     computed in the grid's float dtype; output_dtype= converts)
-==================  ==========================================================
+=================== ==========================================================
 
 Arrays of any strides and memory order are accepted; no argument is ever modified.
 
@@ -35,7 +35,7 @@ CuPy, CUDA torch tensors: zero copy, C-contiguous) and returns Numba device arra
 NumPy arrays with ``device="cuda"`` are copied in and the results copied back.
 NaN grid values sample as 0 (``fill_value`` with padding_mode="constant") with zero
 gradient (every padding mode); ±inf and
-values beyond 2**40 pixels are clamped there, so ``border`` reads the edge,
+values beyond ``2**40`` pixels are clamped there, so ``border`` reads the edge,
 ``reflection`` folds them inside and ``zeros`` gives 0.
 
 The conventions in full (padding drawn per mode, nearest's ties, bicubic's taps,
@@ -966,7 +966,7 @@ def warp_perspective(
 
     Returns
     -------
-    output : ndarray, (N, C, *size)
+    output : ndarray, ``(N, C, *size)``
         The compute dtype (input's, or H's for integer input), or
         output_dtype. Output pixels whose point is at infinity or behind the camera
         (homogeneous coordinate <= 1e-12) are 0 in every padding mode; the output is
@@ -1041,7 +1041,7 @@ def warp_perspective_backward(
 
     Parameters
     ----------
-    grad_output : ndarray, (N, C, *size)
+    grad_output : ndarray, ``(N, C, *size)``
         dL/doutput.
     input, H, size, mode, padding_mode, align_corners
         As given to :func:`warp_perspective`.
@@ -1481,7 +1481,7 @@ def warp_affine(
 
     Returns
     -------
-    output : ndarray, (N, C, *size)
+    output : ndarray, ``(N, C, *size)``
         The compute dtype (input's, or theta's for integer input), or
         output_dtype.
 
@@ -1537,7 +1537,7 @@ def warp_affine_backward(
 
     Parameters
     ----------
-    grad_output : ndarray, (N, C, *size)
+    grad_output : ndarray, ``(N, C, *size)``
         dL/doutput.
     input, theta, size, mode, padding_mode, align_corners
         As given to :func:`warp_affine`.
@@ -1839,7 +1839,7 @@ def splat(
     ``input[n, :, h, w]`` is added, with the interpolation weights of ``mode``, to the
     output pixels around the normalised point ``grid[n, h, w]`` of an output of spatial
     shape ``size``. This is exactly the adjoint of :func:`grid_sample` with respect to
-    its input: for every x of shape (N, C, *size),
+    its input: for every x of shape ``(N, C, *size)``,
     ``<grid_sample(x, grid), input> == <x, splat(input, grid, size)>``, and
     ``splat(y, grid, size)`` equals ``grid_sample_backward(y, x, grid, ...)[0]``.
     PyTorch has no built-in for it. Uses: forward warping of a frame by an optical flow
@@ -1874,7 +1874,7 @@ def splat(
         Whether ±1 are the centres (True) or outer edges (False) of the output's corner
         pixels.
     out : ndarray, optional
-        Preallocated C-contiguous result of shape (N, C, *size); must not overlap input
+        Preallocated C-contiguous result of shape ``(N, C, *size)``; must not overlap input
         or grid. It is overwritten, not added to.
     %(layout_forward)s
     %(device)s
@@ -1885,7 +1885,7 @@ def splat(
 
     Returns
     -------
-    output : ndarray, (N, C, *size)
+    output : ndarray, ``(N, C, *size)``
         input's dtype. On the CPU each output element receives its contributions in
         input raster order, summed in the output array: bit-identical for any number
         of threads. Extra memory: 16 bytes per input row on the CPU; on the GPU with
@@ -1957,7 +1957,7 @@ def splat_backward(
 
     Parameters
     ----------
-    grad_output : ndarray, (N, C, *size)
+    grad_output : ndarray, ``(N, C, *size)``
         dL/doutput, the shape of the forward's output (its spatial shape is ``size``).
     input, grid, mode, padding_mode, align_corners
         As given to :func:`splat`.

@@ -297,7 +297,7 @@ class SpatialTransformer:
 
         Returns
         -------
-        output : ndarray, (N, C, *size)
+        output : ndarray, ``(N, C, *size)``
             The warped batch, x's dtype (a GPU array for GPU arrays in).
 
         Raises
@@ -338,7 +338,7 @@ class SpatialTransformer:
 
         Parameters
         ----------
-        grad_out : ndarray, (N, C, *size)
+        grad_out : ndarray, ``(N, C, *size)``
             dL/doutput, in the output's dtype (and on its device).
         input_grad : bool, default True
             Whether to compute dL/dx; False skips that work (e.g. when x is the raw
