@@ -22,10 +22,8 @@ from scipy import ndimage
 
 import stn_numba as stn
 
-# The figure's helpers and the test card come from the package's demo: private
-# modules, not part of the API (they may change; any PNG writer would do here).
-from stn_numba._demo import draw_text, load_test_card
-from stn_numba._png import to_uint8, write_png
+# Figures in NumPy only (no imaging library): stn_numba.figures.
+from stn_numba.figures import draw_text, load_test_card, to_uint8, write_png
 
 
 def progress(total, desc):

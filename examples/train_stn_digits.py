@@ -25,10 +25,8 @@ import numpy as np
 
 from stn_numba import SpatialTransformer, warp_affine
 
-# The figure's helpers come from the package's demo: private modules, not part of
-# the API (they may change; any PNG writer would do here).
-from stn_numba._demo import draw_text
-from stn_numba._png import to_uint8, write_png
+# Figures in NumPy only (no imaging library): stn_numba.figures.
+from stn_numba.figures import draw_text, to_uint8, write_png
 
 CANVAS, VIEW = 32, 16
 DTYPE = np.float32

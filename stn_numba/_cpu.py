@@ -32,15 +32,15 @@ Backward, race-free and deterministic:
   bit-identical for any thread count, and the bands can follow the thread count.
 """
 
-import functools
 import math
-import threading
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 
 import numba
 import numpy as np
 from numba import prange
 
+from ._bspline import prefilter_line, prefilter_line_transpose
+from ._compat import serialised as _serialised
 from ._coords import base_coord, cast, wrap_tap, zero_of
 from ._jit import bind, driver, kernel, scalar, specialise
 from ._kernels import (
@@ -62,10 +62,14 @@ from ._kernels import (
     perspective_point_2d,
     perspective_point_3d,
     row_span,
+    sample_2d,
+    sample_3d,
     scatter_2d,
     scatter_3d,
     source_point_2d,
     source_point_3d,
+    spline_boundary,
+    spline_margin,
     theta_terms_2d,
     theta_terms_3d,
     tps_point,
@@ -76,7 +80,19 @@ from ._kernels import (
     unravel_2d,
     valid_tap,
 )
-from ._modes import AFFINE, BICUBIC, BILINEAR, BORDER, FLOW, GRID, NEAREST, REFLECTION, WRAP, ZEROS
+from ._modes import (
+    AFFINE,
+    BICUBIC,
+    BILINEAR,
+    BORDER,
+    FLOW,
+    GRID,
+    NEAREST,
+    REFLECTION,
+    WRAP,
+    ZEROS,
+    spline_order,
+)
 
 #: Inside a specialised forward driver, bound (``_jit.bind``) to the specialisation of
 #: the mode's row function, which it calls once per task. The row functions are
@@ -343,7 +359,29 @@ def nearest_rows_2d(fused, padding_mode, channels_last):
     return nearest_rows_2d
 
 
+@specialise(scalar)
+def spline_rows_2d(fused, mode, padding_mode):
+    def spline_rows_2d(inp, grid, theta, out, xs, ys, align_corners, j0, j1):
+        """Output rows [j0, j1) of a B-spline forward (``inp`` holds the coefficients),
+        one pixel at a time: :func:`~stn_numba._kernels.spline_sample_2d`."""
+        Ho, Wo = out.shape[2], out.shape[3]
+        for job in range(j0, j1):
+            n = job // Ho
+            h = job - n * Ho
+            for w in range(Wo):
+                gx, gy = source_point_2d(grid, theta, fused, n, h, w, xs[w], ys[h], align_corners)
+                sample_2d(inp, out, n, h, w, gx, gy, mode, padding_mode, align_corners)
+
+    return spline_rows_2d
+
+
 _ROWS_2D = {BILINEAR: bilinear_rows_2d, BICUBIC: bicubic_rows_2d, NEAREST: nearest_rows_2d}
+
+
+def _rows_2d(fused, mode, padding_mode, channels_last):
+    if spline_order(mode):
+        return spline_rows_2d(fused, mode, padding_mode)
+    return _ROWS_2D[mode](fused, padding_mode, channels_last)
 
 
 @specialise(driver)
@@ -360,7 +398,7 @@ def sample_2d_cpu(fused, mode, padding_mode, channels_last):
             j1 = (t + 1) * jobs // chunks
             rows(inp, grid, theta, out, xs, ys, align_corners, j0, j1)
 
-    return bind(sample_2d_cpu, rows=_ROWS_2D[mode](fused, padding_mode, channels_last))
+    return bind(sample_2d_cpu, rows=_rows_2d(fused, mode, padding_mode, channels_last))
 
 
 @scalar
@@ -492,7 +530,29 @@ def nearest_rows_3d(fused, padding_mode, channels_last):
     return nearest_rows_3d
 
 
+@specialise(scalar)
+def spline_rows_3d(fused, mode, padding_mode):
+    def spline_rows_3d(inp, grid, theta, out, xs, ys, zs, align_corners, j0, j1):
+        """Output rows [j0, j1) of a B-spline 3-D forward, one voxel at a time."""
+        Do, Ho, Wo = out.shape[2], out.shape[3], out.shape[4]
+        for job in range(j0, j1):
+            n, d, h = unravel_2d(job, Do, Ho)
+            for w in range(Wo):
+                gx, gy, gz = source_point_3d(
+                    grid, theta, fused, n, d, h, w, xs[w], ys[h], zs[d], align_corners
+                )
+                sample_3d(inp, out, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners)
+
+    return spline_rows_3d
+
+
 _ROWS_3D = {BILINEAR: trilinear_rows_3d, NEAREST: nearest_rows_3d}
+
+
+def _rows_3d(fused, mode, padding_mode, channels_last):
+    if spline_order(mode):
+        return spline_rows_3d(fused, mode, padding_mode)
+    return _ROWS_3D[mode](fused, padding_mode, channels_last)
 
 
 @specialise(driver)
@@ -509,7 +569,7 @@ def sample_3d_cpu(fused, mode, padding_mode, channels_last):
             j1 = (t + 1) * jobs // chunks
             rows(inp, grid, theta, out, xs, ys, zs, align_corners, j0, j1)
 
-    return bind(sample_3d_cpu, rows=_ROWS_3D[mode](fused, padding_mode, channels_last))
+    return bind(sample_3d_cpu, rows=_rows_3d(fused, mode, padding_mode, channels_last))
 
 
 # ----------------------------------------------------------------------------
@@ -1043,34 +1103,110 @@ def flow_grid_3d(flow, grid, Din, Hin, Win, align_corners):
 # ----------------------------------------------------------------------------
 
 
-_LAUNCH_LOCK = threading.Lock()
+# ----------------------------------------------------------------------------
+# B-spline coefficients (the prefilter) and the transpose for the input gradient
+# ----------------------------------------------------------------------------
 
 
-def _launch_guard():
-    """A lock under Numba's ``workqueue`` threading layer, else nothing (a Numba
-    workaround, needed as of Numba 0.68.1).
+@driver
+def spline_coefficients_2d(inp, coef, order, boundary, margin):
+    """coef (N, C, H + 2m, W + 2m) = the image in the middle, zeros around, prefiltered
+    along each axis (rows, then columns), in coef's float type."""
+    N, C, H, W = inp.shape[0], inp.shape[1], inp.shape[2], inp.shape[3]
+    Hp, Wp = coef.shape[2], coef.shape[3]
+    for job in prange(N * C * Hp):
+        n, c, y = unravel_2d(job, C, Hp)
+        for x in range(Wp):
+            coef[n, c, y, x] = 0
+        if y >= margin and y < margin + H:
+            for x in range(W):
+                coef[n, c, y, x + margin] = inp[n, c, y - margin, x]
+        prefilter_line(coef[n, c, y, :], order, boundary)
+    for job in prange(N * C * Wp):
+        n, c, x = unravel_2d(job, C, Wp)
+        prefilter_line(coef[n, c, :, x], order, boundary)
 
-    ``workqueue`` (what Numba falls back to when neither TBB nor OpenMP is found) aborts
-    the whole process when two Python threads launch parallel kernels at once, so under
-    it (and before the first launch, when the layer is not known yet) launches are
-    serialised; with ``omp`` or ``tbb`` calls from several threads run concurrently.
-    """
-    try:
-        layer = numba.threading_layer()
-    except ValueError:  # no parallel kernel has run yet
-        layer = None
-    return _LAUNCH_LOCK if layer in (None, "workqueue") else nullcontext()
+
+@driver
+def spline_coefficients_backward_2d(gcoef, gin, order, boundary, margin):
+    """gin = the transpose of :func:`spline_coefficients_2d` applied to gcoef (which
+    is overwritten): the prefilter's transpose along each axis, then the middle."""
+    N, C, H, W = gin.shape[0], gin.shape[1], gin.shape[2], gin.shape[3]
+    Wp = gcoef.shape[3]
+    for job in prange(N * C * Wp):
+        n, c, x = unravel_2d(job, C, Wp)
+        prefilter_line_transpose(gcoef[n, c, :, x], order, boundary)
+    for job in prange(N * C * H):
+        n, c, y = unravel_2d(job, C, H)
+        prefilter_line_transpose(gcoef[n, c, y + margin, :], order, boundary)
+        for x in range(W):
+            gin[n, c, y, x] = gcoef[n, c, y + margin, x + margin]
 
 
-def _serialised(run):
-    """Decorate a host entry point so that it launches under :func:`_launch_guard`."""
+@driver
+def spline_coefficients_3d(inp, coef, order, boundary, margin):
+    """:func:`spline_coefficients_2d` in 3-D (x, then y, then z)."""
+    N, C, D, H, W = inp.shape[0], inp.shape[1], inp.shape[2], inp.shape[3], inp.shape[4]
+    Dp, Hp, Wp = coef.shape[2], coef.shape[3], coef.shape[4]
+    for job in prange(N * C * Dp):
+        n, c, z = unravel_2d(job, C, Dp)
+        for y in range(Hp):
+            for x in range(Wp):
+                coef[n, c, z, y, x] = 0
+            if z >= margin and z < margin + D and y >= margin and y < margin + H:
+                for x in range(W):
+                    coef[n, c, z, y, x + margin] = inp[n, c, z - margin, y - margin, x]
+            prefilter_line(coef[n, c, z, y, :], order, boundary)
+        for x in range(Wp):
+            prefilter_line(coef[n, c, z, :, x], order, boundary)
+    for job in prange(N * C * Hp):
+        n, c, y = unravel_2d(job, C, Hp)
+        for x in range(Wp):
+            prefilter_line(coef[n, c, :, y, x], order, boundary)
 
-    @functools.wraps(run)
-    def guarded(*args, **kwargs):
-        with _launch_guard():
-            return run(*args, **kwargs)
 
-    return guarded
+@driver
+def spline_coefficients_backward_3d(gcoef, gin, order, boundary, margin):
+    """The transpose of :func:`spline_coefficients_3d` (gcoef is overwritten)."""
+    N, C, D, H, W = gin.shape[0], gin.shape[1], gin.shape[2], gin.shape[3], gin.shape[4]
+    Dp, Hp, Wp = gcoef.shape[2], gcoef.shape[3], gcoef.shape[4]
+    for job in prange(N * C * Hp):
+        n, c, y = unravel_2d(job, C, Hp)
+        for x in range(Wp):
+            prefilter_line_transpose(gcoef[n, c, :, y, x], order, boundary)
+    for job in prange(N * C * Dp):
+        n, c, z = unravel_2d(job, C, Dp)
+        for x in range(Wp):
+            prefilter_line_transpose(gcoef[n, c, z, :, x], order, boundary)
+        for y in range(Hp):
+            prefilter_line_transpose(gcoef[n, c, z, y, :], order, boundary)
+        if z >= margin and z < margin + D:
+            for y in range(H):
+                for x in range(W):
+                    gin[n, c, z - margin, y, x] = gcoef[n, c, z, y + margin, x + margin]
+
+
+def spline_coefficients(inp, mode, padding_mode, dtype):
+    """The B-spline coefficients of ``inp`` for ``mode`` and ``padding_mode``, a new
+    C-contiguous array of float type ``dtype`` (with the zeros margin)."""
+    m = spline_margin(mode, padding_mode)
+    shape = inp.shape[:2] + tuple(s + 2 * m for s in inp.shape[2:])
+    coef = np.empty(shape, dtype=dtype)
+    run = spline_coefficients_2d if inp.ndim == 4 else spline_coefficients_3d
+    if coef.size:
+        run(inp, coef, spline_order(mode), spline_boundary(padding_mode), m)
+    return coef
+
+
+def spline_coefficients_backward(gcoef, like, mode, padding_mode):
+    """The input gradient from the coefficients' gradient ``gcoef`` (overwritten): an
+    array of like's shape and memory order, in gcoef's float type."""
+    gin = np.empty_like(like, dtype=gcoef.dtype)
+    run = spline_coefficients_backward_2d if gin.ndim == 4 else spline_coefficients_backward_3d
+    if gin.size:
+        m = spline_margin(mode, padding_mode)
+        run(gcoef, gin, spline_order(mode), spline_boundary(padding_mode), m)
+    return gin
 
 
 #: Work (output values, times 2 for a backward) per thread below which a parallel
@@ -1171,6 +1307,8 @@ def run_sample(inp, grid, theta, out, mode, padding_mode, align_corners, source=
     grid = _placeholder(ct, dims + 2) if grid is None else grid
     theta = _placeholder(ct, 3) if theta is None else theta
     with _threads_for(out.size):
+        if spline_order(mode):
+            inp = spline_coefficients(inp, mode, padding_mode, ct)
         tasks = 4 * numba.get_num_threads()  # chunks of rows: a few per thread
         sample = sample_2d_cpu if dims == 2 else sample_3d_cpu
         channels_last = inp.strides[1] < inp.strides[-1]
@@ -1206,12 +1344,16 @@ def _run_backward(
     theta = _placeholder(dtype, 3) if not fused else theta
     n = inp.shape[0]
     grad_input = grad_point = None
+    image = inp
+    if spline_order(mode):  # B-splines sample (and scatter into) the coefficients
+        inp = spline_coefficients(inp, mode, padding_mode, dtype)
     nb = bands(n, inp.shape[2])
     spans = None
     if input_grad or mode == BILINEAR:
         rows = n * int(np.prod(gout.shape[2:-1]))
         spans = np.empty((rows, 2), dtype=np.int64)
-        if nb > 1:  # which input rows each output row touches, to skip the rest
+        # which input rows each output row touches, to skip the rest (B-splines: all)
+        if nb > 1 and not spline_order(mode):
             sp = gout.shape[2:]
             if dims == 2:
                 row_spans_2d(
@@ -1255,6 +1397,8 @@ def _run_backward(
         grad_input = np.zeros_like(inp)
         scatter = scatter_2d_cpu if dims == 2 else scatter_3d_cpu
         scatter(fused, mode, padding_mode)(gout, grid, theta, grad_input, spans, nb, align_corners)
+        if spline_order(mode):
+            grad_input = spline_coefficients_backward(grad_input, image, mode, padding_mode)
     if point_grad:
         points = grad_points_2d_cpu if dims == 2 else grad_points_3d_cpu
         if fused:

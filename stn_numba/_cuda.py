@@ -14,7 +14,8 @@ NVVM folds them in the rest, so a kernel's PTX holds only its own path, and a fi
 call compiles only the device functions that path calls. ``align_corners`` stays an
 argument (a few instructions). Under the CUDA
 simulator (``NUMBA_ENABLE_CUDASIM=1``) kernels run as Python, so they call pure
-Python twins of those functions instead (:func:`_python_twins`): same source.
+Python twins of those functions instead (:func:`stn_numba._compat.python_twins`): same
+source.
 
 Backward on the GPU:
 
@@ -33,18 +34,17 @@ Backward on the GPU:
 """
 
 import math
-import types
 
 import numba
 import numpy as np
 from numba import cuda
-from numba.core.dispatcher import Dispatcher
 from numba.extending import overload
 
-from . import _coords, _jit, _kernels
+from . import _bspline, _coords, _jit, _kernels
+from ._compat import python_twins as _python_twins
 from ._jit import specialise
 from ._layout import inverse, memory_order, permute, physical
-from ._modes import AFFINE, BICUBIC, FLOW, GRID
+from ._modes import AFFINE, BICUBIC, FLOW, GRID, spline_order
 
 SIMULATOR = bool(numba.config.ENABLE_CUDASIM)
 
@@ -90,36 +90,13 @@ def _accumulate_sim(arr, index, value, scale):
         cuda.atomic.add(arr, index, value)
 
 
-def _python_twins(*modules, replace=None):
-    """A namespace of pure-Python copies of every ``njit`` function in ``modules``,
-    calling one another (a Numba workaround: the simulator of numba-cuda 0.30.4 cannot
-    pass its arrays to compiled ``njit`` code)."""
-    replace = dict(replace or {})
-    twins = {}
-    globs = {}
-    for mod in modules:
-        g = dict(vars(mod))
-        globs[mod.__name__] = g
-        for name, obj in vars(mod).items():
-            if isinstance(obj, Dispatcher) and obj.py_func.__module__ == mod.__name__:
-                f = obj.py_func
-                twins[name] = types.FunctionType(f.__code__, g, f.__name__, f.__defaults__)
-    for name, fn in replace.items():
-        twins[name] = fn
-    for g in globs.values():
-        for name, obj in list(g.items()):
-            if isinstance(obj, Dispatcher) and name in twins:
-                g[name] = twins[name]
-            elif name in replace:
-                g[name] = replace[name]
-    return types.SimpleNamespace(**twins)
-
-
 if SIMULATOR:
-    K = _python_twins(_coords, _kernels, replace={"accumulate": _accumulate_sim})
+    K = _python_twins(_coords, _bspline, _kernels, replace={"accumulate": _accumulate_sim})
+    B = K
     _cuda_jit = cuda.jit
 else:
     K = _kernels
+    B = _bspline
     _cuda_jit = cuda.jit(cache=True, fastmath=False)
 
 
@@ -391,6 +368,86 @@ def k_scatter_3d(source, mode, padding_mode):
     return k_scatter_3d
 
 
+# ----------------------------------------------------------------------------
+# B-spline coefficients: embed the image in its margin, prefilter one axis's lines
+# ----------------------------------------------------------------------------
+
+
+@_cuda_jit
+def k_spline_embed_2d(img, coef, margin, into_coef):
+    """coef[n, c, y + m, x + m] = img[n, c, y, x] (``into_coef``), or the reverse (the
+    backward's crop); one thread per image element. The margin is zeroed before."""
+    N, C, H, W = img.shape[0], img.shape[1], img.shape[2], img.shape[3]
+    i = numba.int64(cuda.grid(1))
+    stride = numba.int64(cuda.gridsize(1))
+    while i < N * C * H * W:
+        n, c, y, x = K.unravel_3d(i, C, H, W)
+        if into_coef:
+            coef[n, c, y + margin, x + margin] = img[n, c, y, x]
+        else:
+            img[n, c, y, x] = coef[n, c, y + margin, x + margin]
+        i += stride
+
+
+@_cuda_jit
+def k_spline_embed_3d(img, coef, margin, into_coef):
+    """:func:`k_spline_embed_2d` in 3-D."""
+    N, C, D, H, W = img.shape[0], img.shape[1], img.shape[2], img.shape[3], img.shape[4]
+    i = numba.int64(cuda.grid(1))
+    stride = numba.int64(cuda.gridsize(1))
+    while i < N * C * D * H * W:
+        q, y, x = K.unravel_2d(i, H, W)
+        n, c, z = K.unravel_2d(q, C, D)
+        if into_coef:
+            coef[n, c, z + margin, y + margin, x + margin] = img[n, c, z, y, x]
+        else:
+            img[n, c, z, y, x] = coef[n, c, z + margin, y + margin, x + margin]
+        i += stride
+
+
+@_cuda_jit
+def k_spline_filter_2d(coef, axis, order, boundary, transpose):
+    """Prefilter (or its transpose) every line of ``coef`` along ``axis`` (2: y,
+    3: x), one thread per line."""
+    N, C, H, W = coef.shape[0], coef.shape[1], coef.shape[2], coef.shape[3]
+    lines = W if axis == 2 else H
+    i = numba.int64(cuda.grid(1))
+    stride = numba.int64(cuda.gridsize(1))
+    while i < N * C * lines:
+        n, c, k = K.unravel_2d(i, C, lines)
+        line = coef[n, c, :, k] if axis == 2 else coef[n, c, k, :]
+        if transpose:
+            B.prefilter_line_transpose(line, order, boundary)
+        else:
+            B.prefilter_line(line, order, boundary)
+        i += stride
+
+
+@_cuda_jit
+def k_spline_filter_3d(coef, axis, order, boundary, transpose):
+    """:func:`k_spline_filter_2d` in 3-D (axis 2: z, 3: y, 4: x)."""
+    D, H, W = coef.shape[2], coef.shape[3], coef.shape[4]
+    a = H if axis == 2 else D  # the two other axes, outer first
+    b = H if axis == 4 else W
+    i = numba.int64(cuda.grid(1))
+    stride = numba.int64(cuda.gridsize(1))
+    while i < coef.shape[0] * coef.shape[1] * a * b:
+        q, j, k = K.unravel_2d(i, a, b)
+        n = q // coef.shape[1]
+        c = q - n * coef.shape[1]
+        if axis == 2:
+            line = coef[n, c, :, j, k]
+        elif axis == 3:
+            line = coef[n, c, j, :, k]
+        else:
+            line = coef[n, c, j, k, :]
+        if transpose:
+            B.prefilter_line_transpose(line, order, boundary)
+        else:
+            B.prefilter_line(line, order, boundary)
+        i += stride
+
+
 @_cuda_jit
 def k_abs_row_sums(flat, sums):
     """sums[r] = Σ_j |flat[r, j]| in float64, one thread per row, j in order."""
@@ -618,6 +675,38 @@ def run_affine_grid_backward(ggrid, align_corners):
     return _reduce(acc, ggrid.shape[0], dims, ggrid.dtype)
 
 
+def _spline_filter(coef, transpose, mode, padding_mode):
+    dims = coef.ndim - 2
+    k = k_spline_filter_2d if dims == 2 else k_spline_filter_3d
+    boundary = _kernels.spline_boundary(padding_mode)
+    axes = range(dims + 1, 1, -1)  # x first, as the CPU
+    for axis in reversed(axes) if transpose else axes:
+        lines = coef.size // max(coef.shape[axis], 1)
+        _launch(k, lines, coef, axis, spline_order(mode), boundary, transpose)
+
+
+def spline_coefficients(inp, mode, padding_mode, dtype):
+    """:func:`stn_numba._cpu.spline_coefficients` on the device."""
+    m = _kernels.spline_margin(mode, padding_mode)
+    shape = tuple(inp.shape[:2]) + tuple(s + 2 * m for s in inp.shape[2:])
+    coef = zeros(shape, dtype)
+    if inp.size:
+        k = k_spline_embed_2d if coef.ndim == 4 else k_spline_embed_3d
+        _launch(k, inp.size, inp, coef, m, True)
+        _spline_filter(coef, False, mode, padding_mode)
+    return coef
+
+
+def spline_coefficients_backward(gcoef, like, mode, padding_mode):
+    """:func:`stn_numba._cpu.spline_coefficients_backward` on the device."""
+    gin = empty_like(like, gcoef.dtype)
+    if gin.size:
+        _spline_filter(gcoef, True, mode, padding_mode)
+        k = k_spline_embed_2d if gin.ndim == 4 else k_spline_embed_3d
+        _launch(k, gin.size, gin, gcoef, _kernels.spline_margin(mode, padding_mode), False)
+    return gin
+
+
 def run_sample(inp, grid, theta, out, mode, padding_mode, align_corners, source=None):
     """Forward; ``source`` as in :func:`stn_numba._cpu.run_sample`."""
     dims = len(inp.shape) - 2
@@ -629,6 +718,8 @@ def run_sample(inp, grid, theta, out, mode, padding_mode, align_corners, source=
     ct = (grid if grid is not None else theta).dtype  # the computation's float type
     grid = _placeholder(ct, dims + 2) if grid is None else to_device(grid)
     theta = _placeholder(ct, 3) if theta is None else to_device(theta)
+    if spline_order(mode):
+        inp = spline_coefficients(inp, mode, padding_mode, ct)
     k = (k_sample_2d if dims == 2 else k_sample_3d)(source, mode, padding_mode)
     total = out.shape[0] * int(np.prod(out.shape[2:]))
     _launch(k, total, inp, grid, theta, out, align_corners)
@@ -648,6 +739,9 @@ def run_backward(
     n = inp.shape[0]
     out_pixels = n * int(np.prod(gout.shape[2:]))
     grad_input = grad_point = None
+    image = inp
+    if spline_order(mode):  # B-splines sample (and scatter into) the coefficients
+        inp = spline_coefficients(inp, mode, padding_mode, dtype)
     if input_grad:
         scatter = (k_scatter_2d if dims == 2 else k_scatter_3d)(
             AFFINE if fused else GRID, mode, padding_mode
@@ -665,6 +759,8 @@ def run_backward(
             scales = cuda.to_device(np.ones(n))
             grad_input = zeros_like(inp, dtype)
             _launch(scatter, out_pixels, gout, grid, theta, grad_input, scales, align_corners)
+        if spline_order(mode):
+            grad_input = spline_coefficients_backward(grad_input, image, mode, padding_mode)
     if point_grad:
         if fused:
             rows = n * int(np.prod(gout.shape[2:-1]))

@@ -30,13 +30,20 @@ Where each mode's math lives:
   the scatters (its grid gradient is zero);
 * bicubic (2-D only): :func:`cubic_taps` (taps and Keys weights), :func:`bicubic_value`,
   the bicubic branches of :func:`grad_point_2d` and :func:`scatter_2d`;
+* B-splines (``bspline2`` ... ``bspline5``, 2-D and 3-D): the weights and the prefilter in
+  :mod:`stn_numba._bspline`; :func:`spline_taps` (taps through the padding),
+  :func:`spline_sample_2d` / :func:`spline_sample_3d`, and the B-spline branches of the
+  grid gradients and scatters. They read the prefiltered coefficients (made by the
+  drivers' ``spline_coefficients``), not the image;
 * padding and unnormalising (all modes): :mod:`stn_numba._coords`.
 """
 
 import math
 
 import numpy as np
+from numba.extending import register_jitable
 
+from ._bspline import MIRROR, PERIODIC, fold_index, spline_weight_grads, spline_weights, zero_margin
 from ._coords import (
     BIG,
     base_coord,
@@ -47,6 +54,7 @@ from ._coords import (
     inside,
     nearest_index,
     normalize,
+    pad_coordinate,
     source_index,
     tap_index,
     unnormalize,
@@ -54,7 +62,18 @@ from ._coords import (
     zero_of,
 )
 from ._jit import accumulate, kernel, scalar
-from ._modes import BICUBIC, BORDER, FLOW, NEAREST, PERSPECTIVE, REFLECTION, WRAP
+from ._modes import (
+    BICUBIC,
+    BORDER,
+    BSPLINE2,
+    FLOW,
+    NEAREST,
+    PERSPECTIVE,
+    REFLECTION,
+    WRAP,
+    ZEROS,
+    spline_order,
+)
 
 BIG_SPAN = BIG / 2
 
@@ -319,14 +338,202 @@ def trilinear_grads(v, tx, ty, tz, bx, by, bz):
 
 
 # ----------------------------------------------------------------------------
+# B-splines: taps and weights along one axis, values. ``coef`` is the prefiltered
+# image; with zeros padding it has a margin of zero_margin(order) pixels on every side.
+# ----------------------------------------------------------------------------
+
+#: zero_margin(order) of orders 0-5 (a tuple: a compile-time constant in the kernels).
+MARGINS = tuple(zero_margin(k) for k in range(6))
+
+
+@register_jitable  # called from Python (the drivers' hosts) and from the kernels
+def spline_margin(mode, padding_mode):
+    """Pixels of margin on each side of the coefficient array of ``mode``."""
+    if padding_mode == ZEROS:
+        return MARGINS[spline_order(mode)]
+    return 0
+
+
+@register_jitable  # called from Python (the drivers' hosts) and from the kernels
+def spline_boundary(padding_mode):
+    """How the prefilter extends the samples beyond the ends (and the taps read the
+    coefficients there) for ``padding_mode``: see :func:`spline_taps`; ``wrap``
+    repeats the samples, and its taps read the coefficients modulo the size."""
+    if padding_mode == WRAP:
+        return PERIODIC
+    return MIRROR
+
+
+@kernel
+def _spline_index(i, size, padding_mode, margin):
+    """Coefficient index of tap ``i`` of an axis of ``size`` pixels, -1 when outside."""
+    if padding_mode == ZEROS:
+        k = i + margin
+        return k if k >= 0 and k < size + 2 * margin else -1
+    return fold_index(i, size, spline_boundary(padding_mode))
+
+
+@kernel
+def spline_taps(g, size, mode, padding_mode, align_corners):
+    """B-spline along one axis -> (6 coefficient indices, -1: outside or unused), their
+    weights, the weights' derivatives, d(pixel coordinate)/d(grid value)).
+
+    ``border`` and ``reflection`` move the point into [0, size - 1] as for the other
+    modes, and the taps beyond the ends read the whole-sample mirror of the
+    coefficients, which is the extension the prefilter assumed: the spline
+    interpolates the samples and the value at the edge continues outside (border).
+    ``zeros`` reads the coefficients of the image extended by zeros, on its margin.
+    """
+    order = spline_order(mode)
+    margin = spline_margin(mode, padding_mode)
+    x, scale, _ = unnormalize(g, size, align_corners)
+    if padding_mode != ZEROS:
+        x, d = pad_coordinate(x, size, padding_mode, align_corners)
+        scale = scale * d
+    i0, w = spline_weights(x, order)
+    dw = spline_weight_grads(x, order)
+    idx = (
+        _spline_index(i0, size, padding_mode, margin),
+        _spline_index(i0 + 1, size, padding_mode, margin),
+        _spline_index(i0 + 2, size, padding_mode, margin),
+        _spline_index(i0 + 3, size, padding_mode, margin) if order >= 3 else -1,
+        _spline_index(i0 + 4, size, padding_mode, margin) if order >= 4 else -1,
+        _spline_index(i0 + 5, size, padding_mode, margin) if order >= 5 else -1,
+    )
+    return idx, w, dw, scale
+
+
+@scalar
+def _spline_row(coef, n, c, y, xs, wx, order):
+    """Σ_i wx[i] · coef[n, c, y, xs[i]] over the taps of one row (-1: read as 0)."""
+    z = cast(0, wx[0])
+    if y < 0:
+        return z
+    acc = z
+    for i in range(order + 1):
+        if xs[i] >= 0:
+            acc += wx[i] * cast(coef[n, c, y, xs[i]], z)
+    return acc
+
+
+@scalar
+def spline_value_2d(coef, n, c, xs, ys, wx, wy, order):
+    """Σ_j wy[j] · Σ_i wx[i] · coef[ys[j], xs[i]], in this order."""
+    acc = cast(0, wx[0])
+    for j in range(order + 1):
+        acc += wy[j] * _spline_row(coef, n, c, ys[j], xs, wx, order)
+    return acc
+
+
+@kernel
+def spline_sample_2d(coef, out, n, h, w, gx, gy, mode, padding_mode, align_corners):
+    m = 2 * spline_margin(mode, padding_mode)
+    if gx != gx or gy != gy:
+        _zero_2d(out, n, h, w)
+        return
+    order = spline_order(mode)
+    xs, wx, _, _ = spline_taps(gx, coef.shape[3] - m, mode, padding_mode, align_corners)
+    ys, wy, _, _ = spline_taps(gy, coef.shape[2] - m, mode, padding_mode, align_corners)
+    for c in range(coef.shape[1]):
+        out[n, c, h, w] = spline_value_2d(coef, n, c, xs, ys, wx, wy, order)
+
+
+@kernel
+def spline_sample_3d(coef, out, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners):
+    m = 2 * spline_margin(mode, padding_mode)
+    C = coef.shape[1]
+    if gx != gx or gy != gy or gz != gz:
+        for c in range(C):
+            out[n, c, d, h, w] = 0
+        return
+    order = spline_order(mode)
+    xs, wx, _, _ = spline_taps(gx, coef.shape[4] - m, mode, padding_mode, align_corners)
+    ys, wy, _, _ = spline_taps(gy, coef.shape[3] - m, mode, padding_mode, align_corners)
+    zs, wz, _, _ = spline_taps(gz, coef.shape[2] - m, mode, padding_mode, align_corners)
+    for c in range(C):
+        acc = cast(0, gx)
+        for k in range(order + 1):
+            if zs[k] < 0:
+                continue
+            plane = cast(0, gx)
+            for j in range(order + 1):
+                if ys[j] < 0:
+                    continue
+                row = cast(0, gx)
+                for i in range(order + 1):
+                    if xs[i] >= 0:
+                        row += wx[i] * cast(coef[n, c, zs[k], ys[j], xs[i]], gx)
+                plane += wy[j] * row
+            acc += wz[k] * plane
+        out[n, c, d, h, w] = acc
+
+
+@kernel
+def spline_grad_point_2d(coef, gout, n, h, w, gx, gy, mode, padding_mode, align_corners):
+    """(dL/dgx, dL/dgy) of a B-spline output pixel, summed over channels."""
+    m = 2 * spline_margin(mode, padding_mode)
+    order = spline_order(mode)
+    xs, wx, dwx, sx = spline_taps(gx, coef.shape[3] - m, mode, padding_mode, align_corners)
+    ys, wy, dwy, sy = spline_taps(gy, coef.shape[2] - m, mode, padding_mode, align_corners)
+    gix = cast(0, gx)
+    giy = cast(0, gx)
+    for c in range(coef.shape[1]):
+        g = cast(gout[n, c, h, w], gx)
+        ax = cast(0, gx)
+        ay = cast(0, gx)
+        for j in range(order + 1):
+            ax += wy[j] * _spline_row(coef, n, c, ys[j], xs, dwx, order)
+            ay += dwy[j] * _spline_row(coef, n, c, ys[j], xs, wx, order)
+        gix += g * ax
+        giy += g * ay
+    return sx * gix, sy * giy
+
+
+@kernel
+def spline_grad_point_3d(coef, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners):
+    """(dL/dgx, dL/dgy, dL/dgz) of a B-spline output voxel, summed over channels."""
+    m = 2 * spline_margin(mode, padding_mode)
+    order = spline_order(mode)
+    xs, wx, dwx, sx = spline_taps(gx, coef.shape[4] - m, mode, padding_mode, align_corners)
+    ys, wy, dwy, sy = spline_taps(gy, coef.shape[3] - m, mode, padding_mode, align_corners)
+    zs, wz, dwz, sz = spline_taps(gz, coef.shape[2] - m, mode, padding_mode, align_corners)
+    zero = cast(0, gx)
+    gix = zero
+    giy = zero
+    giz = zero
+    for c in range(coef.shape[1]):
+        g = cast(gout[n, c, d, h, w], gx)
+        for k in range(order + 1):
+            if zs[k] < 0:
+                continue
+            for j in range(order + 1):
+                if ys[j] < 0:
+                    continue
+                r = zero
+                dr = zero
+                for i in range(order + 1):
+                    if xs[i] >= 0:
+                        v = cast(coef[n, c, zs[k], ys[j], xs[i]], gx)
+                        r += wx[i] * v
+                        dr += dwx[i] * v
+                gix += g * (wz[k] * (wy[j] * dr))
+                giy += g * (wz[k] * (dwy[j] * r))
+                giz += g * (dwz[k] * (wy[j] * r))
+    return sx * gix, sy * giy, sz * giz
+
+
+# ----------------------------------------------------------------------------
 # 2-D forward
 # ----------------------------------------------------------------------------
 
 
 @scalar
 def sample_2d(inp, out, n, h, w, gx, gy, mode, padding_mode, align_corners):
-    """out[n, :, h, w] = input sampled at grid point (gx, gy), any mode."""
-    if mode == BICUBIC:
+    """out[n, :, h, w] = input sampled at grid point (gx, gy), any mode (B-splines read
+    the coefficients in ``inp``)."""
+    if mode >= BSPLINE2:
+        spline_sample_2d(inp, out, n, h, w, gx, gy, mode, padding_mode, align_corners)
+    elif mode == BICUBIC:
         bicubic_sample_2d(inp, out, n, h, w, gx, gy, padding_mode, align_corners)
     elif mode == NEAREST:
         nearest_sample_2d(inp, out, n, h, w, gx, gy, padding_mode, align_corners)
@@ -409,6 +616,8 @@ def grad_point_2d(inp, gout, n, h, w, gx, gy, mode, padding_mode, align_corners)
     zero = cast(0, gx)
     if mode == NEAREST or gx != gx or gy != gy:
         return zero, zero
+    if mode >= BSPLINE2:
+        return spline_grad_point_2d(inp, gout, n, h, w, gx, gy, mode, padding_mode, align_corners)
     if mode == BICUBIC:
         xs, wx, dwx, sx = cubic_taps(gx, W, padding_mode, align_corners)
         ys, wy, dwy, sy = cubic_taps(gy, H, padding_mode, align_corners)
@@ -474,6 +683,20 @@ def scatter_2d(gin, gout, n, h, w, gx, gy, mode, padding_mode, align_corners, r0
     H = gin.shape[2]
     W = gin.shape[3]
     if gx != gx or gy != gy:
+        return
+    if mode >= BSPLINE2:
+        m = 2 * spline_margin(mode, padding_mode)
+        order = spline_order(mode)
+        ys, wy, _, _ = spline_taps(gy, H - m, mode, padding_mode, align_corners)
+        xs, wx, _, _ = spline_taps(gx, W - m, mode, padding_mode, align_corners)
+        for c in range(C):
+            g = cast(gout[n, c, h, w], gx)
+            for j in range(order + 1):
+                if ys[j] < r0 or ys[j] >= r1:
+                    continue
+                for i in range(order + 1):
+                    if xs[i] >= 0:
+                        accumulate(gin, (n, c, ys[j], xs[i]), g * wy[j] * wx[i], scale)
         return
     if mode == BICUBIC:
         ys, wy, _, _ = cubic_taps(gy, H, padding_mode, align_corners)
@@ -556,8 +779,10 @@ def trilinear_point_3d(gx, gy, gz, W, H, D, padding_mode, align_corners):
 
 @scalar
 def sample_3d(inp, out, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners):
-    """out[n, :, d, h, w] = input sampled at grid point (gx, gy, gz), either mode."""
-    if mode == NEAREST:
+    """out[n, :, d, h, w] = input sampled at grid point (gx, gy, gz), any mode."""
+    if mode >= BSPLINE2:
+        spline_sample_3d(inp, out, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners)
+    elif mode == NEAREST:
         nearest_sample_3d(inp, out, n, d, h, w, gx, gy, gz, padding_mode, align_corners)
     else:
         trilinear_sample_3d(inp, out, n, d, h, w, gx, gy, gz, padding_mode, align_corners)
@@ -607,6 +832,13 @@ def trilinear_sample_3d(inp, out, n, d, h, w, gx, gy, gz, padding_mode, align_co
 @kernel
 def grad_point_3d(inp, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners):
     """(dL/dgx, dL/dgy, dL/dgz) of output voxel (n, d, h, w), summed over channels."""
+    if mode >= BSPLINE2:
+        if gx != gx or gy != gy or gz != gz:
+            z = cast(0, gx)
+            return z, z, z
+        return spline_grad_point_3d(
+            inp, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corners
+        )
     C = inp.shape[1]
     D = inp.shape[2]
     H = inp.shape[3]
@@ -649,6 +881,27 @@ def scatter_3d(gin, gout, n, d, h, w, gx, gy, gz, mode, padding_mode, align_corn
     D = gin.shape[2]
     H = gin.shape[3]
     W = gin.shape[4]
+    if mode >= BSPLINE2:
+        if gx != gx or gy != gy or gz != gz:
+            return
+        m = 2 * spline_margin(mode, padding_mode)
+        order = spline_order(mode)
+        zs, wz, _, _ = spline_taps(gz, D - m, mode, padding_mode, align_corners)
+        ys, wy, _, _ = spline_taps(gy, H - m, mode, padding_mode, align_corners)
+        xs, wx, _, _ = spline_taps(gx, W - m, mode, padding_mode, align_corners)
+        for c in range(C):
+            g = cast(gout[n, c, d, h, w], gx)
+            for k in range(order + 1):
+                if zs[k] < s0 or zs[k] >= s1:
+                    continue
+                for j in range(order + 1):
+                    if ys[j] < 0:
+                        continue
+                    for i in range(order + 1):
+                        if xs[i] >= 0:
+                            v = g * wz[k] * wy[j] * wx[i]
+                            accumulate(gin, (n, c, zs[k], ys[j], xs[i]), v, scale)
+        return
     iz, _, okz = source_index(gz, D, padding_mode, align_corners)
     if not okz:
         return

@@ -15,6 +15,7 @@ device-array views in the same way.
 
 import numpy as np
 
+from ._compat import device_transpose, is_fake_cuda_array
 from ._modes import layout_code
 from ._validate import check_shape
 
@@ -25,19 +26,9 @@ def permute(x, axes):
     if x is None or axes == tuple(range(len(axes))):
         return x
     # The CUDA simulator's FakeCUDAArray wraps a NumPy array: its transpose is NumPy's.
-    if isinstance(x, np.ndarray) or type(x).__name__ == "FakeCUDAArray":
+    if isinstance(x, np.ndarray) or is_fake_cuda_array(x):
         return x.transpose(axes)
-    # Numba workaround: DeviceNDArray.transpose() raises for ndim != 2 and copies for 2-D
-    # (numba-cuda 0.30.4), so the strided view is built by hand on the same gpu_data.
-    from numba.cuda.cudadrv.devicearray import DeviceNDArray
-
-    return DeviceNDArray(
-        tuple(x.shape[a] for a in axes),
-        tuple(x.strides[a] for a in axes),
-        x.dtype,
-        stream=x.stream,
-        gpu_data=x.gpu_data,
-    )
+    return device_transpose(x, axes)
 
 
 def memory_order(x):

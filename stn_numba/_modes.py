@@ -1,9 +1,17 @@
 """Interpolation and padding modes: the one table that turns their names into codes."""
 
+from numba.extending import register_jitable
+
 # Interpolation codes (used inside the kernels).
 BILINEAR = 0  # trilinear on 3-D input
 NEAREST = 1
 BICUBIC = 2
+#: B-splines of order 2-5 (with the prefilter): codes BSPLINE2 .. BSPLINE2 + 3, so that
+#: the order is ``mode - 1`` (:func:`spline_order`) and a constant of each driver.
+BSPLINE2 = 3
+BSPLINE3 = 4
+BSPLINE4 = 5
+BSPLINE5 = 6
 
 # Padding codes.
 ZEROS = 0
@@ -17,7 +25,23 @@ AFFINE = 1  # θ applied to the base grid (warp_affine)
 PERSPECTIVE = 2  # a homography applied to the base grid, dehomogenised (warp_perspective)
 FLOW = 3  # output position + a displacement in input pixels (warp_flow)
 
-INTERPOLATION_MODES = {"bilinear": BILINEAR, "nearest": NEAREST, "bicubic": BICUBIC}
+INTERPOLATION_MODES = {
+    "bilinear": BILINEAR,
+    "nearest": NEAREST,
+    "bicubic": BICUBIC,
+    "bspline2": BSPLINE2,
+    "bspline3": BSPLINE3,
+    "bspline4": BSPLINE4,
+    "bspline5": BSPLINE5,
+}
+
+
+@register_jitable  # called from Python and from the kernels
+def spline_order(mode):
+    """The B-spline order of interpolation code ``mode`` (2-5), or 0 when it is not one."""
+    return mode - 1 if mode >= BSPLINE2 else 0
+
+
 PADDING_MODES = {"zeros": ZEROS, "border": BORDER, "reflection": REFLECTION, "wrap": WRAP}
 
 
@@ -46,7 +70,8 @@ def mode_code(mode, spatial_dims):
     if code == BICUBIC and spatial_dims == 3:
         raise ValueError(
             "mode='bicubic' is defined for 4-D (N, C, H, W) input only; "
-            "for 5-D input use 'bilinear' (trilinear) or 'nearest'"
+            "for 5-D input use 'bilinear' (trilinear), 'nearest' or a B-spline "
+            "('bspline2' ... 'bspline5')"
         )
     return code
 

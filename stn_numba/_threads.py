@@ -10,7 +10,7 @@ scheduler that call this package after the parent did hang or crash.
 Unless the user chose a layer, this module selects Numba's ``"forksafe"`` policy:
 TBB if it loads (fork- and thread-safe), else ``workqueue`` (fork-safe, but one
 parallel launch at a time: concurrent calls from several Python threads are serialised
-by a lock in :mod:`stn_numba._cpu`). A ``pip install tbb`` puts ``libtbb`` in
+by a lock in :mod:`stn_numba._compat`). A ``pip install tbb`` puts ``libtbb`` in
 ``<prefix>/lib``, which is not on the loader's path outside conda; it is loaded from
 there so that Numba finds it.
 
@@ -25,18 +25,15 @@ re-reads its ``NUMBA_*`` environment variables when one of them changes, set the
 before the first parallel call.
 """
 
-import ctypes
 import os
-import site
-import sys
 
 from numba.core import config
 from numba.np.ufunc import parallel
 
+from ._compat import preload_pip_tbb as _preload_pip_tbb
+
 #: The layer policy this package selects (Numba's name; see the module docstring).
 POLICY = "forksafe"
-
-_TBB_NAMES = {"linux": "libtbb.so.12", "darwin": "libtbb.12.dylib"}
 
 
 def _user_chose():
@@ -46,24 +43,6 @@ def _user_chose():
         or str(config.THREADING_LAYER).lower() != "default"
         or list(config.THREADING_LAYER_PRIORITY) != ["tbb", "omp", "workqueue"]
     )
-
-
-def _preload_pip_tbb():
-    """Load a pip-installed ``libtbb`` from ``<prefix>/lib`` so that Numba's TBB layer
-    finds it (Numba 0.68.1 loads it by name only). Returns the path loaded, or None."""
-    name = _TBB_NAMES.get(sys.platform.rstrip("0123456789"))
-    if name is None:
-        return None
-    prefixes = [sys.prefix, sys.base_prefix, getattr(site, "USER_BASE", None)]
-    for prefix in dict.fromkeys(p for p in prefixes if p):
-        path = os.path.join(prefix, "lib", name)
-        if os.path.exists(path):
-            try:
-                ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
-            except OSError:
-                continue
-            return path
-    return None
 
 
 def select():

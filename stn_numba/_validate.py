@@ -1,11 +1,12 @@
 """Checks at the public boundary. Kernels never validate: what reaches them is
 contiguous, native-endian float32/float64 of the right shapes."""
 
-import ctypes
 import numbers
 import operator
 
 import numpy as np
+
+from ._compat import is_fake_cuda_array, readable_alias
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -22,9 +23,7 @@ def is_gpu_array(x):
     and for the CUDA simulator's device arrays."""
     if isinstance(x, np.ndarray):
         return False
-    # Numba workaround: the simulator's FakeCUDAArray has no __cuda_array_interface__
-    # (numba-cuda 0.30.4); matched by name so that the simulator is never imported here.
-    return hasattr(x, "__cuda_array_interface__") or type(x).__name__ == "FakeCUDAArray"
+    return hasattr(x, "__cuda_array_interface__") or is_fake_cuda_array(x)
 
 
 def _package_of(x):
@@ -78,7 +77,7 @@ def as_float_array(x, name):
         # Numba device arrays and the simulator's (no __cuda_array_interface__, see
         # is_gpu_array) are used as they are; anything else goes through as_cuda_array.
         is_numba = cuda.devicearray.is_cuda_ndarray(x) if hasattr(cuda, "devicearray") else False
-        arr = x if is_numba or type(x).__name__ == "FakeCUDAArray" else cuda.as_cuda_array(x)
+        arr = x if is_numba or is_fake_cuda_array(x) else cuda.as_cuda_array(x)
         if arr.dtype not in _FLOATS:
             raise TypeError(f"{name} must have dtype float32 or float64; got {arr.dtype}")
         if arr.size and not arr.is_c_contiguous():
@@ -100,26 +99,8 @@ def as_float_array(x, name):
         dt = dt.newbyteorder("=")
     arr = np.asarray(x, dtype=dt, order="C")  # keeps 0-d arrays 0-d, for the messages
     if not arr.flags.writeable:
-        arr = _readable_alias(arr)
+        arr = readable_alias(arr)  # see stn_numba._compat
     return arr
-
-
-def _readable_alias(a):
-    """A writeable-flagged alias of the read-only C-contiguous array ``a`` (no copy).
-
-    Numba workaround: Numba (0.68.1) types read-only arrays apart (``readonly array``)
-    and would compile a second specialisation of every kernel for them (seconds of
-    compilation per driver). The kernels only ever read their inputs, so they are
-    handed this alias of the same memory instead; it holds a reference to ``a``, so
-    the memory outlives it. Nothing is ever written through it
-    (outputs and accumulators are separate arrays, and ``out=`` must not overlap an
-    input).
-    """
-    if a.size == 0 or a.ndim == 0:
-        return a.copy()
-    buf = (ctypes.c_char * a.nbytes).from_address(a.ctypes.data)
-    buf.owner = a  # keeps the memory alive as long as the alias
-    return np.frombuffer(buf, dtype=a.dtype).reshape(a.shape)
 
 
 def same_dtype(ref_name, ref, **others):

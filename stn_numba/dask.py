@@ -79,12 +79,10 @@ except ImportError as exc:  # pragma: no cover - exercised only without dask
 import numba
 
 from . import functional as _f
+from ._compat import DASK_BLOCK_LOCK, workqueue_may_run
 from ._validate import check_bool
 
 __all__ = ["grid_sample", "warp_affine", "warp_affine_backward", "warp_flow"]
-
-_WORKQUEUE_LOCK = threading.Lock()
-
 
 # ----------------------------------------------------------------------------
 # Threads
@@ -151,17 +149,10 @@ def default_numba_threads():
     return max(1, numba.config.NUMBA_NUM_THREADS // slots)
 
 
-def _needs_lock():
-    try:
-        return numba.threading_layer() == "workqueue"
-    except ValueError:  # no parallel region has run yet: the first one picks the layer
-        return True
-
-
 def _run_block(*blocks, fn, kwargs, threads, pick):
     """One task: the eager ``fn`` on one batch block, with the chosen Numba thread count."""
     n = default_numba_threads() if threads is None else threads
-    lock = _WORKQUEUE_LOCK if _needs_lock() else None
+    lock = DASK_BLOCK_LOCK if workqueue_may_run() else None
     if lock is not None:
         lock.acquire()
     try:
@@ -355,7 +346,7 @@ def warp_affine(
 
     Returns
     -------
-    output : dask.array.Array, (N, C, *size)
+    output : dask.array.Array, ``(N, C, *size)``
         Lazy; input's batch chunks, one chunk on the other axes, input's dtype. Equal,
         bit for bit, to ``stn_numba.warp_affine(input.compute(), theta, ...)``.
 
@@ -507,7 +498,7 @@ def warp_affine_backward(
 
     Parameters
     ----------
-    grad_output : dask.array.Array or ndarray, (N, C, *size)
+    grad_output : dask.array.Array or ndarray, ``(N, C, *size)``
         dL/doutput; rechunked along its batch axis to input's batch chunks (its other
         axes must be one chunk).
     input : dask.array.Array, (N, C, H_in, W_in) or (N, C, D_in, H_in, W_in)

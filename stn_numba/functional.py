@@ -2,7 +2,7 @@
 
 Conventions shared by every function (PyTorch's):
 
-==================  ==========================================================
+=================== ==========================================================
 shapes              input (N, C, H, W) or (N, C, D, H, W); grid (N, H, W, 2) or
                     (N, D, H, W, 3); θ (N, 2, 3) or (N, 3, 4)
 grid last axis      (x, y) or (x, y, z): x indexes W, y indexes H, z indexes D
@@ -14,7 +14,7 @@ layout=             "NCHW"/"NCDHW" (default) or channels-last "NHWC"/"NDHWC" ima
 dtypes              float32 or float64, the same for every array; output = input's
                     (the sampling forwards also take uint8/uint16/int16 input,
                     computed in the grid's float dtype; output_dtype= converts)
-==================  ==========================================================
+=================== ==========================================================
 
 Arrays of any strides and memory order are accepted; no argument is ever modified.
 
@@ -35,7 +35,7 @@ CuPy, CUDA torch tensors: zero copy, C-contiguous) and returns Numba device arra
 NumPy arrays with ``device="cuda"`` are copied in and the results copied back.
 NaN grid values sample as 0 (``fill_value`` with padding_mode="constant") with zero
 gradient (every padding mode); ±inf and
-values beyond 2**40 pixels are clamped there, so ``border`` reads the edge,
+values beyond ``2**40`` pixels are clamped there, so ``border`` reads the edge,
 ``reflection`` folds them inside, ``wrap`` reads pixel ±2**40 modulo the size and
 ``zeros`` gives 0.
 
@@ -47,7 +47,7 @@ import numpy as np
 
 from . import _cpu, _intfill
 from ._layout import Layout
-from ._modes import BORDER, FLOW, PERSPECTIVE, ZEROS, mode_code, padding_code
+from ._modes import BORDER, FLOW, PERSPECTIVE, ZEROS, mode_code, padding_code, spline_order
 from ._validate import (
     _is_sequence,
     as_float_array,
@@ -578,10 +578,13 @@ def grid_sample(
         Normalised source points, last axis (x, y[, z]); same dtype as input. A batch
         of 1 (of input or of grid) is shared by every sample of the other (see
         "Batches" in :mod:`stn_numba.functional`).
-    mode : {"bilinear", "nearest", "bicubic"}
+    mode : {"bilinear", "nearest", "bicubic", "bspline2", "bspline3", "bspline4", "bspline5"}
         Interpolation; "bilinear" is trilinear on 5-D input; "bicubic" is 2-D only
         (Keys, A = -0.75, padding applied to each of the 4×4 taps). "nearest" rounds
-        half to even.
+        half to even. "bsplineK" is the B-spline of order K through the samples (the
+        input is prefiltered, as scipy.ndimage's ``order=K``), 2-D and 3-D, with
+        gradients; "zeros" padding is the spline of the input extended by zeros
+        (docs/conventions.md, "Interpolation").
     padding_mode : {"zeros", "border", "reflection", "wrap", "constant"}
         Values outside the input: 0, the edge, the input reflected, the input repeated
         with a period of its size in pixels (whatever ``align_corners``; every tap index
@@ -966,7 +969,7 @@ def warp_perspective(
 
     Returns
     -------
-    output : ndarray, (N, C, *size)
+    output : ndarray, ``(N, C, *size)``
         The compute dtype (input's, or H's for integer input), or
         output_dtype. Output pixels whose point is at infinity or behind the camera
         (homogeneous coordinate <= 1e-12) are 0 in every padding mode; the output is
@@ -1041,7 +1044,7 @@ def warp_perspective_backward(
 
     Parameters
     ----------
-    grad_output : ndarray, (N, C, *size)
+    grad_output : ndarray, ``(N, C, *size)``
         dL/doutput.
     input, H, size, mode, padding_mode, align_corners
         As given to :func:`warp_perspective`.
@@ -1481,7 +1484,7 @@ def warp_affine(
 
     Returns
     -------
-    output : ndarray, (N, C, *size)
+    output : ndarray, ``(N, C, *size)``
         The compute dtype (input's, or theta's for integer input), or
         output_dtype.
 
@@ -1537,7 +1540,7 @@ def warp_affine_backward(
 
     Parameters
     ----------
-    grad_output : ndarray, (N, C, *size)
+    grad_output : ndarray, ``(N, C, *size)``
         dL/doutput.
     input, theta, size, mode, padding_mode, align_corners
         As given to :func:`warp_affine`.
@@ -1805,6 +1808,11 @@ def tps_grid_backward(
 def _check_splat_args(input, grid, mode, padding_mode, align_corners):
     """grid_sample's checks, plus: grid is on input's lattice (same spatial shape)."""
     checked = _check_sample_args(input, grid, mode, padding_mode, align_corners, False)
+    if spline_order(checked[3]):
+        raise ValueError(
+            f"splat's mode must be one of 'bilinear', 'nearest', 'bicubic'; got {mode!r} "
+            "(B-spline splatting is not implemented)"
+        )
     spatial = tuple(input.shape[2:])
     if tuple(grid.shape[1:-1]) != spatial:
         dims = len(spatial)
@@ -1834,7 +1842,7 @@ def splat(
     ``input[n, :, h, w]`` is added, with the interpolation weights of ``mode``, to the
     output pixels around the normalised point ``grid[n, h, w]`` of an output of spatial
     shape ``size``. This is exactly the adjoint of :func:`grid_sample` with respect to
-    its input: for every x of shape (N, C, *size),
+    its input: for every x of shape ``(N, C, *size)``,
     ``<grid_sample(x, grid), input> == <x, splat(input, grid, size)>``, and
     ``splat(y, grid, size)`` equals ``grid_sample_backward(y, x, grid, ...)[0]``.
     PyTorch has no built-in for it. Uses: forward warping of a frame by an optical flow
@@ -1870,7 +1878,7 @@ def splat(
         Whether ±1 are the centres (True) or outer edges (False) of the output's corner
         pixels.
     out : ndarray, optional
-        Preallocated C-contiguous result of shape (N, C, *size); must not overlap input
+        Preallocated C-contiguous result of shape ``(N, C, *size)``; must not overlap input
         or grid. It is overwritten, not added to.
     %(layout_forward)s
     %(device)s
@@ -1881,7 +1889,7 @@ def splat(
 
     Returns
     -------
-    output : ndarray, (N, C, *size)
+    output : ndarray, ``(N, C, *size)``
         input's dtype. On the CPU each output element receives its contributions in
         input raster order, summed in the output array: bit-identical for any number
         of threads. Extra memory: 16 bytes per input row on the CPU; on the GPU with
@@ -1953,7 +1961,7 @@ def splat_backward(
 
     Parameters
     ----------
-    grad_output : ndarray, (N, C, *size)
+    grad_output : ndarray, ``(N, C, *size)``
         dL/doutput, the shape of the forward's output (its spatial shape is ``size``).
     input, grid, mode, padding_mode, align_corners
         As given to :func:`splat`.

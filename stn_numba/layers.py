@@ -49,7 +49,7 @@ class SpatialTransformer:
     source_points : array_like, (K, 2) or (N, K, 2), optional
         TPS control points in the output image, normalised (x, y); required for
         ``"tps"`` and refused for the other families. They are cast to θ's dtype.
-    mode : {"bilinear", "nearest", "bicubic"}, default "bilinear"
+    mode : {"bilinear", "nearest", "bicubic", "bspline2", ..., "bspline5"}, default "bilinear"
         Interpolation, as in :func:`~stn_numba.grid_sample`.
     padding_mode : {"zeros", "border", "reflection", "wrap", "constant"}, default "zeros"
         As in :func:`~stn_numba.grid_sample`; "constant" reads ``fill_value`` outside.
@@ -297,7 +297,7 @@ class SpatialTransformer:
 
         Returns
         -------
-        output : ndarray, (N, C, *size)
+        output : ndarray, ``(N, C, *size)``
             The warped batch, x's dtype (a GPU array for GPU arrays in).
 
         Raises
@@ -338,7 +338,7 @@ class SpatialTransformer:
 
         Parameters
         ----------
-        grad_out : ndarray, (N, C, *size)
+        grad_out : ndarray, ``(N, C, *size)``
             dL/doutput, in the output's dtype (and on its device).
         input_grad : bool, default True
             Whether to compute dL/dx; False skips that work (e.g. when x is the raw

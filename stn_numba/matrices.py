@@ -1192,7 +1192,7 @@ def warp_affine_pixels(
 
     Returns
     -------
-    output : ndarray, (N, C, *size) (or (N, *size, C) channels-last)
+    output : ndarray, ``(N, C, *size)`` (or ``(N, *size, C)`` channels-last)
         input's dtype for float input, float32 for integer images, or output_dtype.
 
     Raises

@@ -33,6 +33,10 @@ from stn_numba._modes import (  # noqa: E402
     BICUBIC,
     BILINEAR,
     BORDER,
+    BSPLINE2,
+    BSPLINE3,
+    BSPLINE4,
+    BSPLINE5,
     FLOW,
     GRID,
     NEAREST,
@@ -101,6 +105,10 @@ def signatures(t):
         "k_flow_grid_2d": (arr(t, 4), arr(t, 4), i64, i64, boolean),
         "k_flow_grid_3d": (arr(t, 5), arr(t, 5), i64, i64, i64, boolean),
         "k_scale_columns": (arr(t, 2), arr(float64, 1), arr(t, 2)),
+        "k_spline_embed_2d": (arr(t, 4), arr(t, 4), i64, boolean),
+        "k_spline_embed_3d": (arr(t, 5), arr(t, 5), i64, boolean),
+        "k_spline_filter_2d": (arr(t, 4), i64, i64, i64, boolean),
+        "k_spline_filter_3d": (arr(t, 5), i64, i64, i64, boolean),
         # thin-plate spline (tps_grid): coefficients and source points are float64
         "k_tps_grid_2d": (arr(float64, 3), arr(float64, 3), arr(t, 4), boolean),
         "k_tps_rows_2d": (arr(t, 4), arr(float64, 3), arr(float64, 2), boolean),
@@ -117,13 +125,29 @@ PATHS_2D = [
     (AFFINE, NEAREST, BORDER),
     (PERSPECTIVE, BICUBIC, REFLECTION),
     (FLOW, BILINEAR, BORDER),
+    (AFFINE, BSPLINE3, ZEROS),
     (GRID, BILINEAR, WRAP),
 ]
-PATHS_3D = [(GRID, BILINEAR, ZEROS), (AFFINE, NEAREST, BORDER), (FLOW, BILINEAR, REFLECTION)]
-GRADS_2D = [(BILINEAR, ZEROS), (NEAREST, BORDER), (BICUBIC, REFLECTION)]
-GRADS_3D = [(BILINEAR, ZEROS), (NEAREST, REFLECTION)]
-SCATTERS_2D = [(GRID, BILINEAR, ZEROS), (AFFINE, NEAREST, BORDER), (GRID, BICUBIC, REFLECTION)]
-SCATTERS_3D = [(GRID, BILINEAR, ZEROS), (AFFINE, NEAREST, REFLECTION), (GRID, BILINEAR, WRAP)]
+PATHS_3D = [
+    (GRID, BILINEAR, ZEROS),
+    (AFFINE, NEAREST, BORDER),
+    (FLOW, BILINEAR, REFLECTION),
+    (GRID, BSPLINE5, BORDER),
+]
+GRADS_2D = [(BILINEAR, ZEROS), (NEAREST, BORDER), (BICUBIC, REFLECTION), (BSPLINE2, REFLECTION)]
+GRADS_3D = [(BILINEAR, ZEROS), (NEAREST, REFLECTION), (BSPLINE4, ZEROS)]
+SCATTERS_2D = [
+    (GRID, BILINEAR, ZEROS),
+    (AFFINE, NEAREST, BORDER),
+    (GRID, BICUBIC, REFLECTION),
+    (GRID, BSPLINE5, ZEROS),
+]
+SCATTERS_3D = [
+    (GRID, BILINEAR, ZEROS),
+    (AFFINE, NEAREST, REFLECTION),
+    (AFFINE, BSPLINE3, BORDER),
+    (GRID, BILINEAR, WRAP),
+]
 SPECIALISED = {
     "k_sample_2d": PATHS_2D,
     "k_sample_3d": PATHS_3D,

@@ -36,7 +36,7 @@ def test_no_citation_of_documents_outside_the_repo():
         rel = path.relative_to(ROOT)
         if rel.parts[0].startswith(".") or path == pathlib.Path(__file__).resolve():
             continue
-        if path.suffix not in {".py", ".md", ".toml", ".sh", ".cfg", ".txt"}:
+        if path.suffix not in {".py", ".md", ".rst", ".toml", ".sh", ".cfg", ".txt"}:
             continue
         for no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if cited.search(line):

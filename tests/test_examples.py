@@ -71,3 +71,26 @@ def test_digits_stn_learns():
     logits, view = model.forward(x)
     assert logits.shape == (4, 10) and view.shape == (4, 1, D.VIEW, D.VIEW)
     assert view.dtype == np.float32
+
+
+def test_examples_use_only_the_public_api():
+    """examples/ imports nothing private of the package (names starting with "_")."""
+    folder = os.path.join(os.path.dirname(__file__), os.pardir, "examples")
+    private = []
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".py"):
+            with open(os.path.join(folder, name), encoding="utf-8") as f:
+                for no, line in enumerate(f, 1):
+                    if "stn_numba._" in line or "from stn_numba import _" in line:
+                        private.append(f"{name}:{no}: {line.strip()}")
+    assert not private, "\n".join(private)
+
+
+def test_figures_helpers():
+    import stn_numba.figures as fig
+
+    card = fig.load_test_card()
+    assert card.shape == (128, 128) and card.dtype == np.uint8
+    img = fig.to_uint8(np.zeros((9, 30)))
+    fig.draw_text(img, "STN", 1, 1, 255)
+    assert img[:8, :17].max() == 255 and img[:, 18:].max() == 0

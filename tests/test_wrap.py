@@ -180,6 +180,18 @@ def test_linear_equals_scipy_grid_wrap(rng, dims, align_corners):
         np.testing.assert_allclose(out[0, c], ref, **tol(F32))
 
 
+def test_bspline_is_the_periodic_spline(rng):
+    """bspline3 with wrap: the periodic spline, prefilter included (scipy's grid-wrap)."""
+    x = rng.standard_normal((1, 2, *IN_2D)).astype(F32)
+    grid, _ = wrap_grid(rng, 1, (4, 6), IN_2D, False, shift=1)
+    out = stn.grid_sample(x, grid, mode="bspline3", padding_mode="wrap")
+    g = grid[0].astype(np.float64)
+    coords = [((g[..., 1] + 1) * IN_2D[0] - 1) / 2, ((g[..., 0] + 1) * IN_2D[1] - 1) / 2]
+    for c in range(2):
+        ref = ndimage.map_coordinates(x[0, c].astype(np.float64), coords, order=3, mode="grid-wrap")
+        np.testing.assert_allclose(out[0, c], ref, **tol(F32))
+
+
 @pytest.mark.parametrize("align_corners", [False, True])
 def test_axis_of_size_one_reads_its_one_pixel(rng, align_corners):
     """Period 1: every point of a width-1 image reads its column (both bilinear taps
