@@ -43,7 +43,7 @@ MULTI_ARRAY_CASES = [(f, a) for f, a in ARRAY_CASES if len(ARRAY_ARGS[f]) > 1]
 IN_SPATIAL = {2: (3, 4), 3: (2, 3, 4)}
 OUT_SPATIAL = {2: (2, 3), 3: (2, 2, 3)}
 
-MODE_NAMES = ("bilinear", "nearest", "bicubic")
+MODE_NAMES = ("bilinear", "nearest", "bicubic", "bspline2", "bspline3", "bspline4", "bspline5")
 PADDING_NAMES = ("zeros", "border", "reflection", "wrap")
 
 #: Not bools: align_corners / input_grad / grid_grad / theta_grad / deterministic.
