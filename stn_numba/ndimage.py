@@ -951,7 +951,7 @@ def spline_filter1d(input, order=3, axis=-1, output=np.float64, mode="mirror"):
     >>> import numpy as np
     >>> from stn_numba import ndimage
     >>> ndimage.spline_filter1d(np.array([0.0, 6.0, 0.0]), order=3).round(6)
-    array([-3.,  9., -3.])
+    array([-6., 12., -6.])
     """
     arr = _input(input, ndims=None)
     order = _order(order)
