@@ -32,6 +32,13 @@ from ._jit import kernel, scalar
 MIRROR = 0  # whole-sample symmetric: ... c b | a b c d | c b ... (about the end samples)
 REFLECT = 1  # half-sample symmetric: ... b a | a b c d | d c ... (about the end edges)
 PERIODIC = 2  # ... c d | a b c d | a b ...
+#: scipy.ndimage's half-sample mirror ("reflect", "grid-mirror", "nearest"): REFLECT as
+#: scipy computes it, which does not reproduce the samples of short lines. scipy sums
+#: the causal start in place in c[0], so its last term reads the partial sum instead
+#: of the sample c[0]; the difference is of the order of z**(2n-1), below float64
+#: rounding from about 30 samples (order 3). Only :mod:`stn_numba.ndimage` uses it,
+#: to give scipy's numbers; its transpose is not provided.
+REFLECT_NDIMAGE = 3
 
 #: The poles of the prefilter of each order (orders 2-5; 0 and 1 have none): the roots
 #: in (-1, 0) of the polynomial whose coefficients are the spline's values at the
@@ -220,7 +227,7 @@ def _causal_start(c, z, boundary):
             acc += zi * c[n - i]
             zi *= z
         return acc / (one - zi) if full else acc
-    if boundary == REFLECT:
+    if boundary == REFLECT or boundary == REFLECT_NDIMAGE:
         # Σ_{i>=0} z^i c[-1-i] over the half-sample mirror, folded back into [0, n)
         zn = z**n
         acc = c[0] + zn * c[n - 1]
@@ -230,7 +237,10 @@ def _causal_start(c, z, boundary):
             if abs(zi) < _NEGLIGIBLE:
                 full = False
                 break
-            acc += zi * (c[i] + zn * c[n - 1 - i])
+            if boundary == REFLECT_NDIMAGE and i == n - 1:
+                acc += zi * (c[i] + zn * acc)  # scipy's aliased read of c[0]
+            else:
+                acc += zi * (c[i] + zn * c[n - 1 - i])
             zi *= z
         if full:
             return c[0] + acc * z / (one - zn * zn)
@@ -267,7 +277,7 @@ def _anticausal_start(c, z, boundary):
         if full:
             return acc * z / (zi - one)
         return -acc * z
-    if boundary == REFLECT:
+    if boundary == REFLECT or boundary == REFLECT_NDIMAGE:
         return c[n - 1] * z / (z - one)
     return (z * c[n - 2] + c[n - 1]) * z / (z * z - one)
 
@@ -339,7 +349,7 @@ def fold_index(i, n, boundary):
     if boundary == PERIODIC:
         i = i % n
         return i
-    if boundary == REFLECT:
+    if boundary == REFLECT or boundary == REFLECT_NDIMAGE:
         period = 2 * n
         i = i % period
         return i if i < n else period - 1 - i

@@ -117,3 +117,33 @@ LAYOUTS = {
 def layout_code(layout):
     """(channels_last, ndim or None) of the image ``layout`` name."""
     return _lookup(LAYOUTS, layout, "layout")
+
+
+# ----------------------------------------------------------------------------
+# scipy.ndimage extension modes (stn_numba.ndimage)
+# ----------------------------------------------------------------------------
+
+# Codes as scipy.ndimage's C code numbers them ("grid-mirror" is "reflect" there).
+ND_NEAREST = 0
+ND_WRAP = 1  # period n - 1: the first and last samples coincide
+ND_REFLECT = 2  # half-sample mirror, about the edges
+ND_MIRROR = 3  # whole-sample mirror, about the end samples
+ND_CONSTANT = 4  # cval beyond [0, n - 1]; no interpolation with cval near the edges
+ND_GRID_WRAP = 5  # period n
+ND_GRID_CONSTANT = 6  # the image extended by cval, interpolated
+
+NDIMAGE_MODES = {
+    "constant": ND_CONSTANT,
+    "grid-constant": ND_GRID_CONSTANT,
+    "nearest": ND_NEAREST,
+    "mirror": ND_MIRROR,
+    "reflect": ND_REFLECT,
+    "grid-mirror": ND_REFLECT,
+    "wrap": ND_WRAP,
+    "grid-wrap": ND_GRID_WRAP,
+}
+
+
+def ndimage_mode_code(mode):
+    """Return the kernel code of a scipy.ndimage ``mode`` name."""
+    return _lookup(NDIMAGE_MODES, mode, "mode")

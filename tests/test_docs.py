@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-MODULES = ["stn_numba.functional", "stn_numba.layers"]
+MODULES = ["stn_numba.functional", "stn_numba.layers", "stn_numba.ndimage"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -1,0 +1,224 @@
+"""stn_numba.ndimage against scipy.ndimage itself: random inputs over (order, mode,
+ndim), the output conversions, bad input, no mutation, and a jitted mapping.
+
+scipy's own test cases run in tests/test_ndimage_scipy.py. Every call here uses one
+compiled sampling driver and one prefilter driver (order and mode are runtime
+arguments, inputs are converted to float64), plus one mapping kernel.
+"""
+
+import numba
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+from conftest import tol
+
+from stn_numba import _bspline as B
+from stn_numba import ndimage as nd
+
+MODES = ["constant", "grid-constant", "nearest", "mirror", "reflect", "grid-mirror", "wrap"]
+MODES += ["grid-wrap"]
+SHAPES = {1: (7,), 2: (5, 6), 3: (4, 5, 3)}
+TOL = tol(np.float64)
+
+
+def close(got, want, **kw):
+    """Equal to float64 rounding of the largest magnitude (the prefilter's
+    recursions cancel: small values carry the rounding of large ones)."""
+    scale = max(1.0, float(np.abs(want).max(initial=0.0)))
+    np.testing.assert_allclose(got, want, rtol=TOL["rtol"], atol=TOL["atol"] * scale, **kw)
+
+
+@pytest.mark.parametrize("ndim", [1, 2, 3])
+@pytest.mark.parametrize("order", range(6))
+def test_map_coordinates_matches_scipy_every_mode(ndim, order, rng):
+    a = rng.standard_normal(SHAPES[ndim])
+    x = rng.uniform(-4, 9, (ndim, 30))
+    x[:, :3] = np.floor(x[:, :3])  # integer points: the taps' edges and order 0's rounding
+    for mode in MODES:
+        for prefilter in (True, False):
+            got = nd.map_coordinates(a, x, order=order, mode=mode, cval=0.7, prefilter=prefilter)
+            want = ndi.map_coordinates(a, x, order=order, mode=mode, cval=0.7, prefilter=prefilter)
+            close(got, want, err_msg=f"{mode} {prefilter}")
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_affine_shift_zoom_rotate_match_scipy(ndim, rng):
+    a = rng.standard_normal(SHAPES[ndim]) * 10
+    m = np.eye(ndim) + 0.3 * rng.standard_normal((ndim, ndim))
+    off = rng.standard_normal(ndim)
+    homog = np.eye(ndim + 1)
+    homog[:ndim, :ndim] = m
+    homog[:ndim, ndim] = off
+    for order, mode in [(0, "nearest"), (1, "constant"), (3, "reflect"), (5, "grid-constant")]:
+        kw = dict(order=order, mode=mode, cval=1.5)
+        for args in [(m, off), (np.diag(m), off), (homog,), (homog[:ndim],)]:
+            close(nd.affine_transform(a, *args, **kw), ndi.affine_transform(a, *args, **kw))
+        out_shape = (3,) * ndim
+        close(
+            nd.affine_transform(a, m, off, output_shape=out_shape, **kw),
+            ndi.affine_transform(a, m, off, output_shape=out_shape, **kw),
+        )
+        close(nd.shift(a, off, **kw), ndi.shift(a, off, **kw))
+        for grid_mode in (False, True):
+            z = (1.7, 0.6, 2.0)[:ndim]
+            zmode = "grid-constant" if mode == "constant" else mode
+            kz = dict(kw, mode=zmode, grid_mode=grid_mode)
+            close(nd.zoom(a, z, **kz), ndi.zoom(a, z, **kz))
+        for reshape in (True, False):
+            axes = (1, 0) if ndim == 2 else (0, 2)
+            kr = dict(kw, axes=axes, reshape=reshape)
+            close(nd.rotate(a, 23, **kr), ndi.rotate(a, 23, **kr))
+
+
+def test_reflect_prefilter_is_scipys_on_short_lines():
+    # scipy's half-sample-mirror prefilter does not reproduce the samples of short
+    # lines; stn_numba.ndimage gives scipy's numbers, B.REFLECT stays exact.
+    s = np.array([0.3, -1.2])
+    got = nd.spline_filter1d(s, 3, mode="reflect")
+    close(got, ndi.spline_filter1d(s, 3, mode="reflect"))
+    exact = np.array(s)
+
+    @numba.njit
+    def run(c):
+        B.prefilter_line(c, 3, B.REFLECT)
+
+    run(exact)
+    assert np.abs(got - exact).max() > 1e-5
+
+
+@pytest.mark.parametrize("mode", ["mirror", "reflect", "nearest", "grid-wrap"])
+def test_spline_filters_match_scipy(mode, rng):
+    a = rng.standard_normal((3, 40, 5)) * 100
+    for order in range(2, 6):
+        close(nd.spline_filter(a, order, mode=mode), ndi.spline_filter(a, order, mode=mode))
+        for axis in (0, 1, -1):
+            close(
+                nd.spline_filter1d(a, order, axis, mode=mode),
+                ndi.spline_filter1d(a, order, axis, mode=mode),
+            )
+    # a float32 output holds each axis' result (scipy's order); equal to float32 rounding
+    got = nd.spline_filter(a, 3, output=np.float32, mode=mode)
+    want = ndi.spline_filter(a, 3, output=np.float32, mode=mode)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6 * np.abs(want).max())
+
+
+@pytest.mark.parametrize(
+    "dtype", [np.uint8, np.int8, np.uint16, np.int32, np.int64, np.uint64, np.float32, bool]
+)
+def test_integer_and_other_outputs_are_scipys(dtype, rng):
+    a = rng.uniform(-300, 300, (6, 7))
+    x = rng.uniform(-1, 7, (2, 50))
+    for order in (0, 1, 3):
+        got = nd.map_coordinates(a, x, output=dtype, order=order, mode="mirror")
+        want = ndi.map_coordinates(a, x, output=dtype, order=order, mode="mirror")
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+
+
+def test_integer_input_keeps_its_dtype_and_output_arrays_are_filled(rng):
+    a = rng.integers(0, 255, (8, 9)).astype(np.uint8)
+    want = ndi.zoom(a, 1.5, order=3)
+    got = nd.zoom(a, 1.5, order=3)
+    assert got.dtype == np.uint8
+    np.testing.assert_array_equal(got, want)
+    out = np.zeros((9, 8), np.float32)[::-1]  # a non-contiguous output array
+    res = nd.affine_transform(a, [[0, 1], [1, 0]], output=out, order=1)
+    assert res is out
+    np.testing.assert_array_equal(
+        out,
+        ndi.affine_transform(a, [[0, 1], [1, 0]], output=np.float32, output_shape=(9, 8), order=1),
+    )
+
+
+def test_complex_input_is_split(rng):
+    a = rng.standard_normal((5, 6)) + 1j * rng.standard_normal((5, 6))
+    x = rng.uniform(-1, 6, (2, 20))
+    np.testing.assert_allclose(
+        nd.map_coordinates(a, x, cval=1 + 2j), ndi.map_coordinates(a, x, cval=1 + 2j)
+    )
+
+
+def test_inputs_are_not_mutated(rng):
+    a = rng.standard_normal((6, 7))
+    x = rng.uniform(-1, 7, (2, 10))
+    m = np.eye(3)
+    copies = [a.copy(), x.copy(), m.copy()]
+    for mode in ("nearest", "grid-constant", "reflect"):
+        nd.map_coordinates(a, x, mode=mode)
+        nd.affine_transform(a, m, mode=mode)
+        nd.spline_filter(a)
+    for before, after in zip(copies, [a, x, m]):
+        np.testing.assert_array_equal(before, after)
+
+
+@numba.njit
+def _shear(o, k):
+    return (o[0] * 0.9 + 0.25 * o[1] - k, o[1] * 1.1 - 0.5)
+
+
+def _shear_py(o, k):
+    return (o[0] * 0.9 + 0.25 * o[1] - k, o[1] * 1.1 - 0.5)
+
+
+def test_geometric_transform_with_a_jitted_mapping_is_scipys_with_python(rng):
+    a = rng.standard_normal((7, 8))
+    for order, mode in [(1, "constant"), (3, "mirror")]:
+        got = nd.geometric_transform(
+            a, _shear, (6, 9), order=order, mode=mode, extra_arguments=(0.3,)
+        )
+        want = ndi.geometric_transform(
+            a, _shear_py, (6, 9), order=order, mode=mode, extra_arguments=(0.3,)
+        )
+        close(got, want)
+    with pytest.raises(TypeError, match=r"numba\.njit"):
+        nd.geometric_transform(a, _shear_py, extra_arguments=(0.3,))
+    with pytest.raises(TypeError, match="extra_keywords"):
+        nd.geometric_transform(a, _shear, extra_keywords={"k": 1.0})
+
+
+@pytest.mark.parametrize(
+    "call, exc, match",
+    [
+        (
+            lambda: nd.map_coordinates(np.zeros((2, 2, 2, 2)), np.zeros((4, 1))),
+            ValueError,
+            "1, 2 or 3",
+        ),
+        (lambda: nd.map_coordinates(np.zeros(()), np.zeros((0, 1))), ValueError, "input"),
+        (lambda: nd.map_coordinates(np.zeros(3, object), [[1.0]]), TypeError, "input"),
+        (lambda: nd.map_coordinates(np.zeros(3), [[1j]]), TypeError, "coordinates"),
+        (lambda: nd.map_coordinates(np.zeros(3), np.zeros((2, 1))), ValueError, "coordinates"),
+        (lambda: nd.map_coordinates(np.zeros(3), [[1.0]], order=6), ValueError, "order"),
+        (lambda: nd.map_coordinates(np.zeros(3), [[1.0]], order=1.5), TypeError, "order"),
+        (lambda: nd.map_coordinates(np.zeros(3), [[1.0]], mode="warp"), ValueError, "'wrap'"),
+        (lambda: nd.map_coordinates(np.zeros(3), [[1.0]], output=np.float16), TypeError, "output"),
+        (
+            lambda: nd.map_coordinates(np.zeros(3), [[1.0]], output=np.zeros(2)),
+            ValueError,
+            "output",
+        ),
+        (lambda: nd.map_coordinates(np.zeros(3), [[1.0]], cval="0"), TypeError, "cval"),
+        (lambda: nd.affine_transform(np.zeros((3, 3)), np.zeros((3, 2))), ValueError, "matrix"),
+        (lambda: nd.affine_transform(np.zeros((3, 3)), np.ones((3, 3))), ValueError, "bottom row"),
+        (
+            lambda: nd.affine_transform(np.zeros((3, 3)), np.eye(2), offset=[1, 2, 3]),
+            ValueError,
+            "offset",
+        ),
+        (lambda: nd.shift(np.zeros((3, 3)), [1, 2, 3]), ValueError, "shift"),
+        (lambda: nd.zoom(np.zeros((3, 3)), 0.1), ValueError, "zoom"),
+        (lambda: nd.rotate(np.zeros(3), 10), ValueError, "2-D or 3-D"),
+        (lambda: nd.rotate(np.zeros((3, 3)), 10, axes=(0, 0)), ValueError, "axes"),
+        (lambda: nd.spline_filter(np.zeros(3), order=1), ValueError, "order"),
+        (lambda: nd.spline_filter1d(np.zeros(3), axis=1), ValueError, "axis"),
+    ],
+)
+def test_bad_input_names_the_argument(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
+
+
+def test_zoom_grid_mode_warns_as_scipy():
+    with pytest.warns(UserWarning, match="grid-constant"):
+        nd.zoom(np.ones((3, 3)), 2, grid_mode=True, mode="constant")
