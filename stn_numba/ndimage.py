@@ -199,11 +199,21 @@ def _normalize(value, rank, name):
     return [value] * rank
 
 
-def _floats(values, name):
+def _floats(values, name, given=None):
+    """``values`` as float64; real numbers only (a complex value is refused, not cut
+    to its real part). ``given``: what the caller passed, for the message."""
+    given = values if given is None else given
     try:
-        arr = np.asarray(values, dtype=np.float64)
+        arr = np.asarray(values)
+        if arr.dtype.kind not in "biuf":
+            raise TypeError
+        arr = arr.astype(np.float64)
     except (TypeError, ValueError):
-        raise TypeError(f"{name} must be numbers; got {values!r}") from None
+        if isinstance(given, np.ndarray):
+            given = f"an array of dtype {given.dtype} and shape {given.shape}"
+        else:
+            given = repr(given)
+        raise TypeError(f"{name} must be real numbers; got {given}") from None
     return arr
 
 
@@ -427,7 +437,7 @@ def _affine_parts(matrix, offset, nd, orank):
         raise ValueError(
             f"matrix must have one column per output axis ({orank}); got shape {m.shape}"
         )
-    off = _floats(_normalize(offset, nd, "offset"), "offset")
+    off = _floats(_normalize(offset, nd, "offset"), "offset", offset)
     if off.ndim != 1:
         raise ValueError(f"offset must be a number or {nd} numbers; got {offset!r}")
     return m, off
@@ -574,7 +584,7 @@ def shift(input, shift, output=None, order=3, mode="constant", cval=0.0, prefilt
     code = ndimage_mode_code(mode)
     complex_input = arr.dtype.kind == "c"
     cval = _cval(cval, complex_input)
-    s = _floats(_normalize(shift, arr.ndim, "shift"), "shift")
+    s = _floats(_normalize(shift, arr.ndim, "shift"), "shift", shift)
     out = _output(output, arr, arr.shape)
     rows = [np.arange(n, dtype=np.float64) + (-s[k]) for k, n in enumerate(arr.shape)]
     table = _table(rows)
@@ -617,8 +627,8 @@ def zoom(
     Raises
     ------
     TypeError, ValueError
-        As :func:`map_coordinates`, and for a ``zoom`` of the wrong length or an
-        empty output.
+        As :func:`map_coordinates`, and for a ``zoom`` of the wrong length, not
+        positive and finite, or giving an empty output.
 
     Examples
     --------
@@ -634,10 +644,15 @@ def zoom(
         raise TypeError(f"grid_mode must be a bool; got {grid_mode!r}")
     complex_input = arr.dtype.kind == "c"
     cval = _cval(cval, complex_input)
-    factors = _normalize(zoom, arr.ndim, "zoom")
-    oshape = tuple(int(round(n * z)) for n, z in zip(arr.shape, factors, strict=True))
+    factors = _floats(_normalize(zoom, arr.ndim, "zoom"), "zoom", zoom)
+    if factors.ndim != 1 or not np.all(np.isfinite(factors) & (factors > 0)):
+        raise ValueError(f"zoom must be positive finite numbers (one per axis); got {zoom!r}")
+    oshape = tuple(int(round(n * z)) for n, z in zip(arr.shape, factors.tolist(), strict=True))
     if min(oshape) < 1:
-        raise ValueError(f"zoom gives an empty output of shape {oshape}; zoom = {zoom!r}")
+        raise ValueError(
+            f"zoom must give an output of at least 1 sample per axis; got zoom = {zoom!r} "
+            f"for input of shape {arr.shape}, an output of shape {oshape}"
+        )
     out = _output(output, arr, oshape)
     if all(z == 1 for z in factors) and prefilter:
         out[...] = arr  # scipy returns the input unchanged (numpy's cast)
@@ -703,7 +718,8 @@ def rotate(
     Raises
     ------
     TypeError, ValueError
-        As :func:`map_coordinates`, and for 1-D input or bad ``axes``.
+        As :func:`map_coordinates`, and for 1-D input, bad ``axes`` or an ``angle``
+        that is not one real number.
 
     Examples
     --------
@@ -722,15 +738,28 @@ def rotate(
         raise ValueError(f"input must be 2-D or 3-D for rotate; got {nd}-D input")
     order = _order(order)
     code = ndimage_mode_code(mode)
-    axes = list(axes) if np.iterable(axes) else [axes]
-    if len(axes) != 2 or not all(float(ax).is_integer() for ax in axes):
-        raise ValueError(f"axes must be two ints (the plane of the rotation); got {axes!r}")
-    axes = [int(ax) + nd if ax < 0 else int(ax) for ax in axes]
+    given = axes
+    axes = list(axes) if np.iterable(axes) and not isinstance(axes, str) else [axes]
+    try:
+        axes = [operator.index(ax) for ax in axes]
+    except TypeError:
+        axes = []
+    if len(axes) != 2:
+        raise ValueError(f"axes must be two ints (the plane of the rotation); got {given!r}")
+    axes = [ax + nd if ax < 0 else ax for ax in axes]
     if not all(0 <= ax < nd for ax in axes) or axes[0] == axes[1]:
-        raise ValueError(f"axes must be two different axes of {nd}-D input; got {axes!r}")
+        raise ValueError(
+            f"axes must be two different axes of {nd}-D input, in [-{nd}, {nd - 1}]; got {given!r}"
+        )
     axes.sort()
     complex_input = arr.dtype.kind == "c"
     cval = _cval(cval, complex_input)
+    if isinstance(angle, (str, bytes)) or np.ndim(angle) != 0 or np.iscomplexobj(angle):
+        raise TypeError(f"angle must be a real number (degrees); got {angle!r}")
+    try:
+        angle = float(angle)
+    except (TypeError, ValueError):
+        raise TypeError(f"angle must be a real number (degrees); got {angle!r}") from None
     c, s = special.cosdg(angle), special.sindg(angle)
     rot = np.array([[c, s], [-s, c]])
     img_shape = np.asarray(arr.shape)
