@@ -43,11 +43,23 @@ The conventions in full (padding drawn per mode, nearest's ties, bicubic's taps,
 precision, determinism): docs/conventions.md.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 
 from . import _cpu, _intfill
 from ._layout import Layout
-from ._modes import BORDER, FLOW, PERSPECTIVE, ZEROS, mode_code, padding_code, spline_order
+from ._modes import (
+    AFFINE,
+    BORDER,
+    FLOW,
+    GRID,
+    PERSPECTIVE,
+    ZEROS,
+    mode_code,
+    padding_code,
+    spline_order,
+)
 from ._validate import (
     _is_sequence,
     as_float_array,
@@ -234,6 +246,107 @@ def _backward(backend, fill, gout, input, grid, theta, m, p, ac, input_grad, poi
 
 def _to(backend, a):
     return a if backend is _cpu else backend.to_device(a)
+
+
+# ----------------------------------------------------------------------------
+# The sampling pipeline, written once: grid_sample and the warps differ only in where
+# their points come from (a _Warp)
+# ----------------------------------------------------------------------------
+
+
+class _Checked(NamedTuple):
+    """A warp's checked arguments: the output's spatial size and the kernel codes."""
+
+    size: tuple
+    mode: int
+    padding: int
+    align_corners: bool
+
+
+class _Warp(NamedTuple):
+    """Where the points of one sampling function come from.
+
+    ``name`` is its points argument ("grid", "theta", "H", "flow"; its gradient flag is
+    ``<name>_grad``). ``check(input, points, size, mode, padding_mode, align_corners)``
+    validates and returns a :class:`_Checked`. ``forward(backend, input, points, c)`` and
+    ``backward(...)`` give the backend's ``(grid, theta, source)``: the points as a grid,
+    a matrix applied per pixel, or a flow (the backwards of the projective and flow warps
+    differentiate a materialised grid). ``points_grad(backend, grad, input, points, c)``
+    turns the gradient the backend returns into the points' gradient.
+    """
+
+    name: str
+    check: object
+    forward: object
+    backward: object
+    points_grad: object
+
+
+def _run_forward(
+    warp, input, points, size, mode, padding_mode, align_corners,
+    layout, out, device, fill_value, output_dtype,
+):  # fmt: skip
+    """validate -> convert -> allocate -> sample -> finish, for every sampling forward."""
+    lay = Layout(layout)
+    pre = _intfill.Forward(
+        input, points, padding_mode, fill_value, output_dtype, out, warp.name, lay.channel_axis
+    )
+    input, padding_mode, out = pre.input, pre.padding_mode, pre.out
+    given = {"input": input, warp.name: points}
+    dev, backend, host_out, (input, points) = _arrays(device, given, lay, ("input",))
+    c = warp.check(input, points, size, mode, padding_mode, align_corners)
+    shape = tuple(input.shape[:2]) + c.size
+    output, target = _output(out, shape, input.dtype, given, dev, backend, lay)
+    grid, theta, source = warp.forward(backend, input, points, c)
+    m, p, ac = c.mode, c.padding, c.align_corners
+    _sample(backend, pre, lay, input, grid, theta, output, m, p, ac, source)
+    return pre.finish(_finish(lay.from_kernel(output), host_out, target))
+
+
+def _run_backward(
+    warp, grad_output, input, points, size, mode, padding_mode, align_corners,
+    input_grad, points_grad, layout, device, deterministic, fill_value,
+):  # fmt: skip
+    """validate -> convert -> run the backward -> the points' gradient, for every
+    sampling backward; returns (grad_input, grad_points), None for one not asked for."""
+    lay = Layout(layout)
+    input, padding_mode, fill = _intfill.backward(  # constant fill, integer input
+        input,
+        padding_mode,
+        fill_value,
+        {"grad_output": grad_output, "input": input, warp.name: points},
+        lay.channel_axis,
+    )
+    given = {"grad_output": grad_output, "input": input, warp.name: points}
+    dev, backend, host_out, (grad_output, input, points) = _arrays(
+        device, given, lay, ("grad_output", "input")
+    )
+    c = warp.check(input, points, size, mode, padding_mode, align_corners)
+    input_grad = check_bool(input_grad, "input_grad")
+    points_grad = check_bool(points_grad, f"{warp.name}_grad")
+    deterministic = check_bool(deterministic, "deterministic")
+    same_dtype("input", input, grad_output=grad_output)
+    lay.check_shape(grad_output, "grad_output", tuple(input.shape[:2]) + c.size)
+    grid, theta, _ = warp.backward(backend, input, points, c)
+    gi, gp = _backward(
+        backend, fill, grad_output, input, grid, theta,
+        c.mode, c.padding, c.align_corners, input_grad, points_grad, deterministic,
+    )  # fmt: skip
+    if gp is not None:
+        gp = warp.points_grad(backend, gp, input, points, c)
+    return _finish(lay.from_kernel(gi), host_out), _finish(gp, host_out)
+
+
+def _as_grid(backend, input, points, c):
+    return points, None, GRID
+
+
+def _as_matrix(backend, input, points, c):
+    return None, points, AFFINE
+
+
+def _same(backend, grad, input, points, c):
+    return grad
 
 
 # ----------------------------------------------------------------------------
@@ -529,6 +642,11 @@ def affine_grid_backward(grad_grid, size, align_corners=False, *, device=None):
 # ----------------------------------------------------------------------------
 
 
+def _check_grid_sample(input, grid, size, mode, padding_mode, align_corners):
+    _, grid, _, m, p, ac = _check_sample_args(input, grid, mode, padding_mode, align_corners)
+    return _Checked(tuple(grid.shape[1:-1]), m, p, ac)
+
+
 def _check_sample_args(input, grid, mode, padding_mode, align_corners, broadcast=True):
     dims = check_input(input)
     check_ndim(
@@ -552,6 +670,9 @@ def _check_sample_args(input, grid, mode, padding_mode, align_corners, broadcast
         padding_code(padding_mode),
         check_bool(align_corners, "align_corners"),
     )
+
+
+_GRID_SAMPLE = _Warp("grid", _check_grid_sample, _as_grid, _as_grid, _same)
 
 
 @_docfiller
@@ -656,18 +777,10 @@ def grid_sample(
     ...                 output_dtype=np.uint8)
     array([[[[ 25, 255]]]], dtype=uint8)
     """
-    lay = Layout(layout)
-    pre = _intfill.Forward(
-        input, grid, padding_mode, fill_value, output_dtype, out, "grid", lay.channel_axis
-    )
-    input, padding_mode, out = pre.input, pre.padding_mode, pre.out
-    given = {"input": input, "grid": grid}
-    dev, backend, host_out, (input, grid) = _arrays(device, given, lay, ("input",))
-    input, grid, dims, m, p, ac = _check_sample_args(input, grid, mode, padding_mode, align_corners)
-    shape = tuple(input.shape[:2]) + tuple(grid.shape[1:-1])
-    output, target = _output(out, shape, input.dtype, given, dev, backend, lay)
-    _sample(backend, pre, lay, input, grid, None, output, m, p, ac)
-    return pre.finish(_finish(lay.from_kernel(output), host_out, target))
+    return _run_forward(
+        _GRID_SAMPLE, input, grid, None, mode, padding_mode, align_corners,
+        layout, out, device, fill_value, output_dtype,
+    )  # fmt: skip
 
 
 @_docfiller
@@ -739,41 +852,10 @@ def grid_sample_backward(
     >>> gg[0, 0, 0]      # d out / d (x, y): 1 per pixel step, half a width per unit
     array([0.5, 1. ])
     """
-    lay = Layout(layout)
-    input, padding_mode, fill = _intfill.backward(  # constant fill, integer input
-        input,
-        padding_mode,
-        fill_value,
-        {"grad_output": grad_output, "input": input, "grid": grid},
-        lay.channel_axis,
-    )
-    dev, backend, host_out, (grad_output, input, grid) = _arrays(
-        device,
-        {"grad_output": grad_output, "input": input, "grid": grid},
-        lay,
-        ("grad_output", "input"),
-    )
-    input, grid, dims, m, p, ac = _check_sample_args(input, grid, mode, padding_mode, align_corners)
-    input_grad = check_bool(input_grad, "input_grad")
-    grid_grad = check_bool(grid_grad, "grid_grad")
-    deterministic = check_bool(deterministic, "deterministic")
-    same_dtype("input", input, grad_output=grad_output)
-    lay.check_shape(grad_output, "grad_output", tuple(input.shape[:2]) + tuple(grid.shape[1:-1]))
-    gi, gg = _backward(
-        backend,
-        fill,
-        grad_output,
-        input,
-        grid,
-        None,
-        m,
-        p,
-        ac,
-        input_grad,
-        grid_grad,
-        deterministic,
-    )
-    return _finish(lay.from_kernel(gi), host_out), _finish(gg, host_out)
+    return _run_backward(
+        _GRID_SAMPLE, grad_output, input, grid, None, mode, padding_mode, align_corners,
+        input_grad, grid_grad, layout, device, deterministic, fill_value,
+    )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------
@@ -921,12 +1003,35 @@ def _check_perspective_args(input, H, size, mode, padding_mode, align_corners):
     check_batch(input.shape[0], "H", H, "input", True)
     same_dtype("input", input, H=H)
     size = tuple(input.shape[2:]) if size is None else as_int_tuple(size, "size", dims, 1)
-    return (
+    return _Checked(
         size,
         mode_code(mode, dims),
         padding_code(padding_mode),
         check_bool(align_corners, "align_corners"),
     )
+
+
+def _perspective_grid(backend, input, H, c):
+    """The homography's grid, materialised (the backward, and 3-D forwards)."""
+    grid = backend.empty((input.shape[0],) + c.size + (len(c.size),), H.dtype)
+    backend.run_perspective_grid(H, grid, c.align_corners)
+    return grid, None, GRID
+
+
+def _perspective_points(backend, input, H, c):
+    """2-D forward: the homography applied per pixel; 3-D: a materialised grid."""
+    if len(c.size) == 2:
+        return None, H, PERSPECTIVE
+    return _perspective_grid(backend, input, H, c)
+
+
+def _perspective_grad(backend, gg, input, H, c):
+    return backend.run_perspective_grid_backward(gg, H, c.align_corners)
+
+
+_WARP_PERSPECTIVE = _Warp(
+    "H", _check_perspective_args, _perspective_points, _perspective_grid, _perspective_grad
+)
 
 
 @_docfiller
@@ -1004,23 +1109,10 @@ def warp_perspective(
     array([[2., 1., 0.],
            [5., 4., 3.]])
     """
-    lay = Layout(layout)
-    pre = _intfill.Forward(
-        input, H, padding_mode, fill_value, output_dtype, out, "H", lay.channel_axis
-    )
-    input, padding_mode, out = pre.input, pre.padding_mode, pre.out
-    given = {"input": input, "H": H}
-    dev, backend, host_out, (input, H) = _arrays(device, given, lay, ("input",))
-    size, m, p, ac = _check_perspective_args(input, H, size, mode, padding_mode, align_corners)
-    shape = tuple(input.shape[:2]) + size
-    output, target = _output(out, shape, input.dtype, given, dev, backend, lay)
-    if len(size) == 2:
-        _sample(backend, pre, lay, input, None, H, output, m, p, ac, source=PERSPECTIVE)
-    else:  # 3-D: sample the materialised grid
-        grid = backend.empty((input.shape[0],) + size + (3,), H.dtype)
-        backend.run_perspective_grid(H, grid, ac)
-        _sample(backend, pre, lay, input, grid, None, output, m, p, ac)
-    return pre.finish(_finish(lay.from_kernel(output), host_out, target))
+    return _run_forward(
+        _WARP_PERSPECTIVE, input, H, size, mode, padding_mode, align_corners,
+        layout, out, device, fill_value, output_dtype,
+    )  # fmt: skip
 
 
 @_docfiller
@@ -1082,30 +1174,10 @@ def warp_perspective_backward(
     >>> gi.shape, gH.shape
     ((1, 1, 2, 3, 4), (4, 4))
     """
-    lay = Layout(layout)
-    input, padding_mode, fill = _intfill.backward(  # constant fill, integer input
-        input,
-        padding_mode,
-        fill_value,
-        {"grad_output": grad_output, "input": input, "H": H},
-        lay.channel_axis,
-    )
-    dev, backend, host_out, (grad_output, input, H) = _arrays(
-        device, {"grad_output": grad_output, "input": input, "H": H}, lay, ("grad_output", "input")
-    )
-    size, m, p, ac = _check_perspective_args(input, H, size, mode, padding_mode, align_corners)
-    input_grad = check_bool(input_grad, "input_grad")
-    H_grad = check_bool(H_grad, "H_grad")
-    deterministic = check_bool(deterministic, "deterministic")
-    same_dtype("input", input, grad_output=grad_output)
-    lay.check_shape(grad_output, "grad_output", tuple(input.shape[:2]) + size)
-    grid = backend.empty((input.shape[0],) + size + (len(size),), input.dtype)
-    backend.run_perspective_grid(H, grid, ac)
-    gi, gg = _backward(
-        backend, fill, grad_output, input, grid, None, m, p, ac, input_grad, H_grad, deterministic
-    )
-    gH = backend.run_perspective_grid_backward(gg, H, ac) if H_grad else None
-    return _finish(lay.from_kernel(gi), host_out), _finish(gH, host_out)
+    return _run_backward(
+        _WARP_PERSPECTIVE, grad_output, input, H, size, mode, padding_mode, align_corners,
+        input_grad, H_grad, layout, device, deterministic, fill_value,
+    )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------
@@ -1226,7 +1298,8 @@ def flow_grid_backward(grad_grid, input_size, align_corners=False, *, device=Non
     return _finish(backend.run_flow_grid_backward(grad_grid, scales), host_out)
 
 
-def _check_warp_flow_args(input, flow, mode, padding_mode, align_corners):
+def _check_warp_flow_args(input, flow, size, mode, padding_mode, align_corners):
+    """The flow gives the output size (``size`` is unused: the pipeline passes it)."""
     dims = check_input(input)
     check_ndim(
         flow,
@@ -1237,12 +1310,31 @@ def _check_warp_flow_args(input, flow, mode, padding_mode, align_corners):
     _check_flow(flow, None)
     check_batch(input.shape[0], "flow", flow, "input", True)
     same_dtype("input", input, flow=flow)
-    return (
-        tuple(input.shape[2:]),
+    return _Checked(
+        tuple(flow.shape[1:-1]),
         mode_code(mode, dims),
         padding_code(padding_mode),
         check_bool(align_corners, "align_corners"),
     )
+
+
+def _flow_points(backend, input, flow, c):
+    return flow, None, FLOW
+
+
+def _flow_as_grid(backend, input, flow, c):
+    """The flow's grid, materialised (the backward differentiates it)."""
+    grid = backend.empty(flow.shape, flow.dtype)
+    backend.run_flow_grid(flow, grid, tuple(input.shape[2:]), c.align_corners)
+    return grid, None, GRID
+
+
+def _flow_grad(backend, gg, input, flow, c):
+    scales = _flow_scales(tuple(input.shape[2:]), c.align_corners)
+    return backend.run_flow_grid_backward(gg, scales)
+
+
+_WARP_FLOW = _Warp("flow", _check_warp_flow_args, _flow_points, _flow_as_grid, _flow_grad)
 
 
 @_docfiller
@@ -1302,18 +1394,10 @@ def warp_flow(
     >>> stn.warp_flow(x, flow, padding_mode="border")[0, 0]
     array([[0.5, 1.5, 2.5, 3. ]])
     """
-    lay = Layout(layout)
-    pre = _intfill.Forward(
-        input, flow, padding_mode, fill_value, output_dtype, out, "flow", lay.channel_axis
-    )
-    input, padding_mode, out = pre.input, pre.padding_mode, pre.out
-    given = {"input": input, "flow": flow}
-    dev, backend, host_out, (input, flow) = _arrays(device, given, lay, ("input",))
-    in_size, m, p, ac = _check_warp_flow_args(input, flow, mode, padding_mode, align_corners)
-    shape = tuple(input.shape[:2]) + tuple(flow.shape[1:-1])
-    output, target = _output(out, shape, input.dtype, given, dev, backend, lay)
-    _sample(backend, pre, lay, input, flow, None, output, m, p, ac, source=FLOW)
-    return pre.finish(_finish(lay.from_kernel(output), host_out, target))
+    return _run_forward(
+        _WARP_FLOW, input, flow, None, mode, padding_mode, align_corners,
+        layout, out, device, fill_value, output_dtype,
+    )  # fmt: skip
 
 
 @_docfiller
@@ -1370,46 +1454,10 @@ def warp_flow_backward(
     >>> gf[0, 0, :, 0]              # d output / d dx: the slope; zeros padding past the end
     array([ 1.,  1.,  1., -3.])
     """
-    lay = Layout(layout)
-    input, padding_mode, fill = _intfill.backward(  # constant fill, integer input
-        input,
-        padding_mode,
-        fill_value,
-        {"grad_output": grad_output, "input": input, "flow": flow},
-        lay.channel_axis,
-    )
-    dev, backend, host_out, (grad_output, input, flow) = _arrays(
-        device,
-        {"grad_output": grad_output, "input": input, "flow": flow},
-        lay,
-        ("grad_output", "input"),
-    )
-    in_size, m, p, ac = _check_warp_flow_args(input, flow, mode, padding_mode, align_corners)
-    input_grad = check_bool(input_grad, "input_grad")
-    flow_grad = check_bool(flow_grad, "flow_grad")
-    deterministic = check_bool(deterministic, "deterministic")
-    same_dtype("input", input, grad_output=grad_output)
-    lay.check_shape(grad_output, "grad_output", tuple(input.shape[:2]) + tuple(flow.shape[1:-1]))
-    grid = backend.empty(flow.shape, flow.dtype)
-    backend.run_flow_grid(flow, grid, in_size, ac)
-    gi, gg = _backward(
-        backend,
-        fill,
-        grad_output,
-        input,
-        grid,
-        None,
-        m,
-        p,
-        ac,
-        input_grad,
-        flow_grad,
-        deterministic,
-    )
-    gf = None
-    if flow_grad:
-        gf = backend.run_flow_grid_backward(gg, _flow_scales(in_size, ac))
-    return _finish(lay.from_kernel(gi), host_out), _finish(gf, host_out)
+    return _run_backward(
+        _WARP_FLOW, grad_output, input, flow, None, mode, padding_mode, align_corners,
+        input_grad, flow_grad, layout, device, deterministic, fill_value,
+    )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------
@@ -1427,19 +1475,16 @@ def _check_warp_args(input, theta, size, mode, padding_mode, align_corners):
         )
     check_batch(input.shape[0], "theta", theta, "input", True)
     same_dtype("input", input, theta=theta)
-    if size is None:
-        size = tuple(input.shape[2:])
-    else:
-        size = as_int_tuple(size, "size", dims, 1)
-    return (
-        input,
-        theta,
-        dims,
+    size = tuple(input.shape[2:]) if size is None else as_int_tuple(size, "size", dims, 1)
+    return _Checked(
         tuple(size),
         mode_code(mode, dims),
         padding_code(padding_mode),
         check_bool(align_corners, "align_corners"),
     )
+
+
+_WARP_AFFINE = _Warp("theta", _check_warp_args, _as_matrix, _as_matrix, _same)
 
 
 @_docfiller
@@ -1503,20 +1548,10 @@ def warp_affine(
     array([[2., 1., 0.],
            [5., 4., 3.]])
     """
-    lay = Layout(layout)
-    pre = _intfill.Forward(
-        input, theta, padding_mode, fill_value, output_dtype, out, "theta", lay.channel_axis
-    )
-    input, padding_mode, out = pre.input, pre.padding_mode, pre.out
-    given = {"input": input, "theta": theta}
-    dev, backend, host_out, (input, theta) = _arrays(device, given, lay, ("input",))
-    input, theta, dims, size, m, p, ac = _check_warp_args(
-        input, theta, size, mode, padding_mode, align_corners
-    )
-    shape = tuple(input.shape[:2]) + size
-    output, target = _output(out, shape, input.dtype, given, dev, backend, lay)
-    _sample(backend, pre, lay, input, None, theta, output, m, p, ac)
-    return pre.finish(_finish(lay.from_kernel(output), host_out, target))
+    return _run_forward(
+        _WARP_AFFINE, input, theta, size, mode, padding_mode, align_corners,
+        layout, out, device, fill_value, output_dtype,
+    )  # fmt: skip
 
 
 @_docfiller
@@ -1583,43 +1618,10 @@ def warp_affine_backward(
     >>> gi.shape, gt.shape
     ((1, 1, 4, 4), (1, 2, 3))
     """
-    lay = Layout(layout)
-    input, padding_mode, fill = _intfill.backward(  # constant fill, integer input
-        input,
-        padding_mode,
-        fill_value,
-        {"grad_output": grad_output, "input": input, "theta": theta},
-        lay.channel_axis,
-    )
-    dev, backend, host_out, (grad_output, input, theta) = _arrays(
-        device,
-        {"grad_output": grad_output, "input": input, "theta": theta},
-        lay,
-        ("grad_output", "input"),
-    )
-    input, theta, dims, size, m, p, ac = _check_warp_args(
-        input, theta, size, mode, padding_mode, align_corners
-    )
-    input_grad = check_bool(input_grad, "input_grad")
-    theta_grad = check_bool(theta_grad, "theta_grad")
-    deterministic = check_bool(deterministic, "deterministic")
-    same_dtype("input", input, grad_output=grad_output)
-    lay.check_shape(grad_output, "grad_output", tuple(input.shape[:2]) + size)
-    gi, gt = _backward(
-        backend,
-        fill,
-        grad_output,
-        input,
-        None,
-        theta,
-        m,
-        p,
-        ac,
-        input_grad,
-        theta_grad,
-        deterministic,
-    )
-    return _finish(lay.from_kernel(gi), host_out), _finish(gt, host_out)
+    return _run_backward(
+        _WARP_AFFINE, grad_output, input, theta, size, mode, padding_mode, align_corners,
+        input_grad, theta_grad, layout, device, deterministic, fill_value,
+    )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------
