@@ -643,11 +643,11 @@ def affine_grid_backward(grad_grid, size, align_corners=False, *, device=None):
 
 
 def _check_grid_sample(input, grid, size, mode, padding_mode, align_corners):
-    _, grid, _, m, p, ac = _check_sample_args(input, grid, mode, padding_mode, align_corners)
-    return _Checked(tuple(grid.shape[1:-1]), m, p, ac)
+    return _check_sample_args(input, grid, mode, padding_mode, align_corners)
 
 
 def _check_sample_args(input, grid, mode, padding_mode, align_corners, broadcast=True):
+    """grid_sample's (and splat's) checks; the size is the grid's."""
     dims = check_input(input)
     check_ndim(
         grid,
@@ -662,10 +662,8 @@ def _check_sample_args(input, grid, mode, padding_mode, align_corners, broadcast
         )
     check_batch(input.shape[0], "grid", grid, "input", broadcast)
     same_dtype("input", input, grid=grid)
-    return (
-        input,
-        grid,
-        dims,
+    return _Checked(
+        tuple(grid.shape[1:-1]),
         mode_code(mode, dims),
         padding_code(padding_mode),
         check_bool(align_corners, "align_corners"),
@@ -1810,7 +1808,7 @@ def tps_grid_backward(
 def _check_splat_args(input, grid, mode, padding_mode, align_corners):
     """grid_sample's checks, plus: grid is on input's lattice (same spatial shape)."""
     checked = _check_sample_args(input, grid, mode, padding_mode, align_corners, False)
-    if spline_order(checked[3]):
+    if spline_order(checked.mode):
         raise ValueError(
             f"splat's mode must be one of 'bilinear', 'nearest', 'bicubic'; got {mode!r} "
             "(B-spline splatting is not implemented)"
@@ -1925,7 +1923,8 @@ def splat(
     lay = Layout(layout)
     given = {"input": input, "grid": grid}
     dev, backend, host_out, (input, grid) = _arrays(device, given, lay, ("input",))
-    input, grid, dims, m, p, ac = _check_splat_args(input, grid, mode, padding_mode, align_corners)
+    _, m, p, ac = _check_splat_args(input, grid, mode, padding_mode, align_corners)
+    dims = input.ndim - 2
     deterministic = check_bool(deterministic, "deterministic")
     size = tuple(input.shape[2:]) if size is None else as_int_tuple(size, "size", dims, 1)
     shape = tuple(input.shape[:2]) + size
@@ -2010,7 +2009,8 @@ def splat_backward(
         lay,
         ("grad_output", "input"),
     )
-    input, grid, dims, m, p, ac = _check_splat_args(input, grid, mode, padding_mode, align_corners)
+    _, m, p, ac = _check_splat_args(input, grid, mode, padding_mode, align_corners)
+    dims = input.ndim - 2
     input_grad = check_bool(input_grad, "input_grad")
     grid_grad = check_bool(grid_grad, "grid_grad")
     deterministic = check_bool(deterministic, "deterministic")
