@@ -55,7 +55,10 @@ def dtype_matrix(dims_list=(2, 3)):
 #: drivers at once would both compile them (the second one here loads them instead).
 HEAVY_FIRST = [
     "test_torch_parity.py",  # then what it compiles is cached for test_nonfinite.py
+    "test_bspline_modes.py",
     "test_layout.py",
+    "test_wrap.py",
+    "test_ndimage_scipy.py",
     "test_gradients.py",
     "test_integer_fill.py",
     "test_validation.py",
@@ -65,13 +68,34 @@ HEAVY_FIRST = [
 ]
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--all",
+        action="store_true",
+        help="also run the tests marked slow (exhaustive matrices; deselected by default)",
+    )
+
+
 def pytest_configure(config):
     # pytest-xdist would hand out the files largest first (by number of tests, not of
     # drivers compiled); keep the order above instead.
     config.option.loadscopereorder = False
 
 
+def pytest_report_header(config):
+    if not config.getoption("--all"):
+        return "tests marked slow are deselected (exhaustive matrices): add --all to run them"
+    return None
+
+
 def pytest_collection_modifyitems(session, config, items):
+    if not config.getoption("--all"):
+        # Each extra (dtype, mode, padding, source, layout) compiles a driver of its own
+        # (3-4 CPU-s): the default run keeps a covering set, --all the full products.
+        slow = [item for item in items if item.get_closest_marker("slow")]
+        if slow:
+            config.hook.pytest_deselected(items=slow)
+            items[:] = [item for item in items if not item.get_closest_marker("slow")]
     rank = {name: i for i, name in enumerate(HEAVY_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable
 

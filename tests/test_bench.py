@@ -73,7 +73,6 @@ def test_median_ms_excludes_warmup():
     assert len(calls) == 5 and ms >= 0.0
 
 
-@pytest.mark.slow
 def test_first_call_runs_on_an_empty_cache():
     from stn_numba.__main__ import FIRST_CALLS, first_calls
 

@@ -52,7 +52,6 @@ def test_no_match_is_an_error():
     assert out.returncode == 2 and "no target matches" in out.stderr
 
 
-@pytest.mark.slow
 def test_compile_then_a_new_process_loads_from_the_cache(tmp_path):
     env = {"NUMBA_CACHE_DIR": str(tmp_path)}
     out = _run(["-m", "stn_numba", "compile", "--all", "--only", "affine_grid 2-D float64*"], env)

@@ -8,8 +8,6 @@ import pathlib
 import subprocess
 import sys
 
-import pytest
-
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 _REPORT = """
@@ -42,7 +40,6 @@ def _report(cache):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.slow
 def test_warp_affine_compiles_only_its_path_and_caches_it(tmp_path):
     from stn_numba._modes import AFFINE, BILINEAR, ZEROS
 
