@@ -103,7 +103,8 @@ def bench(quick):
     for name in names:
         data = B.make_data(name)
         big = np.prod(B.WORKLOADS[name]) > 4e6
-        for op in B.OPERATIONS:
+        ops = B.OPERATIONS + (B.ND_OPERATIONS if name in B.ND_WORKLOADS else ())
+        for op in ops:
             row = {}
             for impl in B.IMPLEMENTATIONS:
                 try:
@@ -121,7 +122,8 @@ def bench(quick):
     shape = lambda n: "×".join(map(str, B.WORKLOADS[n]))  # noqa: E731
     print(
         f"Median ms, float32, bilinear, zeros, align_corners=False, {threads} threads; "
-        "speed-up = other / stn_numba"
+        "speed-up = other / stn_numba; nd_* rows: stn_numba.ndimage vs scipy.ndimage "
+        "(float32, 'constant', order 1 / 3 with prefilter; see _bench.ND_OPERATIONS)"
     )
     others = [i for i in B.IMPLEMENTATIONS if i != "stn_numba"]
     head = f"{'workload':<19}{'operation':<17}{'stn_numba':>10}"

@@ -55,6 +55,15 @@ OPERATIONS = (
     "warp_flow",
 )
 IMPLEMENTATIONS = ("stn_numba", "torch", "opencv", "scipy")
+#: scipy.ndimage's own calls, stn_numba.ndimage against scipy.ndimage only (float32 in
+#: and out, mode 'constant', order 3 with its prefilter; the transform of sample n,
+#: θ's pixel matrix, or the pixel coordinates of its grid). stn_numba transforms the C
+#: channels of a sample in one 3-D call (2-D images; identity on the channel axis: read
+#: at its integers, as a user of a stack would); scipy one call per plane, as its users do
+#: (its 3-D call would interpolate along the channels too). map_coordinates and zoom
+#: run per plane for both. zoom ×2 runs on W3 only.
+ND_OPERATIONS = ("nd_affine_o1", "nd_affine_o3", "nd_mapcoord_o1", "nd_mapcoord_o3", "nd_zoom2_o3")
+ND_WORKLOADS = ("W2", "W3", "W5")
 
 
 class Skip(Exception):
@@ -158,8 +167,68 @@ def _perspective_pixels(H_n, size):
     return to_pix @ H_n.astype(np.float64) @ to_norm
 
 
+def _ndimage(module, op, data):
+    """The timed call of ``op`` (one of :data:`ND_OPERATIONS`) with ``module``
+    (stn_numba.ndimage or scipy.ndimage)."""
+    x = data["x"]
+    N, C = x.shape[:2]
+    spatial = x.shape[2:]
+    d = len(spatial)
+    order = int(op[-1])
+    ours = module.__name__.startswith("stn_numba")
+    if op.startswith("nd_zoom"):
+        if spatial != WORKLOADS["W3"][2:]:
+            raise Skip("zoom ×2 is timed on W3 only")
+
+        def zoom():
+            return [module.zoom(x[n, c], 2, order=order) for n in range(N) for c in range(C)]
+
+        return zoom
+    if op.startswith("nd_affine"):
+        mats = [_pixel_matrix(data["theta"][n], spatial, spatial) for n in range(N)]
+        stack = np.eye(d + 2)
+        if ours and d == 2:  # 4-D stacks are beyond stn_numba.ndimage (1-3-D)
+
+            def affine_stack():
+                out = np.empty_like(x)
+                for n in range(N):
+                    stack[1:, 1:] = mats[n]
+                    out[n] = module.affine_transform(x[n], stack, order=order)
+                return out
+
+            return affine_stack
+
+        def affine():
+            out = np.empty_like(x)
+            for n in range(N):
+                for c in range(C):
+                    out[n, c] = module.affine_transform(x[n, c], mats[n], order=order)
+            return out
+
+        return affine
+    grid = data["grid"]
+    coords = [
+        np.stack([_pixel(grid[n, ..., k], spatial[d - 1 - k]) for k in range(d - 1, -1, -1)])
+        for n in range(N)
+    ]
+
+    def mapc():
+        out = np.empty_like(x)
+        for n in range(N):
+            for c in range(C):
+                out[n, c] = module.map_coordinates(x[n, c], coords[n], order=order)
+        return out
+
+    return mapc
+
+
 def _stn(op, data):
     import stn_numba as stn
+
+    if op.startswith("nd_"):
+        from stn_numba import ndimage
+
+        return _ndimage(ndimage, op, data)
 
     x, theta, grid, gout = data["x"], data["theta"], data["grid"], data["gout"]
     if op == "grid_sample":
@@ -178,6 +247,8 @@ def _stn(op, data):
 
 
 def _torch(op, data):
+    if op.startswith("nd_"):
+        raise Skip("scipy.ndimage's calls are compared with scipy only")
     os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")  # before torch is imported
     try:
         import torch
@@ -250,6 +321,8 @@ def _torch(op, data):
 
 
 def _opencv(op, data):
+    if op.startswith("nd_"):
+        raise Skip("scipy.ndimage's calls are compared with scipy only")
     try:
         import cv2
     except ImportError:
@@ -347,6 +420,8 @@ def _scipy(op, data):
 
     if op == "backward":
         raise Skip("scipy.ndimage has no gradients")
+    if op.startswith("nd_"):
+        return _ndimage(ndimage, op, data)
     x = data["x"]
     N, C = x.shape[:2]
     spatial = x.shape[2:]

@@ -52,13 +52,11 @@ TABLE = 2  # one coordinate table per axis, separable (zoom, shift, diagonal aff
 #: is outside every image (scipy's result there is undefined).
 _FAR = 2.0**52
 
-#: :func:`stn_numba._bspline.spline_weights` inlined by Numba into the fast paths: as
-#: a call it costs as much as the rest of a bilinear point (measured: 2.5x slower).
-_spline_weights = scalar(B.spline_weights.py_func)
-
-#: Columns of a non-contiguous axis that one task prefilters together: the rows of
-#: the block are read contiguously into lines, filtered, and written back.
-COLUMN_BLOCK = 16
+#: Lines that one task prefilters together, columns of a strided axis (one vector
+#: loop per recursion step) or rows of the contiguous axis (independent recursions
+#: that the core overlaps).
+COLUMN_BLOCK = 64
+ROW_BLOCK = 8
 
 
 def prefilter_boundary(mode):
@@ -203,63 +201,6 @@ def point_value(coef, x0, x1, x2, orders, npads, mode, cval):
 
 
 @scalar
-def _interior(x, n, order, npad):
-    """(True, first tap, 4 weights) of a coordinate whose taps (odd ``order`` 1 or 3)
-    all lie inside the line, where no mode applies; (False, ...) otherwise."""
-    cc = x + npad
-    if not (cc >= 0.0 and cc <= n - 1):
-        return False, 0, (0.0, 0.0, 0.0, 0.0)
-    i0, w = _spline_weights(cc, order)
-    if i0 < 0 or i0 + order >= n:
-        return False, 0, (0.0, 0.0, 0.0, 0.0)
-    if order == 1:
-        return True, i0, (w[0], 1.0 - w[0], 0.0, 0.0)
-    return True, i0, (w[0], w[1], w[2], ((1.0 - w[0]) - w[1]) - w[2])
-
-
-@scalar
-def _interior_value(coef, x0, x1, x2, orders, npads):
-    """(True, value) of a point all of whose taps are inside, for the orders with a
-    fast path (1 and 3, 2-D or 3-D: unrolled, no mode arithmetic); (False, 0)
-    otherwise. The same sum, in the same order, as :func:`point_value`."""
-    o = orders[2]
-    if not (o == 1 or o == 3) or orders[1] != o:
-        return False, 0.0
-    ok1, a1, u = _interior(x1, coef.shape[1], o, npads[1])
-    ok2, a2, v = _interior(x2, coef.shape[2], o, npads[2])
-    if not (ok1 and ok2):
-        return False, 0.0
-    if orders[0] == 0 and coef.shape[0] == 1:
-        t = 0.0
-        if o == 1:
-            for i in range(2):
-                for j in range(2):
-                    t += coef[0, a1 + i, a2 + j] * u[i] * v[j]
-        else:
-            for i in range(4):
-                for j in range(4):
-                    t += coef[0, a1 + i, a2 + j] * u[i] * v[j]
-        return True, t
-    if orders[0] != o:
-        return False, 0.0
-    ok0, a0, w = _interior(x0, coef.shape[0], o, npads[0])
-    if not ok0:
-        return False, 0.0
-    t = 0.0
-    if o == 1:
-        for h in range(2):
-            for i in range(2):
-                for j in range(2):
-                    t += coef[a0 + h, a1 + i, a2 + j] * w[h] * u[i] * v[j]
-    else:
-        for h in range(4):
-            for i in range(4):
-                for j in range(4):
-                    t += coef[a0 + h, a1 + i, a2 + j] * w[h] * u[i] * v[j]
-    return True, t
-
-
-@scalar
 def _input_coord(k, source, p, oa, ob, oc, coords, off, matrix, shift, table):
     """Input coordinate along coefficient axis ``k`` of output point ``p`` (flat) at
     output index (oa, ob, oc)."""
@@ -276,58 +217,461 @@ def _input_coord(k, source, p, oa, ob, oc, coords, off, matrix, shift, table):
     return table[k, j]
 
 
+@scalar
+def _stage_weights(cc, n, order):
+    """(inside, first tap, 4 weights) of coefficient coordinate ``cc`` for odd
+    ``order`` 1 or 3, written without calls or early exits so that a loop of them
+    vectorises: ``inside`` is False (and the rest meaningless but finite) when a tap
+    falls outside the line or ``cc`` is not finite. The weights are
+    :func:`_interior`'s (scipy's, the last one ``1 -`` the others)."""
+    inside = cc >= 0.0 and cc <= n - 1
+    c = cc if inside else 0.0
+    f = math.floor(c)
+    t = c - f
+    if order == 1:
+        i0 = int(f)
+        inside = inside and i0 + 1 < n
+        w0 = 1.0 - t
+        return inside, i0, w0, 1.0 - w0, 0.0, 0.0
+    i0 = int(f) - 1
+    inside = inside and i0 >= 0 and i0 + 3 < n
+    u = 1.0 - t
+    w0 = u * u * u / 6.0
+    w1 = (t * t * (t - 2.0) * 3.0 + 4.0) / 6.0
+    w2 = (u * u * (u - 2.0) * 3.0 + 4.0) / 6.0
+    return inside, i0, w0, w1, w2, ((1.0 - w0) - w1) - w2
+
+
+@scalar
+def _segment_body(
+    coef,
+    out,
+    source,
+    coords,
+    off,
+    p0,
+    c0,
+    c1,
+    bases,
+    steps,
+    npads,
+    order,
+    three,
+    a0,
+    idx,
+    wts,
+    inside,
+):
+    """Points ``c0 .. c1 - 1`` of one output row (flat ``p0 + oc``) whose taps are
+    all inside, for a literal ``order`` (1 or 3) and dimensionality: first the taps
+    and weights of every point (a loop that vectorises), then the sums; the points
+    left (``inside`` False) are the caller's. The sum is :func:`point_value`'s, in
+    its order."""
+    m = c1 - c0
+    first = 0 if three else 1
+    for k in range(first, 3):
+        nk = coef.shape[k]
+        b = bases[k]
+        st = steps[k]
+        pad = npads[k]
+        for q in range(m):
+            p = p0 + c0 + q
+            if source == MATRIX:
+                x = b + (c0 + q) * st
+            else:
+                x = coords[k - off, p]
+            ok, i0, w0, w1, w2, w3 = _stage_weights(x + pad, nk, order)
+            if k == first:
+                inside[q] = ok
+            else:
+                inside[q] = inside[q] and ok
+            idx[k, q] = i0
+            wts[k, 0, q] = w0
+            wts[k, 1, q] = w1
+            wts[k, 2, q] = w2
+            wts[k, 3, q] = w3
+    nt = order + 1
+    for q in range(m):
+        if inside[q]:
+            a1 = idx[1, q]
+            a2 = idx[2, q]
+            t = 0.0
+            if three:
+                h0 = idx[0, q]
+                for h in range(nt):
+                    for i in range(nt):
+                        for j in range(nt):
+                            t += (
+                                coef[h0 + h, a1 + i, a2 + j]
+                                * wts[0, h, q]
+                                * wts[1, i, q]
+                                * wts[2, j, q]
+                            )
+            else:
+                for i in range(nt):
+                    for j in range(nt):
+                        t += coef[a0, a1 + i, a2 + j] * wts[1, i, q] * wts[2, j, q]
+            out[p0 + c0 + q] = t
+
+
+@kernel
+def _segment(
+    coef,
+    out,
+    source,
+    coords,
+    off,
+    p0,
+    c0,
+    c1,
+    bases,
+    steps,
+    npads,
+    order,
+    three,
+    a0,
+    idx,
+    wts,
+    inside,
+):
+    """:func:`_segment_body` with ``order`` and ``three`` made constants: one loop
+    per case, so that none of them branches on them per point."""
+    if three:
+        if order == 1:
+            _segment_body(
+                coef,
+                out,
+                source,
+                coords,
+                off,
+                p0,
+                c0,
+                c1,
+                bases,
+                steps,
+                npads,
+                1,
+                True,
+                a0,
+                idx,
+                wts,
+                inside,
+            )
+        else:
+            _segment_body(
+                coef,
+                out,
+                source,
+                coords,
+                off,
+                p0,
+                c0,
+                c1,
+                bases,
+                steps,
+                npads,
+                3,
+                True,
+                a0,
+                idx,
+                wts,
+                inside,
+            )
+    elif order == 1:
+        _segment_body(
+            coef,
+            out,
+            source,
+            coords,
+            off,
+            p0,
+            c0,
+            c1,
+            bases,
+            steps,
+            npads,
+            1,
+            False,
+            a0,
+            idx,
+            wts,
+            inside,
+        )
+    else:
+        _segment_body(
+            coef,
+            out,
+            source,
+            coords,
+            off,
+            p0,
+            c0,
+            c1,
+            bases,
+            steps,
+            npads,
+            3,
+            False,
+            a0,
+            idx,
+            wts,
+            inside,
+        )
+
+
 @driver
 def sample(
     coef, out, shape, source, coords, matrix, shift, table, orders, npads, mode, cval, block
 ):
     """Fill ``out`` (flat float64, the C-order points of an output of 3-D ``shape``)
-    with the interpolated values of the points of ``source``; ``block`` points per
-    task."""
-    sb = shape[1] * shape[2]
-    total = out.shape[0]
+    with the interpolated values of the points of ``source``; each task is a segment
+    of at most ``block`` points of one output row."""
+    w = shape[2]
+    rows = shape[0] * shape[1]
+    nseg = (w + block - 1) // block
     off = 3 - coords.shape[0]
-    for task in prange((total + block - 1) // block):
-        start = task * block
-        stop = min(start + block, total)
-        oa = start // sb
-        rem = start - oa * sb
-        ob = rem // shape[2]
-        oc = rem - ob * shape[2]
-        for p in range(start, stop):
-            x0 = _input_coord(0, source, p, oa, ob, oc, coords, off, matrix, shift, table)
-            x1 = _input_coord(1, source, p, oa, ob, oc, coords, off, matrix, shift, table)
-            x2 = _input_coord(2, source, p, oa, ob, oc, coords, off, matrix, shift, table)
-            ok, v = _interior_value(coef, x0, x1, x2, orders, npads)
-            out[p] = v if ok else point_value(coef, x0, x1, x2, orders, npads, mode, cval)
-            oc += 1
-            if oc == shape[2]:
-                oc = 0
-                ob += 1
-                if ob == shape[1]:
-                    ob = 0
-                    oa += 1
+    o = orders[2]
+    # axis 0 read at one index per row, order 0 (2-D images; an axis that an affine
+    # map leaves as it is): only axes 1 and 2 are interpolated per point
+    two_d = orders[0] == 0 and (coef.shape[0] == 1 or (source == MATRIX and matrix[0, 2] == 0.0))
+    fast = source != TABLE and (o == 1 or o == 3) and orders[1] == o and (two_d or orders[0] == o)
+    for task in prange(rows * nseg):
+        r = task // nseg
+        c0 = (task - r * nseg) * block
+        c1 = min(c0 + block, w)
+        oa = r // shape[1]
+        ob = r - oa * shape[1]
+        p0 = r * w
+        if fast:
+            # the row's part of scipy's affine sum, in its order: the offset, then the
+            # terms of output axes 0 and 1 (axis 2's is added per point)
+            bases = (
+                shift[0] + oa * matrix[0, 0] + ob * matrix[0, 1],
+                shift[1] + oa * matrix[1, 0] + ob * matrix[1, 1],
+                shift[2] + oa * matrix[2, 0] + ob * matrix[2, 1],
+            )
+            steps = (matrix[0, 2], matrix[1, 2], matrix[2, 2])
+            m = c1 - c0
+            a0 = 0
+            if two_d and coef.shape[0] > 1:
+                ok0, t0, _ = axis_taps(bases[0], coef.shape[0], 0, mode, npads[0])
+                a0 = t0[0] if ok0 else -1
+            idx = np.empty((3, m), np.int64)
+            wts = np.empty((3, 4, m))
+            inside = np.empty(m, np.bool_)
+            if a0 >= 0:
+                _segment(
+                    coef, out, source, coords, off, p0, c0, c1, bases, steps, npads, o,
+                    not two_d, a0, idx, wts, inside,
+                )  # fmt: skip
+            else:
+                inside[:] = False
+            for q in range(m):
+                if not inside[q]:
+                    oc = c0 + q
+                    p = p0 + oc
+                    x0 = _input_coord(0, source, p, oa, ob, oc, coords, off, matrix, shift, table)
+                    x1 = _input_coord(1, source, p, oa, ob, oc, coords, off, matrix, shift, table)
+                    x2 = _input_coord(2, source, p, oa, ob, oc, coords, off, matrix, shift, table)
+                    out[p] = point_value(coef, x0, x1, x2, orders, npads, mode, cval)
+        else:
+            for oc in range(c0, c1):
+                p = p0 + oc
+                x0 = _input_coord(0, source, p, oa, ob, oc, coords, off, matrix, shift, table)
+                x1 = _input_coord(1, source, p, oa, ob, oc, coords, off, matrix, shift, table)
+                x2 = _input_coord(2, source, p, oa, ob, oc, coords, off, matrix, shift, table)
+                out[p] = point_value(coef, x0, x1, x2, orders, npads, mode, cval)
+
+
+@kernel
+def _axis_table(table, k, n, count, order, mode, npad):
+    """(inside, tap indices, tap weights) of the first ``count`` coordinates of row
+    ``k`` of ``table``: :func:`axis_taps` once per output index of one axis."""
+    ok = np.empty(count, np.bool_)
+    idx = np.empty((count, 6), np.int64)
+    wts = np.empty((count, 6))
+    for j in range(count):
+        inside, i, w = axis_taps(table[k, j], n, order, mode, npad)
+        ok[j] = inside
+        for t in range(6):
+            idx[j, t] = i[t]
+            wts[j, t] = w[t]
+    return ok, idx, wts
 
 
 @driver
-def prefilter_axis(c3, order, boundary, block):
-    """Prefilter the lines along axis 1 of the 3-D C-contiguous float64 ``c3`` (outer,
-    n, inner), in place: each task copies ``block`` neighbouring lines (contiguous
-    along axis 2) into scratch lines, filters them and writes them back."""
-    outer, n, inner = c3.shape
-    nb = (inner + block - 1) // block
-    for task in prange(outer * nb):
-        o = task // nb
-        k0 = (task - o * nb) * block
-        k1 = min(k0 + block, inner)
-        buf = np.empty((k1 - k0, n))
-        for i in range(n):
+def sample_separable(coef, out, shape, table, orders, npads, mode, cval):
+    """Fill ``out`` (flat, the C-order points of an output of 3-D ``shape``) with the
+    values at the coordinates ``table[k, i_k]`` along each axis ``k`` (zoom, shift, a
+    diagonal affine_transform), as scipy's ``NI_ZoomShift``: the taps and weights of
+    each axis are computed once per output index, not once per point. Per output
+    row, the two leading axes' taps are summed first into a line along axis 2
+    (``tmp``, with the sum of the weights times cval for the taps beyond the end of
+    'grid-constant' in its last slot), then each point sums its axis-2 taps of that
+    line: the same terms as scipy's, grouped by axis (so equal to float64 rounding)."""
+    n2 = coef.shape[2]
+    ok0, i0, w0 = _axis_table(table, 0, coef.shape[0], shape[0], orders[0], mode, npads[0])
+    ok1, i1, w1 = _axis_table(table, 1, coef.shape[1], shape[1], orders[1], mode, npads[1])
+    ok2, i2, w2 = _axis_table(table, 2, n2, shape[2], orders[2], mode, npads[2])
+    for c in range(shape[2]):
+        for j in range(6):
+            if i2[c, j] < 0:
+                i2[c, j] = n2
+    w = shape[2]
+    nt0 = orders[0] + 1
+    nt1 = orders[1] + 1
+    nt2 = orders[2] + 1
+    for r in prange(shape[0] * shape[1]):
+        a = r // shape[1]
+        b = r - a * shape[1]
+        p0 = r * w
+        if not (ok0[a] and ok1[b]):
+            for c in range(w):
+                out[p0 + c] = cval
+            continue
+        tmp = np.zeros(n2 + 1)
+        for h in range(nt0):
+            ia = i0[a, h]
+            for i in range(nt1):
+                ib = i1[b, i]
+                g = w0[a, h] * w1[b, i]
+                if ia < 0 or ib < 0:
+                    for x in range(n2):
+                        tmp[x] += cval * g
+                else:
+                    for x in range(n2):
+                        tmp[x] += coef[ia, ib, x] * g
+                tmp[n2] += cval * g
+        for c in range(w):
+            if ok2[c]:
+                t = 0.0
+                for j in range(nt2):
+                    t += tmp[i2[c, j]] * w2[c, j]
+                out[p0 + c] = t
+            else:
+                out[p0 + c] = cval
+
+
+@kernel
+def _causal_start(c, b, s, n, z, boundary):
+    """:func:`stn_numba._bspline._causal_start` of the line ``c[b + i * s]``,
+    ``i < n``, with the same operations in the same order (so the same bits)."""
+    one = 1.0
+    if boundary == B.PERIODIC:
+        acc = c[b]
+        zi = z
+        full = True
+        for i in range(1, n):
+            if abs(zi) < B._NEGLIGIBLE:
+                full = False
+                break
+            acc += zi * c[b + (n - i) * s]
+            zi *= z
+        return acc / (one - zi) if full else acc
+    if boundary == B.REFLECT or boundary == B.REFLECT_NDIMAGE:
+        zn = z**n
+        acc = c[b] + zn * c[b + (n - 1) * s]
+        zi = z
+        full = True
+        for i in range(1, n):
+            if abs(zi) < B._NEGLIGIBLE:
+                full = False
+                break
+            if boundary == B.REFLECT_NDIMAGE and i == n - 1:
+                acc += zi * (c[b + i * s] + zn * acc)
+            else:
+                acc += zi * (c[b + i * s] + zn * c[b + (n - 1 - i) * s])
+            zi *= z
+        if full:
+            return c[b] + acc * z / (one - zn * zn)
+        return c[b] + acc * z
+    zn1 = z ** (n - 1)
+    acc = c[b] + zn1 * c[b + (n - 1) * s]
+    zi = z
+    full = True
+    for i in range(1, n - 1):
+        if abs(zi) < B._NEGLIGIBLE:
+            full = False
+            break
+        acc += zi * (c[b + i * s] + zn1 * c[b + (n - 1 - i) * s])
+        zi *= z
+    return acc / (one - zn1 * zn1) if full else acc
+
+
+@kernel
+def _anticausal_start(c, b, s, n, z, boundary):
+    """:func:`stn_numba._bspline._anticausal_start` of the line ``c[b + i * s]``."""
+    one = 1.0
+    last = c[b + (n - 1) * s]
+    if boundary == B.PERIODIC:
+        acc = last
+        zi = z
+        full = True
+        for i in range(n - 1):
+            if abs(zi) < B._NEGLIGIBLE:
+                full = False
+                break
+            acc += zi * c[b + i * s]
+            zi *= z
+        if full:
+            return acc * z / (zi - one)
+        return -acc * z
+    if boundary == B.REFLECT or boundary == B.REFLECT_NDIMAGE:
+        return last * z / (z - one)
+    return (z * c[b + (n - 2) * s] + last) * z / (z * z - one)
+
+
+@scalar
+def _filter_lines(c, base, s_i, s_k, k0, k1, n, order, boundary):
+    """:func:`stn_numba._bspline.prefilter_line` of the lines ``k0 .. k1 - 1`` of the
+    flat ``c`` (element ``i`` of line ``k`` at ``base + i * s_i + k * s_k``), all at
+    once: each step of a recursion runs over the lines, which are independent (a
+    vector loop where ``s_k`` is 1, independent chains of the latency-bound recursion
+    where it is not)."""
+    poles = order // 2
+    gain = 1.0
+    for p in range(poles):
+        z = B._pole(order, p, 1.0)
+        gain *= (1.0 - z) * (1.0 - 1.0 / z)
+    for i in range(n):
+        row = base + i * s_i
+        for k in range(k0, k1):
+            c[row + k * s_k] *= gain
+    for p in range(poles):
+        z = B._pole(order, p, 1.0)
+        for k in range(k0, k1):
+            c[base + k * s_k] = _causal_start(c, base + k * s_k, s_i, n, z, boundary)
+        for i in range(1, n):
+            row = base + i * s_i
             for k in range(k0, k1):
-                buf[k - k0, i] = c3[o, i, k]
-        for k in range(k1 - k0):
-            B.prefilter_line(buf[k], order, boundary)
-        for i in range(n):
+                c[row + k * s_k] += z * c[row - s_i + k * s_k]
+        last = base + (n - 1) * s_i
+        for k in range(k0, k1):
+            c[last + k * s_k] = _anticausal_start(c, base + k * s_k, s_i, n, z, boundary)
+        for i in range(n - 2, -1, -1):
+            row = base + i * s_i
             for k in range(k0, k1):
-                c3[o, i, k] = buf[k - k0, i]
+                c[row + k * s_k] = z * (c[row + s_i + k * s_k] - c[row + k * s_k])
+
+
+@driver
+def prefilter_axis(c, outer, n, inner, order, boundary, block):
+    """Prefilter, in place, the lines along axis 1 of the C-contiguous flat ``c`` seen
+    as (outer, n, inner). A task filters ``block`` neighbouring lines together: along
+    axis 2 where ``inner > 1`` (a contiguous block of columns), else ``block``
+    consecutive lines of the (outer, n) rows."""
+    if inner > 1:
+        nb = (inner + block - 1) // block
+        for task in prange(outer * nb):
+            o = task // nb
+            k0 = (task - o * nb) * block
+            k1 = min(k0 + block, inner)
+            _filter_lines(c, o * n * inner, inner, 1, k0, k1, n, order, boundary)
+    else:
+        for task in prange((outer + block - 1) // block):
+            k0 = task * block
+            k1 = min(k0 + block, outer)
+            _filter_lines(c, 0, 1, n, k0, k1, n, order, boundary)
 
 
 _GEOMETRIC = {}

@@ -230,9 +230,9 @@ def _prefilter_inplace(c, order, boundary, axes):
             continue
         outer = math.prod(c.shape[:ax])
         inner = math.prod(c.shape[ax + 1 :])
-        block = D.COLUMN_BLOCK if inner > 1 else 1
+        block = D.COLUMN_BLOCK if inner > 1 else D.ROW_BLOCK
         with _threads_for(c.size):
-            D.prefilter_axis(c.reshape(outer, n, inner), order, boundary, block)
+            D.prefilter_axis(c.reshape(-1), outer, n, inner, order, boundary, block)
 
 
 def _coefficients(arr, order, mode, cval, prefilter, axes):
@@ -250,6 +250,10 @@ def _coefficients(arr, order, mode, cval, prefilter, axes):
                 arr = np.pad(arr, width, mode="constant", constant_values=cval)
         c = np.array(arr, dtype=np.float64, order="C")
         _prefilter_inplace(c, order, D.prefilter_boundary(mode), axes)
+    elif arr.dtype == np.float32:
+        # read as it is (each value converted to float64 where it is used, as scipy
+        # does): a float64 copy would cost a pass over the image
+        c = np.ascontiguousarray(arr)
     else:
         c = np.ascontiguousarray(arr, dtype=np.float64)
     off = 3 - nd
@@ -293,8 +297,17 @@ def _sample(
     if total == 0:
         return out
     shape3 = tuple(int(s) for s in ((1,) * (3 - len(shape)) + tuple(shape)))
-    direct = out.dtype == np.float64 and out.flags.c_contiguous
+    # float32 outputs are written by the driver (rounded to nearest, as numpy's cast)
+    direct = out.dtype in (np.float64, np.float32) and out.flags.c_contiguous
+    if coef.dtype == np.float32 and out.dtype != np.float32:
+        coef = coef.astype(np.float64)  # one float32 driver: float32 in, float32 out
     flat = out.reshape(-1) if direct else np.empty(total)
+    if source == D.TABLE:
+        with _threads_for(total):
+            D.sample_separable(coef, flat, shape3, table, orders, npads, mode, float(cval))
+        if not direct:
+            _store(flat.reshape(out.shape), out)
+        return out
     with _threads_for(total):
         D.sample(
             coef,
@@ -515,6 +528,7 @@ def affine_transform(
     out = _output(output, arr, oshape)
     m, off = _affine_parts(matrix, offset, arr.ndim, len(oshape))
     kwargs = _affine_kwargs(m, off, arr.ndim, oshape)
+    kwargs["axes"] = _moved_axes(m, off, arr.shape, oshape, order, code)
 
     def run(a, o, c):
         return _sample(a, o, order, code, c, prefilter, **kwargs)
@@ -522,6 +536,35 @@ def affine_transform(
     if complex_input:
         return _split_complex(run, arr, out, cval)
     return run(arr, out, cval)
+
+
+def _moved_axes(m, off, ishape, oshape, order, code):
+    """The axes that ``matrix`` / ``offset`` move: an axis that maps each output index
+    to the same input index (a stack of images transformed alike) is read at those
+    integer points with order 0 and not prefiltered, as :func:`rotate` does. The
+    values are scipy's to float rounding: scipy's spline along that axis,
+    prefiltered, interpolates the samples at the integers, except for the
+    half-sample-mirror prefilter of short lines ('reflect', 'grid-mirror',
+    'nearest'), where the axis stays interpolated. Non-finite samples do not spread
+    along such an axis (scipy's prefilter spreads them)."""
+    nd = len(ishape)
+    if m.ndim != 2 or len(oshape) != nd or nd < 2:
+        return None
+    if order > 1 and D.prefilter_boundary(code) not in (D.B.MIRROR, D.B.PERIODIC):
+        return None
+    axes = []
+    for k in range(nd):
+        unit = np.zeros(nd)
+        unit[k] = 1.0
+        same = (
+            np.array_equal(m[k], unit)
+            and np.array_equal(m[:, k], unit)
+            and off[k] == 0.0
+            and oshape[k] == ishape[k]
+        )
+        if not same:
+            axes.append(k)
+    return tuple(axes) if axes else None
 
 
 def _affine_kwargs(m, off, nd, oshape):

@@ -48,6 +48,18 @@ def test_prepare_agrees_or_skips(workload, op, impl):
     assert np.asarray(first).shape == x.shape
 
 
+@pytest.mark.parametrize("op", B.ND_OPERATIONS)
+@pytest.mark.parametrize("workload", list(TINY))
+def test_ndimage_rows_agree_with_scipy(workload, op):
+    data = B.make_data(workload)
+    if op.startswith("nd_zoom"):  # timed on W3 only
+        with pytest.raises(B.Skip):
+            B.prepare("scipy", op, data)
+        return
+    fn = B.prepare("scipy", op, data)  # raises AssertionError if it disagrees
+    assert np.asarray(fn()).shape == data["x"].shape
+
+
 def test_check_catches_a_wrong_implementation(monkeypatch):
     """prepare() must refuse an implementation that computes something else."""
     data = B.make_data("T2")
