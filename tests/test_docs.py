@@ -1,4 +1,6 @@
-"""Every docstring example of the public modules runs and prints what it shows."""
+"""The docs: the public modules have examples (pytest runs them, --doctest-modules),
+the README and the conventions page agree with the code, nothing outside the repo is
+cited."""
 
 import doctest
 import importlib
@@ -11,11 +13,12 @@ MODULES = ["stn_numba.functional", "stn_numba.layers", "stn_numba.ndimage"]
 
 
 @pytest.mark.parametrize("name", MODULES)
-def test_docstring_examples(name):
+def test_public_modules_have_examples(name):
+    # pytest runs every docstring example of the package (--doctest-modules in
+    # pyproject.toml); this checks that the public modules keep some
     module = importlib.import_module(name)
-    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 0, f"{name} has no examples"
-    assert result.failed == 0
+    found = doctest.DocTestFinder().find(module)
+    assert sum(len(t.examples) for t in found) > 10, f"{name} has few or no examples"
 
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
