@@ -10,7 +10,7 @@ import concurrent.futures as cf
 
 import numpy as np
 import pytest
-from test_errors_table import NAMESPACE, VALID
+from test_errors_table import NAMESPACE, VALID, function
 
 import stn_numba as stn
 
@@ -55,7 +55,7 @@ class TestNoMutation:
             else repr(v)
             for k, v in args.items()
         }
-        results = _results(getattr(stn, fname)(**args))
+        results = _results(function(fname)(**args))
         for k, v in args.items():
             if isinstance(v, np.ndarray):
                 copy, strides, writeable, fortran = snap[k]
@@ -94,7 +94,7 @@ THREADED = [
 def test_threads_equal_serial(fname):
     """8 calls at once from 4 Python threads, on 4 different argument sets and on one
     shared set, give the serial results bit for bit."""
-    fn = getattr(stn, fname)
+    fn = function(fname)
     sets = [random_args(fname, seed) for seed in range(4)]
     serial = [_results(fn(**a)) for a in sets]
     shared = sets[0]
@@ -243,9 +243,9 @@ def _layout(a, how):
 @pytest.mark.parametrize("fname", NEW)
 def test_layouts(fname, how):
     args = random_args(fname, 1)
-    want = _results(getattr(stn, fname)(**args))
+    want = _results(function(fname)(**args))
     lay = {k: _layout(v, how) if isinstance(v, np.ndarray) else v for k, v in args.items()}
-    got = _results(getattr(stn, fname)(**lay))
+    got = _results(function(fname)(**lay))
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
 
@@ -290,7 +290,7 @@ def test_empty_batch_or_channels(fname, n, c):
     for k in ("H", "flow", "grid"):
         if k in args:
             args[k] = args[k][:n].copy() if n == 0 else args[k]
-    res = _results(getattr(stn, fname)(**args))
+    res = _results(function(fname)(**args))
     for r in res:
         assert r.dtype == np.float64
         assert r.shape[0] == n
