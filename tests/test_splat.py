@@ -406,7 +406,7 @@ def test_bad_input(rng):
     with pytest.raises(ValueError, match="mode must be one of"):
         stn.splat(x, grid, size, mode="linear")
     with pytest.raises(ValueError, match="padding_mode"):
-        stn.splat(x, grid, size, padding_mode="wrap")
+        stn.splat(x, grid, size, padding_mode="mirror")
     with pytest.raises(TypeError, match="deterministic must be a bool"):
         stn.splat(x, grid, size, deterministic=1)
     with pytest.raises(ValueError, match="out must have shape"):
