@@ -33,7 +33,8 @@ def covering_pairs(dims):
 
 def dtype_matrix(dims_list=(2, 3)):
     """The broad test matrix, one dtype wide: every (mode, padding) in float32 and the
-    covering pairs in float64, as pytest params (dtype, dims, mode, padding). Each
+    covering pairs in float64 (all but 2-D bilinear/zeros marked slow), as pytest params
+    (dtype, dims, mode, padding). Each
     (dtype, mode, padding, point source) is a driver of its own that a test run
     compiles (seconds each); the arithmetic does not depend on the dtype beyond its
     precision, so float64 needs each branch once, not every combination."""
@@ -45,7 +46,13 @@ def dtype_matrix(dims_list=(2, 3)):
         for dtype, dtype_pairs in pairs.items():
             for m, p in dtype_pairs:
                 name = np.dtype(dtype).name
-                cases.append(pytest.param(dtype, dims, m, p, id=f"{dims}d-{m}-{p}-{name}"))
+                # float64 beyond 2-D bilinear/zeros: under --all (finite differences in
+                # float64 check every mode and padding in tests/test_gradients.py)
+                slow = dtype == np.float64 and (dims, m, p) != (2, "bilinear", "zeros")
+                marks = [pytest.mark.slow] if slow else []
+                cases.append(
+                    pytest.param(dtype, dims, m, p, id=f"{dims}d-{m}-{p}-{name}", marks=marks)
+                )
     return cases
 
 

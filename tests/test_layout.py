@@ -104,7 +104,12 @@ def _cases(dims):
     rows.append(("splat", "bilinear"))
     if dims == 2:  # the other point sources once, in 2-D
         rows += [("warp_flow", "nearest"), ("warp_perspective", "bilinear")]
-    return [(name, mode, PADDINGS[i % len(PADDINGS)]) for i, (name, mode) in enumerate(rows)]
+    cases = [(name, mode, PADDINGS[i % len(PADDINGS)]) for i, (name, mode) in enumerate(rows)]
+    # by default: grid_sample's modes in 2-D and warp_affine's one-pass backward; the other
+    # families (3-D beyond bilinear grid_sample, splat, flow, perspective) under --all
+    default = {("grid_sample", m) for m in MODES_2D} if dims == 2 else set()
+    default |= {("warp_affine", "bilinear")} if dims == 2 else {("grid_sample", "bilinear")}
+    return [pytest.param(*c, marks=[] if c[:2] in default else [pytest.mark.slow]) for c in cases]
 
 
 @pytest.mark.parametrize("name,mode,padding", _cases(2))
