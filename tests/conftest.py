@@ -48,7 +48,9 @@ def dtype_matrix(dims_list=(2, 3)):
                 name = np.dtype(dtype).name
                 # float64 beyond 2-D bilinear/zeros: under --all (finite differences in
                 # float64 check every mode and padding in tests/test_gradients.py)
+                # and 3-D float32 beyond the covering pairs
                 slow = dtype == np.float64 and (dims, m, p) != (2, "bilinear", "zeros")
+                slow |= dims == 3 and (m, p) not in covering_pairs(3)
                 marks = [pytest.mark.slow] if slow else []
                 cases.append(
                     pytest.param(dtype, dims, m, p, id=f"{dims}d-{m}-{p}-{name}", marks=marks)

@@ -183,19 +183,37 @@ def test_every_kernel_is_listed():
 #: accumulate (double-precision atomics and row sums); the others are the same source
 #: typed once more, and each compile costs about a CPU-second.
 F64_KERNELS = [n for n in KERNELS if any(k in n for k in ("scatter", "rows", "reduce", "sums"))]
-CASES = [(n, np.float32) for n in KERNELS] + [(n, np.float64) for n in F64_KERNELS]
+#: float64 by default: the float atomics' and the reduction's (the others under --all).
+F64_DEFAULT = ("k_scatter_2d/float-atomics", "k_reduce_rows")
+CASES = [(n, np.float32) for n in KERNELS] + [
+    pytest.param(n, np.float64, marks=[] if n in F64_DEFAULT else [pytest.mark.slow])
+    for n in F64_KERNELS
+]
 
 
-@pytest.mark.parametrize("name,dtype", CASES, ids=[f"{n}-{np.dtype(d).name}" for n, d in CASES])
+def _case_id(case):
+    n, d = case.values if hasattr(case, "values") else case
+    return f"{n}-{np.dtype(d).name}"
+
+
+@pytest.mark.parametrize("name,dtype", CASES, ids=[_case_id(c) for c in CASES])
 def test_compiles_to_ptx(name, dtype):
     t = nt.float32 if dtype == np.float32 else nt.float64
     ptx, _ = cuda.compile_ptx(python_kernel(name), signatures(t)[name], cc=(9, 0))
     assert ".target sm_90" in ptx and ".entry" in ptx
 
 
+def _path(name, constants):
+    """A B-spline mode or wrap padding by default; the older paths under --all (each
+    kernel's first path compiles in test_compiles_to_ptx)."""
+    mode, padding = constants[-2:]
+    new = mode >= BSPLINE2 or padding == WRAP
+    return pytest.param(name, constants, marks=[] if new else [pytest.mark.slow])
+
+
 @pytest.mark.parametrize(
     "name, constants",
-    [(n, c) for n, paths in SPECIALISED.items() for c in paths[1:]],
+    [_path(n, c) for n, paths in SPECIALISED.items() for c in paths[1:]],
     ids=lambda v: "_".join(map(str, v)) if isinstance(v, tuple) else v,
 )
 def test_every_path_compiles_to_ptx(name, constants):
