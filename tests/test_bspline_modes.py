@@ -138,6 +138,7 @@ def test_grid_sample_gradients_match_finite_differences(rng, order, padding_mode
     np.testing.assert_allclose(gg, _loss_grads(f, (x, grid), go, 1), atol=1e-6)
 
 
+@pytest.mark.slow  # reflection's fold is the other modes' (tests/test_gradients.py)
 def test_reflection_gradients_match_finite_differences(rng):
     x = rng.standard_normal((1, 2, 5, 6))
     grid = rng.uniform(-1.6, 1.6, (1, 3, 4, 2))

@@ -164,8 +164,12 @@ def _fd_cases(dims):
 def _fused_cases(dims):
     """warp_affine: as _fd_cases, but in 3-D trilinear's fused backward over the
     covering pairs only (test_torch_parity checks every padding)."""
-    if dims == 3:
-        return [c for c in CASES_3D if c[:2] in covering_pairs(3)]
+    if dims == 3:  # trilinear with reflection under --all
+        return [
+            pytest.param(c, marks=[pytest.mark.slow] if c[:2] == ("bilinear", "reflection") else [])
+            for c in CASES_3D
+            if c[:2] in covering_pairs(3)
+        ]
     return _fd_cases(2)
 
 

@@ -203,9 +203,19 @@ def _scipy_constant(x, grid, order, fill, align_corners):
     return out
 
 
+# warp_perspective's and warp_flow's points under --all (the fill is added at the
+# boundary, the same for every point source; each source is float64 drivers to compile)
+_ALL_ONLY = ("warp_perspective", "warp_flow")
+
+
+def _by_default(*values):
+    marks = [pytest.mark.slow] if values[0] in _ALL_ONLY else []
+    return pytest.param(*values, marks=marks)
+
+
 @pytest.mark.parametrize(
     "fname,mode,order",
-    [(f, "bilinear", 1) for f in FUNCS] + [(f, "nearest", 0) for f in FUNCS[:2]],
+    [_by_default(f, "bilinear", 1) for f in FUNCS] + [(f, "nearest", 0) for f in FUNCS[:2]],
 )
 @pytest.mark.parametrize("align_corners", [False, True])
 def test_constant_fill_matches_scipy(fname, mode, order, align_corners, rng):
@@ -327,7 +337,9 @@ def test_grid_sample_backward_constant_fill_fd(mode, rng):
     np.testing.assert_array_equal(gi, gi0)  # grad_input is zeros padding's
 
 
-@pytest.mark.parametrize("fname", ["warp_affine", "warp_perspective", "warp_flow"])
+@pytest.mark.parametrize(
+    "fname", [_by_default(f) for f in ("warp_affine", "warp_perspective", "warp_flow")]
+)
 def test_warp_backward_constant_fill_fd(fname, rng):
     x = rng.standard_normal((1, 2, 4, 5))
     arg = _second_arg(fname, rng, 1, 4, 5, np.float64, spread=0.5)
