@@ -56,7 +56,8 @@ def _ops(rng, dims):
 @pytest.mark.parametrize(
     "dims,name",
     [(2, k) for k in ("grid_sample", "warp_affine", "warp_flow", "warp_perspective", "splat")]
-    + [(3, k) for k in ("grid_sample", "warp_affine", "splat")],
+    # 3-D under --all: its channels-last CPU references are compiled for this test alone
+    + [pytest.param(3, k, marks=pytest.mark.slow) for k in ("grid_sample", "warp_affine", "splat")],
 )
 @pytest.mark.parametrize("deterministic", [True, False])
 def test_channels_last_gpu_equals_cpu(rng, dims, name, deterministic):

@@ -21,7 +21,7 @@ def _homography(rng, n, dtype):
 
 
 @pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", [np.float32, pytest.param(np.float64, marks=pytest.mark.slow)])
 def test_perspective_gpu_equals_cpu(rng, mode, dtype):
     x = rng.standard_normal((2, 2, 4, 5)).astype(dtype)
     H = _homography(rng, 2, dtype)

@@ -123,6 +123,10 @@ def problem(kind, dims, n, channels, spatial, dtype, seed=7):
 #: float32, float64 with zeros padding (one dtype for the broad matrix: each case
 #: compiles its own drivers).
 DTYPE_PADDINGS = [(np.float32, p) for p in PADDINGS] + [(np.float64, "zeros")]
+#: 3-D: border under --all (its float32 trilinear backward is compiled for it alone)
+DTYPE_PADDINGS_3D = [
+    pytest.param(d, p, marks=[pytest.mark.slow] if p == "border" else []) for d, p in DTYPE_PADDINGS
+]
 
 
 def _ids(v):
@@ -179,7 +183,7 @@ class TestThreadCountInvariance:
         )
         assert np.abs(gi).max() > 0 and np.abs(gg).max() > 0
 
-    @pytest.mark.parametrize("dtype,padding", DTYPE_PADDINGS, ids=_ids)
+    @pytest.mark.parametrize("dtype,padding", DTYPE_PADDINGS_3D, ids=_ids)
     @pytest.mark.parametrize("kind", list(THETAS))
     @pytest.mark.parametrize("batch", list(SHAPES_3D))
     def test_warp_affine_3d(self, batch, padding, kind, dtype):

@@ -86,7 +86,10 @@ def _load():
     for (cls, name), reason in SKIPPED.items():
         setattr(classes[cls], name, pytest.mark.skip(reason=reason)(getattr(classes[cls], name)))
     for name, cls in classes.items():
-        if "Geometric" in name or name == "TestBoundaries":
+        # shift, zoom, rotate and the spline filters run the same drivers as
+        # map_coordinates and affine_transform: under --all with the jitted mappings
+        slow = ("TestBoundaries", "TestShift", "TestZoom", "TestRotate", "TestSpline")
+        if "Geometric" in name or name in slow:
             classes[name] = pytest.mark.slow(cls)
     return classes
 
