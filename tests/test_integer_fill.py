@@ -319,7 +319,7 @@ def _kink_free_grid(rng, shape, size, align_corners=False):
     return np.stack([(2 * px + 1) / w - 1, (2 * py + 1) / h - 1], -1)
 
 
-@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+@pytest.mark.parametrize("mode", ["bilinear", pytest.param("bicubic", marks=pytest.mark.slow)])
 def test_grid_sample_backward_constant_fill_fd(mode, rng):
     x = rng.standard_normal((1, 2, 3, 4))
     grid = _kink_free_grid(rng, (1, 2, 3), (3, 4))

@@ -107,7 +107,7 @@ def _cases(dims):
     cases = [(name, mode, PADDINGS[i % len(PADDINGS)]) for i, (name, mode) in enumerate(rows)]
     # by default: grid_sample's modes in 2-D and warp_affine's one-pass backward; the other
     # families (3-D beyond bilinear grid_sample, splat, flow, perspective) under --all
-    default = {("grid_sample", m) for m in ("bilinear", "nearest")} if dims == 2 else set()
+    default = {("grid_sample", "bilinear")} if dims == 2 else set()
     default |= {("warp_affine", "bilinear")} if dims == 2 else {("grid_sample", "bilinear")}
     return [pytest.param(*c, marks=[] if c[:2] in default else [pytest.mark.slow]) for c in cases]
 

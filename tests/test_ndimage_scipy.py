@@ -88,7 +88,14 @@ def _load():
     for name, cls in classes.items():
         # shift, zoom, rotate and the spline filters run the same drivers as
         # map_coordinates and affine_transform: under --all with the jitted mappings
-        slow = ("TestBoundaries", "TestShift", "TestZoom", "TestRotate", "TestSpline")
+        slow = (
+            "TestBoundaries",
+            "TestShift",
+            "TestZoom",
+            "TestRotate",
+            "TestSpline",
+            "TestAffineTransform",
+        )
         if "Geometric" in name or name in slow:
             classes[name] = pytest.mark.slow(cls)
     return classes

@@ -31,9 +31,9 @@ def _modes_paddings(dtype, dims):
     once in float64: the non-finite rules do not depend on the dtype, and every pair
     is a driver of its own to compile."""
     modes = MODES_2D if dims == 2 else MODES_3D
-    if np.dtype(dtype) == np.float32:
+    if np.dtype(dtype) == np.float32 and dims == 2:
         return [(m, p) for m in modes for p in PADDINGS]
-    return covering_pairs(dims)
+    return covering_pairs(dims)  # 3-D float32 too: as test_torch_parity's default run
 
 
 def _pairs_shared(dtype, dims):
