@@ -41,13 +41,20 @@ CASES = [
     for ac in (True, False)
 ]
 IDS = [f"{d}d-{m}-{p}-ac{int(a)}-{np.dtype(t).name}" for d, m, p, a, t in CASES]
-#: float64 beyond bilinear/zeros under --all: its CPU reference drivers are compiled for
-#: this test alone (the CPU suite's float64 checks are finite differences)
+
+
+def _all_only(case):
+    """float64 beyond bilinear/zeros (its CPU references would be compiled for this test
+    alone) and align_corners=False (a runtime argument of the same kernels): --all."""
+    return (case[4] == np.float64 and case[1:3] != ("bilinear", "zeros")) or not case[3]
+
+
+#: The cases the default run keeps (see _all_only)
 PARAMS = [
     pytest.param(
         *c,
         id=i,
-        marks=[pytest.mark.slow] if c[4] == np.float64 and c[1:3] != ("bilinear", "zeros") else [],
+        marks=[pytest.mark.slow] if _all_only(c) else [],
     )
     for c, i in zip(CASES, IDS)
 ]

@@ -59,7 +59,7 @@ def _ops(rng, dims):
     # 3-D under --all: its channels-last CPU references are compiled for this test alone
     + [pytest.param(3, k, marks=pytest.mark.slow) for k in ("grid_sample", "warp_affine", "splat")],
 )
-@pytest.mark.parametrize("deterministic", [True, False])
+@pytest.mark.parametrize("deterministic", [True, pytest.param(False, marks=pytest.mark.slow)])
 def test_channels_last_gpu_equals_cpu(rng, dims, name, deterministic):
     x, ops = _ops(rng, dims)
     fwd, bwd = ops[name]
