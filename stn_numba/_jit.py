@@ -58,6 +58,22 @@ scalar = numba.njit(inline="always", **JIT_OPTIONS)
 driver = numba.njit(parallel=True, **JIT_OPTIONS)
 
 
+def serial(drv):
+    """The serial twin of the driver ``drv``: the same Python function compiled without
+    threads (its ``prange`` runs as ``range``), for calls too small to pay for a
+    parallel launch (tens of µs under the ``workqueue`` layer, more than the work of a
+    128×128 image). Compiled on first use, like every driver, under a name of its own
+    (``<name>_serial``) so that its disk-cache entry is not the parallel one's."""
+    py = drv.py_func
+    twin = types.FunctionType(
+        py.__code__, py.__globals__, py.__name__ + "_serial", py.__defaults__, py.__closure__
+    )
+    twin.__qualname__ = py.__qualname__ + "_serial"
+    twin.__module__ = py.__module__
+    twin.__doc__ = py.__doc__
+    return numba.njit(**JIT_OPTIONS)(twin)
+
+
 def specialise(jit):
     """Decorate a factory of specialised functions, compiled with ``jit``.
 

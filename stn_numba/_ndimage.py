@@ -31,7 +31,7 @@ import numpy as np
 from numba import prange
 
 from . import _bspline as B
-from ._jit import JIT_OPTIONS, driver, kernel, scalar
+from ._jit import JIT_OPTIONS, driver, kernel, scalar, serial
 from ._modes import (
     ND_CONSTANT,
     ND_GRID_CONSTANT,
@@ -57,6 +57,11 @@ _FAR = 2.0**52
 #: that the core overlaps).
 COLUMN_BLOCK = 64
 ROW_BLOCK = 8
+
+#: Work (output points, or samples prefiltered along one axis) from which a driver
+#: runs on threads; a smaller call runs its serial twin, because a parallel launch
+#: costs more than its work (measured in benchmarks/README.md).
+PARALLEL_FROM = 1 << 16
 
 
 def prefilter_boundary(mode):
@@ -224,17 +229,17 @@ def _stage_weights(cc, n, order):
     vectorises: ``inside`` is False (and the rest meaningless but finite) when a tap
     falls outside the line or ``cc`` is not finite. The weights are
     :func:`_interior`'s (scipy's, the last one ``1 -`` the others)."""
-    inside = cc >= 0.0 and cc <= n - 1
+    inside = (cc >= 0.0) & (cc <= n - 1)
     c = cc if inside else 0.0
     f = math.floor(c)
     t = c - f
     if order == 1:
         i0 = int(f)
-        inside = inside and i0 + 1 < n
+        inside = inside & (i0 + 1 < n)
         w0 = 1.0 - t
         return inside, i0, w0, 1.0 - w0, 0.0, 0.0
     i0 = int(f) - 1
-    inside = inside and i0 >= 0 and i0 + 3 < n
+    inside = inside & (i0 >= 0) & (i0 + 3 < n)
     u = 1.0 - t
     w0 = u * u * u / 6.0
     w1 = (t * t * (t - 2.0) * 3.0 + 4.0) / 6.0
@@ -261,57 +266,85 @@ def _segment_body(
     idx,
     wts,
     inside,
+    far,
+    mode,
+    cval,
 ):
-    """Points ``c0 .. c1 - 1`` of one output row (flat ``p0 + oc``) whose taps are
-    all inside, for a literal ``order`` (1 or 3) and dimensionality: first the taps
-    and weights of every point (a loop that vectorises), then the sums; the points
-    left (``inside`` False) are the caller's. The sum is :func:`point_value`'s, in
-    its order."""
+    """Points ``c0 .. c1 - 1`` of one output row (flat ``p0 + oc``), for a literal
+    ``order`` (1 or 3) and dimensionality. First the taps and weights of every point
+    along each axis (a loop that vectorises); then each point whose taps are all
+    inside sums them: per column of taps ``j``, ``v_j`` is the sum over the rows of
+    taps of the row's weight times the tap, and the value is the sum over ``j`` of
+    ``w_j * v_j`` (the same terms as scipy's, grouped by column: equal to float64
+    rounding, with independent sums that the core overlaps). The points of scipy's
+    ``'constant'`` beyond the image are cval. ``inside`` is left False for the other
+    points, which are the caller's (near an edge, or another mode beyond it)."""
     m = c1 - c0
     first = 0 if three else 1
+    nt = order + 1
+    constant = mode == ND_CONSTANT
+    # written so that it vectorises: weights as (axis, tap, point), no calls taking
+    # arrays, no short-circuit operators
     for k in range(first, 3):
         nk = coef.shape[k]
+        hi = nk - 1
         b = bases[k]
         st = steps[k]
         pad = npads[k]
         for q in range(m):
-            p = p0 + c0 + q
             if source == MATRIX:
                 x = b + (c0 + q) * st
             else:
-                x = coords[k - off, p]
+                x = coords[k - off, p0 + c0 + q]
             ok, i0, w0, w1, w2, w3 = _stage_weights(x + pad, nk, order)
+            # scipy's 'constant': a coordinate beyond [0, n - 1] (or not finite) is cval
+            beyond = constant & (not ((x >= 0.0) & (x <= hi)))
             if k == first:
                 inside[q] = ok
+                far[q] = beyond
             else:
-                inside[q] = inside[q] and ok
+                inside[q] = inside[q] & ok
+                far[q] = far[q] | beyond
             idx[k, q] = i0
             wts[k, 0, q] = w0
             wts[k, 1, q] = w1
-            wts[k, 2, q] = w2
-            wts[k, 3, q] = w3
-    nt = order + 1
+            if order == 3:
+                wts[k, 2, q] = w2
+                wts[k, 3, q] = w3
+    n1 = coef.shape[1]
+    n2 = coef.shape[2]
+    s0 = n1 * n2
+    flat = coef.reshape(coef.size)
+    nh = nt if three else 1
+    one = np.uint64(1)
     for q in range(m):
         if inside[q]:
-            a1 = idx[1, q]
-            a2 = idx[2, q]
-            t = 0.0
-            if three:
-                h0 = idx[0, q]
-                for h in range(nt):
-                    for i in range(nt):
-                        for j in range(nt):
-                            t += (
-                                coef[h0 + h, a1 + i, a2 + j]
-                                * wts[0, h, q]
-                                * wts[1, i, q]
-                                * wts[2, j, q]
-                            )
-            else:
+            h0 = idx[0, q] if three else a0
+            b = (h0 * n1 + idx[1, q]) * n2 + idx[2, q]
+            v0 = 0.0
+            v1 = 0.0
+            v2 = 0.0
+            v3 = 0.0
+            for h in range(nh):
                 for i in range(nt):
-                    for j in range(nt):
-                        t += coef[a0, a1 + i, a2 + j] * wts[1, i, q] * wts[2, j, q]
+                    g = wts[0, h, q] * wts[1, i, q] if three else wts[1, i, q]
+                    # unsigned: no wraparound test, and the four taps are adjacent
+                    r = np.uint64(b + h * s0 + i * n2)
+                    v0 += g * flat[r]
+                    v1 += g * flat[r + one]
+                    if order == 3:
+                        v2 += g * flat[r + one + one]
+                        v3 += g * flat[r + one + one + one]
+            if order == 3:
+                t = (wts[2, 0, q] * v0 + wts[2, 1, q] * v1) + (
+                    wts[2, 2, q] * v2 + wts[2, 3, q] * v3
+                )
+            else:
+                t = wts[2, 0, q] * v0 + wts[2, 1, q] * v1
             out[p0 + c0 + q] = t
+        elif far[q]:
+            out[p0 + c0 + q] = cval
+            inside[q] = True
 
 
 @kernel
@@ -333,6 +366,9 @@ def _segment(
     idx,
     wts,
     inside,
+    far,
+    mode,
+    cval,
 ):
     """:func:`_segment_body` with ``order`` and ``three`` made constants: one loop
     per case, so that none of them branches on them per point."""
@@ -356,6 +392,9 @@ def _segment(
                 idx,
                 wts,
                 inside,
+                far,
+                mode,
+                cval,
             )
         else:
             _segment_body(
@@ -376,6 +415,9 @@ def _segment(
                 idx,
                 wts,
                 inside,
+                far,
+                mode,
+                cval,
             )
     elif order == 1:
         _segment_body(
@@ -396,6 +438,9 @@ def _segment(
             idx,
             wts,
             inside,
+            far,
+            mode,
+            cval,
         )
     else:
         _segment_body(
@@ -416,6 +461,9 @@ def _segment(
             idx,
             wts,
             inside,
+            far,
+            mode,
+            cval,
         )
 
 
@@ -434,7 +482,16 @@ def sample(
     # axis 0 read at one index per row, order 0 (2-D images; an axis that an affine
     # map leaves as it is): only axes 1 and 2 are interpolated per point
     two_d = orders[0] == 0 and (coef.shape[0] == 1 or (source == MATRIX and matrix[0, 2] == 0.0))
-    fast = source != TABLE and (o == 1 or o == 3) and orders[1] == o and (two_d or orders[0] == o)
+    fast = (
+        source != TABLE
+        and (o == 1 or o == 3)
+        and orders[1] == o
+        and (two_d or orders[0] == o)
+        # every tap of a point at the first sample is in the array
+        and coef.shape[2] > o
+        and coef.shape[1] > o
+        and (two_d or coef.shape[0] > o)
+    )
     for task in prange(rows * nseg):
         r = task // nseg
         c0 = (task - r * nseg) * block
@@ -459,10 +516,11 @@ def sample(
             idx = np.empty((3, m), np.int64)
             wts = np.empty((3, 4, m))
             inside = np.empty(m, np.bool_)
+            far = np.empty(m, np.bool_)
             if a0 >= 0:
                 _segment(
                     coef, out, source, coords, off, p0, c0, c1, bases, steps, npads, o,
-                    not two_d, a0, idx, wts, inside,
+                    not two_d, a0, idx, wts, inside, far, mode, cval,
                 )  # fmt: skip
             else:
                 inside[:] = False
@@ -481,6 +539,9 @@ def sample(
                 x1 = _input_coord(1, source, p, oa, ob, oc, coords, off, matrix, shift, table)
                 x2 = _input_coord(2, source, p, oa, ob, oc, coords, off, matrix, shift, table)
                 out[p] = point_value(coef, x0, x1, x2, orders, npads, mode, cval)
+
+
+sample_serial = serial(sample)
 
 
 @kernel
@@ -550,6 +611,9 @@ def sample_separable(coef, out, shape, table, orders, npads, mode, cval):
                 out[p0 + c] = t
             else:
                 out[p0 + c] = cval
+
+
+sample_separable_serial = serial(sample_separable)
 
 
 @kernel
@@ -673,6 +737,8 @@ def prefilter_axis(c, outer, n, inner, order, boundary, block):
             k1 = min(k0 + block, outer)
             _filter_lines(c, 0, 1, n, k0, k1, n, order, boundary)
 
+
+prefilter_axis_serial = serial(prefilter_axis)
 
 _GEOMETRIC = {}
 

@@ -230,6 +230,16 @@ def _floats(values, name, given=None):
 # ----------------------------------------------------------------------------
 
 
+def _launch(parallel, serial, work, *args):
+    """Run a driver on ``args``: its serial twin below :data:`D.PARALLEL_FROM` units
+    of ``work``, else on threads."""
+    if work < D.PARALLEL_FROM:
+        serial(*args)
+    else:
+        with _threads_for(work):
+            parallel(*args)
+
+
 def _prefilter_inplace(c, order, boundary, axes):
     """Prefilter the C-contiguous float64 array ``c`` along ``axes``, in place."""
     for ax in axes:
@@ -239,8 +249,18 @@ def _prefilter_inplace(c, order, boundary, axes):
         outer = math.prod(c.shape[:ax])
         inner = math.prod(c.shape[ax + 1 :])
         block = D.COLUMN_BLOCK if inner > 1 else D.ROW_BLOCK
-        with _threads_for(c.size):
-            D.prefilter_axis(c.reshape(-1), outer, n, inner, order, boundary, block)
+        _launch(
+            D.prefilter_axis,
+            D.prefilter_axis_serial,
+            c.size,
+            c.reshape(-1),
+            outer,
+            n,
+            inner,
+            order,
+            boundary,
+            block,
+        )
 
 
 def _coefficients(arr, order, mode, cval, prefilter, axes):
@@ -311,27 +331,40 @@ def _sample(
         coef = coef.astype(np.float64)  # one float32 driver: float32 in, float32 out
     flat = out.reshape(-1) if direct else np.empty(total)
     if source == D.TABLE:
-        with _threads_for(total):
-            D.sample_separable(coef, flat, shape3, table, orders, npads, mode, float(cval))
-        if not direct:
-            _store(flat.reshape(out.shape), out)
-        return out
-    with _threads_for(total):
-        D.sample(
+        _launch(
+            D.sample_separable,
+            D.sample_separable_serial,
+            total,
             coef,
             flat,
             shape3,
-            source,
-            _EMPTY2 if coords is None else coords,
-            _ZERO33 if matrix is None else matrix,
-            _ZERO3 if shift is None else shift,
-            _EMPTY2 if table is None else table,
+            table,
             orders,
             npads,
             mode,
             float(cval),
-            _block(total),
         )
+        if not direct:
+            _store(flat.reshape(out.shape), out)
+        return out
+    _launch(
+        D.sample,
+        D.sample_serial,
+        total,
+        coef,
+        flat,
+        shape3,
+        source,
+        _EMPTY2 if coords is None else coords,
+        _ZERO33 if matrix is None else matrix,
+        _ZERO3 if shift is None else shift,
+        _EMPTY2 if table is None else table,
+        orders,
+        npads,
+        mode,
+        float(cval),
+        _block(total),
+    )
     if not direct:
         _store(flat.reshape(out.shape), out)
     return out
