@@ -686,9 +686,10 @@ def _anticausal_start(c, b, s, n, z, boundary):
 
 
 @scalar
-def _filter_lines(c, base, s_i, s_k, k0, k1, n, order, boundary):
+def _filter_lines(c, src, base, s_i, s_k, k0, k1, n, order, boundary):
     """:func:`stn_numba._bspline.prefilter_line` of the lines ``k0 .. k1 - 1`` of the
-    flat ``c`` (element ``i`` of line ``k`` at ``base + i * s_i + k * s_k``), all at
+    flat ``src`` (element ``i`` of line ``k`` at ``base + i * s_i + k * s_k``) into the
+    same places of the flat float64 ``c`` (``src`` may be ``c``: in place), all at
     once: each step of a recursion runs over the lines, which are independent (a
     vector loop where ``s_k`` is 1, independent chains of the latency-bound recursion
     where it is not)."""
@@ -697,45 +698,66 @@ def _filter_lines(c, base, s_i, s_k, k0, k1, n, order, boundary):
     for p in range(poles):
         z = B._pole(order, p, 1.0)
         gain *= (1.0 - z) * (1.0 - 1.0 / z)
+    # unsigned offsets: no negative-index test, so the loops over the lines are
+    # vector loops where they are contiguous
+    si = np.uint64(s_i)
+    sk = np.uint64(s_k)
+    ub = np.uint64(base)
     for i in range(n):
-        row = base + i * s_i
+        row = ub + np.uint64(i) * si
         for k in range(k0, k1):
-            c[row + k * s_k] *= gain
+            kk = row + np.uint64(k) * sk
+            c[kk] = src[kk] * gain
+    # the previous value of each line is kept in ``prev`` (not read back from ``c``),
+    # so that a step's loop over the lines has no dependence through ``c``
+    prev = np.empty(k1 - k0)
     for p in range(poles):
         z = B._pole(order, p, 1.0)
         for k in range(k0, k1):
-            c[base + k * s_k] = _causal_start(c, base + k * s_k, s_i, n, z, boundary)
+            v = _causal_start(c, base + k * s_k, s_i, n, z, boundary)
+            c[ub + np.uint64(k) * sk] = v
+            prev[k - k0] = v
         for i in range(1, n):
-            row = base + i * s_i
+            row = ub + np.uint64(i) * si
             for k in range(k0, k1):
-                c[row + k * s_k] += z * c[row - s_i + k * s_k]
-        last = base + (n - 1) * s_i
+                kk = row + np.uint64(k) * sk
+                v = c[kk] + z * prev[k - k0]
+                c[kk] = v
+                prev[k - k0] = v
+        last = ub + np.uint64(n - 1) * si
         for k in range(k0, k1):
-            c[last + k * s_k] = _anticausal_start(c, base + k * s_k, s_i, n, z, boundary)
+            v = _anticausal_start(c, base + k * s_k, s_i, n, z, boundary)
+            c[last + np.uint64(k) * sk] = v
+            prev[k - k0] = v
         for i in range(n - 2, -1, -1):
-            row = base + i * s_i
+            row = ub + np.uint64(i) * si
             for k in range(k0, k1):
-                c[row + k * s_k] = z * (c[row + s_i + k * s_k] - c[row + k * s_k])
+                kk = row + np.uint64(k) * sk
+                v = z * (prev[k - k0] - c[kk])
+                c[kk] = v
+                prev[k - k0] = v
 
 
 @driver
-def prefilter_axis(c, outer, n, inner, order, boundary, block):
-    """Prefilter, in place, the lines along axis 1 of the C-contiguous flat ``c`` seen
-    as (outer, n, inner). A task filters ``block`` neighbouring lines together: along
-    axis 2 where ``inner > 1`` (a contiguous block of columns), else ``block``
-    consecutive lines of the (outer, n) rows."""
+def prefilter_axis(c, src, outer, n, inner, order, boundary, block):
+    """Prefilter the lines along axis 1 of the C-contiguous flat ``src`` seen as
+    (outer, n, inner) into the float64 ``c`` of the same shape (``src`` may be ``c``;
+    else the conversion to float64 is this pass's, not one more pass over memory). A
+    task filters ``block`` neighbouring lines together: along axis 2 where
+    ``inner > 1`` (a contiguous block of columns), else ``block`` consecutive lines
+    of the (outer, n) rows."""
     if inner > 1:
         nb = (inner + block - 1) // block
         for task in prange(outer * nb):
             o = task // nb
             k0 = (task - o * nb) * block
             k1 = min(k0 + block, inner)
-            _filter_lines(c, o * n * inner, inner, 1, k0, k1, n, order, boundary)
+            _filter_lines(c, src, o * n * inner, inner, 1, k0, k1, n, order, boundary)
     else:
         for task in prange((outer + block - 1) // block):
             k0 = task * block
             k1 = min(k0 + block, outer)
-            _filter_lines(c, 0, 1, n, k0, k1, n, order, boundary)
+            _filter_lines(c, src, 0, 1, n, k0, k1, n, order, boundary)
 
 
 prefilter_axis_serial = serial(prefilter_axis)

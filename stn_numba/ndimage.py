@@ -240,20 +240,29 @@ def _launch(parallel, serial, work, *args):
             parallel(*args)
 
 
-def _prefilter_inplace(c, order, boundary, axes):
-    """Prefilter the C-contiguous float64 array ``c`` along ``axes``, in place."""
+def _prefilter(src, order, boundary, axes):
+    """The float64 C-contiguous coefficients of ``src`` prefiltered along ``axes``.
+    The first filtered axis reads ``src`` itself when it is float32 or float64 (the
+    conversion is part of that pass, and its memory is first touched by the threads);
+    ``src`` is not modified."""
+    axes = [ax for ax in axes if src.shape[ax] >= 2]
+    if not axes or src.dtype not in (np.float32, np.float64):
+        c = np.array(src, dtype=np.float64, order="C")
+        first = c
+    else:
+        first = np.ascontiguousarray(src)
+        c = np.empty(src.shape)
     for ax in axes:
-        n = c.shape[ax]
-        if n < 2:
-            continue
-        outer = math.prod(c.shape[:ax])
-        inner = math.prod(c.shape[ax + 1 :])
+        n = src.shape[ax]
+        outer = math.prod(src.shape[:ax])
+        inner = math.prod(src.shape[ax + 1 :])
         block = D.COLUMN_BLOCK if inner > 1 else D.ROW_BLOCK
         _launch(
             D.prefilter_axis,
             D.prefilter_axis_serial,
             c.size,
             c.reshape(-1),
+            first.reshape(-1),
             outer,
             n,
             inner,
@@ -261,6 +270,8 @@ def _prefilter_inplace(c, order, boundary, axes):
             boundary,
             block,
         )
+        first = c
+    return c
 
 
 def _coefficients(arr, order, mode, cval, prefilter, axes):
@@ -276,8 +287,7 @@ def _coefficients(arr, order, mode, cval, prefilter, axes):
                 arr = np.pad(arr, width, mode="edge")
             else:
                 arr = np.pad(arr, width, mode="constant", constant_values=cval)
-        c = np.array(arr, dtype=np.float64, order="C")
-        _prefilter_inplace(c, order, D.prefilter_boundary(mode), axes)
+        c = _prefilter(arr, order, D.prefilter_boundary(mode), axes)
     elif arr.dtype == np.float32:
         # read as it is (each value converted to float64 where it is used, as scipy
         # does): a float64 copy would cost a pass over the image
@@ -1078,8 +1088,7 @@ def spline_filter1d(input, order=3, axis=-1, output=np.float64, mode="mirror"):
     if order < 2:
         out[...] = np.array(arr)
         return out
-    c = np.array(arr, dtype=np.float64, order="C")
-    _prefilter_inplace(c, order, D.prefilter_boundary(code), (axis,))
+    c = _prefilter(arr, order, D.prefilter_boundary(code), (axis,))
     _store_filtered(c, out)
     return out
 
@@ -1128,13 +1137,11 @@ def spline_filter(input, order=3, output=np.float64, mode="mirror"):
         spline_filter(arr.imag, order, out.imag, mode)
         return out
     boundary = D.prefilter_boundary(code)
-    c = np.array(arr, dtype=np.float64, order="C")
-    exact = out.dtype == np.float64
-    for ax in range(arr.ndim):
-        _prefilter_inplace(c, order, boundary, (ax,))
-        if not exact:
-            _store_filtered(c, out)
-            c = np.array(out, dtype=np.float64, order="C")
-    if exact:
-        out[...] = c
+    if out.dtype == np.float64:
+        out[...] = _prefilter(arr, order, boundary, range(arr.ndim))
+        return out
+    c = arr
+    for ax in range(arr.ndim):  # scipy stores each axis' result in the output's type
+        _store_filtered(_prefilter(c, order, boundary, (ax,)), out)
+        c = out
     return out
