@@ -58,10 +58,11 @@ _FAR = 2.0**52
 COLUMN_BLOCK = 64
 ROW_BLOCK = 8
 
-#: Work (output points, or samples prefiltered along one axis) from which a driver
-#: runs on threads; a smaller call runs its serial twin, because a parallel launch
-#: costs more than its work (measured in benchmarks/README.md).
-PARALLEL_FROM = 1 << 16
+#: Work (taps read by the sampling drivers; samples for the prefilter, per axis)
+#: from which a driver runs on threads; a smaller call runs its serial twin, because
+#: a parallel launch costs more than the second thread saves (measured in
+#: benchmarks/README.md: 0.3-0.5 ms per launch under ``workqueue`` on 2 cores).
+PARALLEL_FROM = 1 << 20
 
 
 def prefilter_boundary(mode):

@@ -344,7 +344,7 @@ def _sample(
         _launch(
             D.sample_separable,
             D.sample_separable_serial,
-            total,
+            total * (orders[2] + 1),  # taps read (the other axes' are per row)
             coef,
             flat,
             shape3,
@@ -360,7 +360,7 @@ def _sample(
     _launch(
         D.sample,
         D.sample_serial,
-        total,
+        total * math.prod(o + 1 for o in orders),  # taps read
         coef,
         flat,
         shape3,

@@ -44,25 +44,25 @@ def test_map_coordinates_matches_scipy_every_mode(ndim, order, rng):
             close(got, want, err_msg=f"{mode} {prefilter}")
 
 
-def test_calls_large_enough_for_threads_match_scipy(rng):
-    """Calls of at least PARALLEL_FROM points run the threaded drivers (the small
-    inputs of the other tests run their serial twins): the same numbers as scipy's,
-    including the points near the edges and beyond them."""
+def test_threaded_drivers_match_scipy(rng, monkeypatch):
+    """Calls of at least PARALLEL_FROM units of work run the threaded drivers (the
+    small inputs of the other tests run their serial twins); with the threshold at 0
+    they run here on small inputs: the same numbers as scipy's, including the points
+    near the edges and beyond them."""
     from stn_numba import _ndimage as D
 
-    side = int(np.ceil(np.sqrt(D.PARALLEL_FROM)))
-    a = rng.standard_normal((side, side + 3)).astype(np.float32)
+    monkeypatch.setattr(D, "PARALLEL_FROM", 0)
+    a = rng.standard_normal((41, 43)).astype(np.float32)
     m = np.array([[0.9, -0.25], [0.3, 1.1]])
-    x = rng.uniform(-3, side + 5, (2, side, side + 3))
+    x = rng.uniform(-3, 46, (2, 37, 39))
     for order in (1, 3):
         for mode in ("constant", "mirror"):
             kw = dict(order=order, mode=mode, cval=0.5, output=np.float64)
-            close(
-                nd.affine_transform(a, m, (4.0, -7.0), **kw),
-                ndi.affine_transform(a, m, (4.0, -7.0), **kw),
-            )
+            got = nd.affine_transform(a, m, (4.0, -7.0), **kw)
+            close(got, ndi.affine_transform(a, m, (4.0, -7.0), **kw))
             close(nd.map_coordinates(a, x, **kw), ndi.map_coordinates(a, x, **kw))
-    close(nd.zoom(a, 1.3, order=3, output=np.float64), ndi.zoom(a, 1.3, order=3, output=np.float64))
+    kw = dict(order=3, output=np.float64)
+    close(nd.zoom(a, 1.3, **kw), ndi.zoom(a, 1.3, **kw))
 
 
 @pytest.mark.parametrize("ndim", [2, 3])
