@@ -52,8 +52,14 @@ What differs:
   along that axis (scipy's prefilter spreads it). Not for ``reflect``,
   ``grid-mirror`` and ``nearest`` at orders >= 2, whose scipy prefilter does not
   reproduce short lines.
-* Speed: the interpolation runs on every core (Numba threads); see the benchmark
-  page for the measured ratios against scipy.
+* Speed: a call of about a million taps or more (a 512×512 image at order 1, a
+  256×256 image at order 3) runs on every core (Numba threads); a smaller call runs
+  on the calling thread alone, because starting the threads would cost more than
+  they save. The numbers are the same either way. To put every core to work on
+  many small images, transform them in one call where the function allows it (a
+  stack of 2-D images with ``affine_transform``, the matrix leaving the stack axis
+  unchanged), or call from several Python threads (the kernels release the GIL).
+  See the benchmark page for the measured ratios against scipy.
 """
 
 import math
@@ -63,6 +69,7 @@ import warnings
 import numpy as np
 
 from . import _ndimage as D
+from ._compat import launch_guard
 from ._cpu import _threads_for
 from ._modes import ND_GRID_CONSTANT, ND_NEAREST, ndimage_mode_code
 
@@ -236,7 +243,7 @@ def _launch(parallel, serial, work, *args):
     if work < D.PARALLEL_FROM:
         serial(*args)
     else:
-        with _threads_for(work):
+        with launch_guard(), _threads_for(work):
             parallel(*args)
 
 
@@ -985,7 +992,7 @@ def geometric_transform(
         total = o.size
         flat = np.empty(total)
         try:
-            with _threads_for(total):
+            with launch_guard(), _threads_for(total):
                 fn(
                     coef,
                     flat,

@@ -9,6 +9,10 @@ compiled sampling driver and one prefilter driver (order and mode are runtime
 arguments, inputs are converted to float64), plus one mapping kernel.
 """
 
+import os
+import subprocess
+import sys
+
 import numba
 import numpy as np
 import pytest
@@ -44,25 +48,43 @@ def test_map_coordinates_matches_scipy_every_mode(ndim, order, rng):
             close(got, want, err_msg=f"{mode} {prefilter}")
 
 
-def test_threaded_drivers_match_scipy(rng, monkeypatch):
-    """Calls of at least PARALLEL_FROM units of work run the threaded drivers (the
-    small inputs of the other tests run their serial twins); with the threshold at 0
-    they run here on small inputs: the same numbers as scipy's, including the points
-    near the edges and beyond them."""
-    from stn_numba import _ndimage as D
+_THREADED_SCRIPT = """
+import concurrent.futures as cf
+import numba, numpy as np, scipy.ndimage as ndi
+from stn_numba import _ndimage, ndimage as nd
+_ndimage.PARALLEL_FROM = 0  # every call runs the threaded drivers, however small
+rng = np.random.default_rng(0)
+a = rng.standard_normal((41, 43))
+m = np.array([[0.9, -0.25], [0.3, 1.1]])
+x = rng.uniform(-3, 46, (2, 37, 39))
+calls = [
+    lambda f: f.affine_transform(a, m, (4.0, -7.0), order=3, cval=0.5),
+    lambda f: f.map_coordinates(a, x, order=1, mode="mirror"),
+    lambda f: f.zoom(a, 1.3, order=1),
+]
+ours = [c(nd) for c in calls]
+for got, want in zip(ours, [c(ndi) for c in calls]):
+    scale = max(1.0, float(np.abs(want).max()))
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * scale)
+assert numba.threading_layer() == "workqueue", numba.threading_layer()
+with cf.ThreadPoolExecutor(max_workers=4) as pool:
+    runs = list(pool.map(lambda i: [c(nd) for c in calls], range(48)))
+assert all(np.array_equal(g, w) for run in runs for g, w in zip(run, ours))
+print("ok")
+"""
 
-    monkeypatch.setattr(D, "PARALLEL_FROM", 0)
-    a = rng.standard_normal((41, 43)).astype(np.float32)
-    m = np.array([[0.9, -0.25], [0.3, 1.1]])
-    x = rng.uniform(-3, 46, (2, 37, 39))
-    for order in (1, 3):
-        for mode in ("constant", "mirror"):
-            kw = dict(order=order, mode=mode, cval=0.5, output=np.float64)
-            got = nd.affine_transform(a, m, (4.0, -7.0), **kw)
-            close(got, ndi.affine_transform(a, m, (4.0, -7.0), **kw))
-            close(nd.map_coordinates(a, x, **kw), ndi.map_coordinates(a, x, **kw))
-    kw = dict(order=3, output=np.float64)
-    close(nd.zoom(a, 1.3, **kw), ndi.zoom(a, 1.3, **kw))
+
+def test_threaded_drivers_match_scipy_and_run_from_several_threads():
+    """Calls of at least PARALLEL_FROM units of work run the threaded drivers (the
+    small inputs of the other tests run their serial twins). With the threshold at 0,
+    in a new process under Numba's ``workqueue`` layer (which aborts the process when
+    two Python threads launch parallel code at once): scipy's numbers, near the
+    edges and beyond them too, and the same bits from 4 Python threads at once."""
+    env = dict(os.environ, NUMBA_THREADING_LAYER="workqueue", NUMBA_NUM_THREADS="2")
+    run = subprocess.run(
+        [sys.executable, "-c", _THREADED_SCRIPT], env=env, capture_output=True, text=True
+    )
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr[-3000:]
 
 
 @pytest.mark.parametrize("ndim", [2, 3])
