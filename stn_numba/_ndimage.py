@@ -58,6 +58,10 @@ _FAR = 2.0**52
 COLUMN_BLOCK = 64
 ROW_BLOCK = 8
 
+#: Output points that one task of the sampling driver covers, at least (whole
+#: segments of a row; a task allocates its scratch arrays once).
+TASK_POINTS = 4096
+
 #: Work (taps read by the sampling drivers; samples for the prefilter, per axis)
 #: from which a driver runs on threads; a smaller call runs its serial twin, because
 #: a parallel launch costs more than the second thread saves (measured in
@@ -292,11 +296,14 @@ def _segment_body(
         b = bases[k]
         st = steps[k]
         pad = npads[k]
+        # this segment's coordinates as a view indexed from 0: the loop's reads are
+        # then known to be in order (a vector load, not a gather)
+        seg = coords[max(k - off, 0), p0 + c0 : p0 + c1] if source != MATRIX else coords[0, :0]
         for q in range(m):
             if source == MATRIX:
                 x = b + (c0 + q) * st
             else:
-                x = coords[k - off, p0 + c0 + q]
+                x = seg[q]
             ok, i0, w0, w1, w2, w3 = _stage_weights(x + pad, nk, order)
             # scipy's 'constant': a coordinate beyond [0, n - 1] (or not finite) is cval
             beyond = constant & (not ((x >= 0.0) & (x <= hi)))
@@ -493,53 +500,63 @@ def sample(
         and coef.shape[1] > o
         and (two_d or coef.shape[0] > o)
     )
-    for task in prange(rows * nseg):
-        r = task // nseg
-        c0 = (task - r * nseg) * block
-        c1 = min(c0 + block, w)
-        oa = r // shape[1]
-        ob = r - oa * shape[1]
-        p0 = r * w
-        if fast:
-            # the row's part of scipy's affine sum, in its order: the offset, then the
-            # terms of output axes 0 and 1 (axis 2's is added per point)
-            bases = (
-                shift[0] + oa * matrix[0, 0] + ob * matrix[0, 1],
-                shift[1] + oa * matrix[1, 0] + ob * matrix[1, 1],
-                shift[2] + oa * matrix[2, 0] + ob * matrix[2, 1],
-            )
-            steps = (matrix[0, 2], matrix[1, 2], matrix[2, 2])
-            m = c1 - c0
-            a0 = 0
-            if two_d and coef.shape[0] > 1:
-                ok0, t0, _ = axis_taps(bases[0], coef.shape[0], 0, mode, npads[0])
-                a0 = t0[0] if ok0 else -1
-            idx = np.empty((3, m), np.int64)
-            wts = np.empty((3, 4, m))
-            inside = np.empty(m, np.bool_)
-            far = np.empty(m, np.bool_)
-            if a0 >= 0:
-                _segment(
-                    coef, out, source, coords, off, p0, c0, c1, bases, steps, npads, o,
-                    not two_d, a0, idx, wts, inside, far, mode, cval,
-                )  # fmt: skip
+    nsegs = rows * nseg
+    # several segments per task, so that a task allocates its scratch arrays once
+    per_task = max(1, TASK_POINTS // min(block, w))
+    for task in prange((nsegs + per_task - 1) // per_task):
+        idx = np.empty((3, block), np.int64)
+        wts = np.empty((3, 4, block))
+        inside = np.empty(block, np.bool_)
+        far = np.empty(block, np.bool_)
+        for seg in range(task * per_task, min(task * per_task + per_task, nsegs)):
+            r = seg // nseg
+            c0 = (seg - r * nseg) * block
+            c1 = min(c0 + block, w)
+            oa = r // shape[1]
+            ob = r - oa * shape[1]
+            p0 = r * w
+            if fast:
+                # the row's part of scipy's affine sum, in its order: the offset, then the
+                # terms of output axes 0 and 1 (axis 2's is added per point)
+                bases = (
+                    shift[0] + oa * matrix[0, 0] + ob * matrix[0, 1],
+                    shift[1] + oa * matrix[1, 0] + ob * matrix[1, 1],
+                    shift[2] + oa * matrix[2, 0] + ob * matrix[2, 1],
+                )
+                steps = (matrix[0, 2], matrix[1, 2], matrix[2, 2])
+                m = c1 - c0
+                a0 = 0
+                if two_d and coef.shape[0] > 1:
+                    ok0, t0, _ = axis_taps(bases[0], coef.shape[0], 0, mode, npads[0])
+                    a0 = t0[0] if ok0 else -1
+                if a0 >= 0:
+                    _segment(
+                        coef, out, source, coords, off, p0, c0, c1, bases, steps, npads, o,
+                        not two_d, a0, idx, wts, inside, far, mode, cval,
+                    )  # fmt: skip
+                else:
+                    inside[:m] = False
+                for q in range(m):
+                    if not inside[q]:
+                        oc = c0 + q
+                        p = p0 + oc
+                        x0 = _input_coord(
+                            0, source, p, oa, ob, oc, coords, off, matrix, shift, table
+                        )
+                        x1 = _input_coord(
+                            1, source, p, oa, ob, oc, coords, off, matrix, shift, table
+                        )
+                        x2 = _input_coord(
+                            2, source, p, oa, ob, oc, coords, off, matrix, shift, table
+                        )
+                        out[p] = point_value(coef, x0, x1, x2, orders, npads, mode, cval)
             else:
-                inside[:] = False
-            for q in range(m):
-                if not inside[q]:
-                    oc = c0 + q
+                for oc in range(c0, c1):
                     p = p0 + oc
                     x0 = _input_coord(0, source, p, oa, ob, oc, coords, off, matrix, shift, table)
                     x1 = _input_coord(1, source, p, oa, ob, oc, coords, off, matrix, shift, table)
                     x2 = _input_coord(2, source, p, oa, ob, oc, coords, off, matrix, shift, table)
                     out[p] = point_value(coef, x0, x1, x2, orders, npads, mode, cval)
-        else:
-            for oc in range(c0, c1):
-                p = p0 + oc
-                x0 = _input_coord(0, source, p, oa, ob, oc, coords, off, matrix, shift, table)
-                x1 = _input_coord(1, source, p, oa, ob, oc, coords, off, matrix, shift, table)
-                x2 = _input_coord(2, source, p, oa, ob, oc, coords, off, matrix, shift, table)
-                out[p] = point_value(coef, x0, x1, x2, orders, npads, mode, cval)
 
 
 sample_serial = serial(sample)

@@ -313,7 +313,11 @@ _ZERO33 = np.zeros((3, 3))
 _ZERO3 = np.zeros(3)
 
 
-def _block(total):
+def _block(total, work):
+    """Points per segment of the sampling driver: :data:`_BLOCK`, or fewer where a
+    threaded call needs more segments to share (8 per thread)."""
+    if work < D.PARALLEL_FROM:
+        return _BLOCK
     import numba
 
     return max(1, min(_BLOCK, total // (8 * numba.get_num_threads())))
@@ -364,10 +368,11 @@ def _sample(
         if not direct:
             _store(flat.reshape(out.shape), out)
         return out
+    work = total * math.prod(o + 1 for o in orders)  # taps read
     _launch(
         D.sample,
         D.sample_serial,
-        total * math.prod(o + 1 for o in orders),  # taps read
+        work,
         coef,
         flat,
         shape3,
@@ -380,7 +385,7 @@ def _sample(
         npads,
         mode,
         float(cval),
-        _block(total),
+        _block(total, work),
     )
     if not direct:
         _store(flat.reshape(out.shape), out)
@@ -1001,7 +1006,7 @@ def geometric_transform(
                     npads,
                     code,
                     float(cv),
-                    _block(total),
+                    _block(total, D.PARALLEL_FROM),
                     extra_arguments,
                 )
         except TypingError as exc:
