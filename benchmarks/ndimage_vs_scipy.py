@@ -1,7 +1,14 @@
-"""stn_numba.ndimage against scipy.ndimage, same call, interleaved medians (seconds).
+"""stn_numba.ndimage against scipy.ndimage on the target workloads, interleaved.
 
-W3-like: one 2048×2048 float32 channel (W3 has 3 of them: the ratio is the same).
-Run: PYTHONPATH=. python benchmarks/ndimage_vs_scipy.py [repeats]
+The calls of ``python -m stn_numba bench``'s ``nd_*`` rows (``stn_numba._bench``:
+float32 in and out, mode 'constant', order 3 with its prefilter; W2 and W3: stn_numba
+transforms a sample's channels in one 3-D affine_transform call, scipy one call per
+plane; map_coordinates and zoom one call per plane for both), timed in turn (scipy,
+then stn_numba, ``repeats`` times) so that a busy moment of a shared machine hits both;
+medians in ms, and the largest difference between the two results.
+
+Run: ``PYTHONPATH=. python benchmarks/ndimage_vs_scipy.py [repeats] [W2 | nd_affine_o1 |
+W3:nd_zoom2_o3 ...]``
 """
 
 import statistics
@@ -9,31 +16,33 @@ import sys
 import time
 
 import numpy as np
-import scipy.ndimage as ndi
+import scipy.ndimage as sndi
 
+from stn_numba import _bench
 from stn_numba import ndimage as nd
 
-rng = np.random.default_rng(0)
-a = rng.random((2048, 2048)).astype(np.float32)
-th = np.deg2rad(10)
-M = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]]) * 0.9
-off = [100.0, -80.0]
-coords = np.indices(a.shape, dtype=np.float64) + rng.uniform(-2, 2, (2, *a.shape))
-CASES = {
-    "affine_transform order 1": lambda m: m.affine_transform(a, M, off, order=1),
-    "affine_transform order 3": lambda m: m.affine_transform(a, M, off, order=3),
-    "map_coordinates order 1": lambda m: m.map_coordinates(a, coords, order=1),
-    "map_coordinates order 3": lambda m: m.map_coordinates(a, coords, order=3),
-    "zoom x2 order 3": lambda m: m.zoom(a, 2, order=3),
-}
 repeats = int(sys.argv[1]) if len(sys.argv) > 1 else 3
-for name, fn in CASES.items():
-    fn(nd)
-    times = {"scipy": [], "stn_numba": []}
-    for _ in range(repeats):
-        for label, mod in (("scipy", ndi), ("stn_numba", nd)):
-            t = time.perf_counter()
-            fn(mod)
-            times[label].append(time.perf_counter() - t)
-    s, o = statistics.median(times["scipy"]), statistics.median(times["stn_numba"])
-    print(f"{name:28s} scipy {s:7.3f}  stn_numba {o:7.3f}  ratio {s / o:5.1f}")
+only = sys.argv[2:]
+for wl in _bench.ND_WORKLOADS:
+    data = _bench.make_data(wl)
+    for op in _bench.ND_OPERATIONS:
+        if only and not {wl, op, f"{wl}:{op}"} & set(only):
+            continue
+        try:
+            ours = _bench._ndimage(nd, op, data)
+        except _bench.Skip:
+            continue
+        theirs = _bench._ndimage(sndi, op, data)
+        err = float(np.abs(np.asarray(ours(), np.float64) - np.asarray(theirs())).max())
+        ts, to = [], []
+        for _ in range(repeats):
+            for fn, times in ((theirs, ts), (ours, to)):
+                t = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - t)
+        s, o = 1e3 * statistics.median(ts), 1e3 * statistics.median(to)
+        print(
+            f"{wl} {op:15s} scipy {s:8.1f} ms  stn_numba {o:8.1f} ms  ratio {s / o:5.1f}  "
+            f"max diff {err:.1e}",
+            flush=True,
+        )

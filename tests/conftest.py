@@ -32,12 +32,13 @@ def covering_pairs(dims):
 
 
 def dtype_matrix(dims_list=(2, 3)):
-    """The broad test matrix, one dtype wide: every (mode, padding) in float32 and the
-    covering pairs in float64 (all but 2-D bilinear/zeros marked slow), as pytest params
-    (dtype, dims, mode, padding). Each
-    (dtype, mode, padding, point source) is a driver of its own that a test run
-    compiles (seconds each); the arithmetic does not depend on the dtype beyond its
-    precision, so float64 needs each branch once, not every combination."""
+    """The broad test matrix as pytest params (dtype, dims, mode, padding): every
+    (mode, padding) in float32 and the covering pairs in float64; by default only the
+    covering pairs in float32 and 2-D bilinear/zeros in float64 (the rest marked slow,
+    run by ``--all``). Each (dtype, mode, padding, point source) is a driver of its
+    own that a test run compiles (seconds each); the arithmetic does not depend on the
+    dtype beyond its precision, so float64 needs each branch once, not every
+    combination."""
     cases = []
     for dims in dims_list:
         modes = MODES_2D if dims == 2 else MODES_3D
@@ -46,11 +47,12 @@ def dtype_matrix(dims_list=(2, 3)):
         for dtype, dtype_pairs in pairs.items():
             for m, p in dtype_pairs:
                 name = np.dtype(dtype).name
-                # float64 beyond 2-D bilinear/zeros: under --all (finite differences in
-                # float64 check every mode and padding in tests/test_gradients.py)
-                # and 3-D float32 beyond the covering pairs
+                # float64 beyond 2-D bilinear/zeros, and float32 beyond the covering
+                # pairs: under --all (finite differences in float64 check every mode and
+                # padding in tests/test_gradients.py; each pair is its own driver per
+                # dtype, seconds of compilation each)
                 slow = dtype == np.float64 and (dims, m, p) != (2, "bilinear", "zeros")
-                slow |= dims == 3 and (m, p) not in covering_pairs(3)
+                slow |= (m, p) not in covering_pairs(dims)
                 marks = [pytest.mark.slow] if slow else []
                 cases.append(
                     pytest.param(dtype, dims, m, p, id=f"{dims}d-{m}-{p}-{name}", marks=marks)

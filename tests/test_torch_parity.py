@@ -89,7 +89,8 @@ def _torch_sample_grads(x, g, gout, mode, padding, align_corners):
     return _np(out), _np(gi), _np(gg)
 
 
-#: float32 over every (mode, padding), float64 over pairs covering each once.
+#: float32 over every (mode, padding), float64 over pairs covering each once (by
+#: default the covering pairs in float32 only: see conftest.dtype_matrix).
 MATRIX = dtype_matrix()
 #: warp_affine: the fused one-pass backward of (bi/tri)linear mode has a driver per
 #: padding, checked for each; the other modes run grid_sample's drivers (every pair
