@@ -2,7 +2,8 @@
 affine_grid, grid_sample and their fusion warp_affine, in 2-D and 3-D: every mode ×
 padding_mode × align_corners in float32, and in float64 pairs of (mode, padding) that
 cover each mode and each padding once (each combination is a driver that the run
-compiles; see ``dtype_matrix`` in conftest.py); warp_affine with every padding for its
+compiles; see ``dtype_matrix`` in conftest.py: by default float32 on the covering pairs
+too, the rest with ``--all``); warp_affine with every padding for its
 fused (bi/tri)linear backward and each other mode once (WARP_MATRIX).
 
 Both sides start from the same NumPy arrays and compute in the same dtype; torch's
