@@ -272,6 +272,7 @@ def _segment_body(
     wts,
     inside,
     far,
+    xs,
     mode,
     cval,
 ):
@@ -296,14 +297,16 @@ def _segment_body(
         b = bases[k]
         st = steps[k]
         pad = npads[k]
-        # this segment's coordinates as a view indexed from 0: the loop's reads are
-        # then known to be in order (a vector load, not a gather)
-        seg = coords[max(k - off, 0), p0 + c0 : p0 + c1] if source != MATRIX else coords[0, :0]
+        # the coordinates first, so that the loop below has no branch on the source
+        if source == MATRIX:
+            for q in range(m):
+                xs[q] = b + (c0 + q) * st
+        else:
+            seg = coords[max(k - off, 0), p0 + c0 : p0 + c1]  # indexed from 0: in order
+            for q in range(m):
+                xs[q] = seg[q]
         for q in range(m):
-            if source == MATRIX:
-                x = b + (c0 + q) * st
-            else:
-                x = seg[q]
+            x = xs[q]
             ok, i0, w0, w1, w2, w3 = _stage_weights(x + pad, nk, order)
             # scipy's 'constant': a coordinate beyond [0, n - 1] (or not finite) is cval
             beyond = constant & (not ((x >= 0.0) & (x <= hi)))
@@ -375,6 +378,7 @@ def _segment(
     wts,
     inside,
     far,
+    xs,
     mode,
     cval,
 ):
@@ -401,6 +405,7 @@ def _segment(
                 wts,
                 inside,
                 far,
+                xs,
                 mode,
                 cval,
             )
@@ -424,6 +429,7 @@ def _segment(
                 wts,
                 inside,
                 far,
+                xs,
                 mode,
                 cval,
             )
@@ -447,6 +453,7 @@ def _segment(
             wts,
             inside,
             far,
+            xs,
             mode,
             cval,
         )
@@ -470,6 +477,7 @@ def _segment(
             wts,
             inside,
             far,
+            xs,
             mode,
             cval,
         )
@@ -508,6 +516,7 @@ def sample(
         wts = np.empty((3, 4, block))
         inside = np.empty(block, np.bool_)
         far = np.empty(block, np.bool_)
+        xs = np.empty(block)
         for seg in range(task * per_task, min(task * per_task + per_task, nsegs)):
             r = seg // nseg
             c0 = (seg - r * nseg) * block
@@ -532,7 +541,7 @@ def sample(
                 if a0 >= 0:
                     _segment(
                         coef, out, source, coords, off, p0, c0, c1, bases, steps, npads, o,
-                        not two_d, a0, idx, wts, inside, far, mode, cval,
+                        not two_d, a0, idx, wts, inside, far, xs, mode, cval,
                     )  # fmt: skip
                 else:
                     inside[:m] = False
