@@ -57,14 +57,10 @@ scalar = numba.njit(inline="always", **JIT_OPTIONS)
 #: CPU drivers: the ``prange`` loops over pixels that call the kernels.
 driver = numba.njit(parallel=True, **JIT_OPTIONS)
 
-
-def serial(drv):
-    """The serial twin of the driver ``drv``: the same Python function compiled without
-    threads (its ``prange`` runs as ``range``), for calls too small to pay for a
-    parallel launch (0.14-0.5 ms under the ``workqueue`` layer, more than the work of a
-    128×128 image). Compiled on first use, like every driver, under a name of its own
-    (``<name>_serial``) so that its disk-cache entry is not the parallel one's."""
-    return numba.njit(**JIT_OPTIONS)(_copy(drv.py_func, suffix="_serial"))
+#: CPU drivers of :mod:`stn_numba.ndimage`: serial loops over part ``part`` of
+#: ``parts`` of a call's output, which :mod:`stn_numba._pool` runs on threads
+#: (``nogil``, in :data:`JIT_OPTIONS`, lets them run side by side).
+pooled = numba.njit(**JIT_OPTIONS)
 
 
 def _copy(fn, globals_=None, suffix=""):

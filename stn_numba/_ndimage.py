@@ -1,10 +1,11 @@
 """CPU drivers of :mod:`stn_numba.ndimage`: scipy.ndimage's spline interpolation as
-``prange`` loops.
+loops over parts of the output.
 
 Three layers, as in the rest of the package: the public functions
 (:mod:`stn_numba.ndimage`) validate and dispatch; the drivers here
-(:func:`sample`, :func:`prefilter_axis`, :func:`geometric_driver`) loop over the
-output in parallel; the per-point kernel :func:`point_value` maps one sampling
+(:func:`sample`, :func:`prefilter_axis`, :func:`geometric_driver`) loop over part
+``part`` of ``parts`` of the output (:mod:`stn_numba._pool` runs the parts on
+threads); the per-point kernel :func:`point_value` maps one sampling
 point's coordinates, weights its taps and sums them. The B-spline weights and the
 prefilter are :mod:`stn_numba._bspline`'s.
 
@@ -28,10 +29,9 @@ import math
 
 import numba
 import numpy as np
-from numba import prange
 
 from . import _bspline as B
-from ._jit import JIT_OPTIONS, driver, kernel, scalar, serial
+from ._jit import JIT_OPTIONS, kernel, pooled, scalar
 from ._modes import (
     ND_CONSTANT,
     ND_GRID_CONSTANT,
@@ -62,11 +62,12 @@ ROW_BLOCK = 8
 #: segments of a row; a task allocates its scratch arrays once).
 TASK_POINTS = 4096
 
-#: Work (taps read by the sampling drivers; samples for the prefilter, per axis)
-#: from which a driver runs on threads; a smaller call runs its serial twin, because
-#: a parallel launch costs more than the second thread saves (measured in
-#: benchmarks/README.md: 0.3-0.5 ms per launch under ``workqueue`` on 2 cores).
-PARALLEL_FROM = 1 << 20
+#: Work from which a call runs on threads: taps read by the sampling drivers
+#: (a 256×256 image at order 1), samples per axis for the prefilter (a 724×724
+#: image). A smaller call runs on the calling thread, because handing a part to
+#: another thread costs more than it saves.
+PARALLEL_FROM = 1 << 18
+PREFILTER_PARALLEL_FROM = 1 << 19
 
 
 def prefilter_boundary(mode):
@@ -483,13 +484,28 @@ def _segment(
         )
 
 
-@driver
+@pooled
 def sample(
-    coef, out, shape, source, coords, matrix, shift, table, orders, npads, mode, cval, block
+    coef,
+    out,
+    shape,
+    source,
+    coords,
+    matrix,
+    shift,
+    table,
+    orders,
+    npads,
+    mode,
+    cval,
+    block,
+    part,
+    parts,
 ):
     """Fill ``out`` (flat float64, the C-order points of an output of 3-D ``shape``)
-    with the interpolated values of the points of ``source``; each task is a segment
-    of at most ``block`` points of one output row."""
+    with the interpolated values of the points of ``source``: the tasks of part
+    ``part`` of ``parts``, a task being a few segments of at most ``block`` points of
+    one output row."""
     w = shape[2]
     rows = shape[0] * shape[1]
     nseg = (w + block - 1) // block
@@ -511,7 +527,8 @@ def sample(
     nsegs = rows * nseg
     # several segments per task, so that a task allocates its scratch arrays once
     per_task = max(1, TASK_POINTS // min(block, w))
-    for task in prange((nsegs + per_task - 1) // per_task):
+    ntasks = (nsegs + per_task - 1) // per_task
+    for task in range(part * ntasks // parts, (part + 1) * ntasks // parts):
         idx = np.empty((3, block), np.int64)
         wts = np.empty((3, 4, block))
         inside = np.empty(block, np.bool_)
@@ -568,9 +585,6 @@ def sample(
                     out[p] = point_value(coef, x0, x1, x2, orders, npads, mode, cval)
 
 
-sample_serial = serial(sample)
-
-
 @kernel
 def _axis_table(table, k, n, count, order, mode, npad):
     """(inside, tap indices, tap weights) of the first ``count`` coordinates of row
@@ -587,8 +601,8 @@ def _axis_table(table, k, n, count, order, mode, npad):
     return ok, idx, wts
 
 
-@driver
-def sample_separable(coef, out, shape, table, orders, npads, mode, cval):
+@pooled
+def sample_separable(coef, out, shape, table, orders, npads, mode, cval, part, parts):
     """Fill ``out`` (flat, the C-order points of an output of 3-D ``shape``) with the
     values at the coordinates ``table[k, i_k]`` along each axis ``k`` (zoom, shift, a
     diagonal affine_transform), as scipy's ``NI_ZoomShift``: the taps and weights of
@@ -596,7 +610,8 @@ def sample_separable(coef, out, shape, table, orders, npads, mode, cval):
     row, the two leading axes' taps are summed first into a line along axis 2
     (``tmp``, with the sum of the weights times cval for the taps beyond the end of
     'grid-constant' in its last slot), then each point sums its axis-2 taps of that
-    line: the same terms as scipy's, grouped by axis (so equal to float64 rounding)."""
+    line: the same terms as scipy's, grouped by axis (so equal to float64 rounding).
+    Runs the output rows of part ``part`` of ``parts``."""
     n2 = coef.shape[2]
     ok0, i0, w0 = _axis_table(table, 0, coef.shape[0], shape[0], orders[0], mode, npads[0])
     ok1, i1, w1 = _axis_table(table, 1, coef.shape[1], shape[1], orders[1], mode, npads[1])
@@ -609,7 +624,8 @@ def sample_separable(coef, out, shape, table, orders, npads, mode, cval):
     nt0 = orders[0] + 1
     nt1 = orders[1] + 1
     nt2 = orders[2] + 1
-    for r in prange(shape[0] * shape[1]):
+    rows = shape[0] * shape[1]
+    for r in range(part * rows // parts, (part + 1) * rows // parts):
         a = r // shape[1]
         b = r - a * shape[1]
         p0 = r * w
@@ -638,9 +654,6 @@ def sample_separable(coef, out, shape, table, orders, npads, mode, cval):
                 out[p0 + c] = t
             else:
                 out[p0 + c] = cval
-
-
-sample_separable_serial = serial(sample_separable)
 
 
 @kernel
@@ -765,29 +778,28 @@ def _filter_lines(c, src, base, s_i, s_k, k0, k1, n, order, boundary):
                 prev[k - k0] = v
 
 
-@driver
-def prefilter_axis(c, src, outer, n, inner, order, boundary, block):
+@pooled
+def prefilter_axis(c, src, outer, n, inner, order, boundary, block, part, parts):
     """Prefilter the lines along axis 1 of the C-contiguous flat ``src`` seen as
     (outer, n, inner) into the float64 ``c`` of the same shape (``src`` may be ``c``;
     else the conversion to float64 is this pass's, not one more pass over memory). A
     task filters ``block`` neighbouring lines together: along axis 2 where
     ``inner > 1`` (a contiguous block of columns), else ``block`` consecutive lines
-    of the (outer, n) rows."""
+    of the (outer, n) rows. Runs the tasks of part ``part`` of ``parts``."""
     if inner > 1:
         nb = (inner + block - 1) // block
-        for task in prange(outer * nb):
+        for task in range(part * outer * nb // parts, (part + 1) * outer * nb // parts):
             o = task // nb
             k0 = (task - o * nb) * block
             k1 = min(k0 + block, inner)
             _filter_lines(c, src, o * n * inner, inner, 1, k0, k1, n, order, boundary)
     else:
-        for task in prange((outer + block - 1) // block):
+        ntasks = (outer + block - 1) // block
+        for task in range(part * ntasks // parts, (part + 1) * ntasks // parts):
             k0 = task * block
             k1 = min(k0 + block, outer)
             _filter_lines(c, src, 0, 1, n, k0, k1, n, order, boundary)
 
-
-prefilter_axis_serial = serial(prefilter_axis)
 
 _GEOMETRIC = {}
 
@@ -801,10 +813,11 @@ def geometric_driver(mapping, orank, irank):
     if fn is not None:
         return fn
 
-    def run(coef, out, shape, orders, npads, mode, cval, block, extra):
+    def run(coef, out, shape, orders, npads, mode, cval, block, extra, part, parts):
         sb = shape[1] * shape[2]
         total = out.shape[0]
-        for task in prange((total + block - 1) // block):
+        ntasks = (total + block - 1) // block
+        for task in range(part * ntasks // parts, (part + 1) * ntasks // parts):
             start = task * block
             stop = min(start + block, total)
             oa = start // sb
@@ -834,6 +847,6 @@ def geometric_driver(mapping, orank, irank):
                         oa += 1
 
     # Not cached on disk: the mapping is a user's function, compiled in this process.
-    fn = numba.njit(parallel=True, **{**JIT_OPTIONS, "cache": False})(run)
+    fn = numba.njit(**{**JIT_OPTIONS, "cache": False})(run)
     _GEOMETRIC[key] = fn
     return fn

@@ -52,10 +52,13 @@ What differs:
   along that axis (scipy's prefilter spreads it). Not for ``reflect``,
   ``grid-mirror`` and ``nearest`` at orders >= 2, whose scipy prefilter does not
   reproduce short lines.
-* Speed: a call of about a million taps or more (a 512×512 image at order 1, a
-  256×256 image at order 3) runs on every core (Numba threads); a smaller call runs
-  on the calling thread alone, because starting the threads would cost more than
-  they save. The numbers are the same either way. To put every core to work on
+* Speed: a call of about 260,000 taps or more (a 256×256 image at order 1, a
+  128×128 image at order 3; the prefilter from about 520,000 samples) runs in parts
+  on Numba's thread count of threads (``numba.get_num_threads()``: the calling
+  thread and helper threads of stn_numba's own, which run the compiled loops
+  without the GIL); a smaller call runs on the calling thread alone, because
+  handing a part to another thread would cost more than it saves. The numbers are
+  the same either way. To put every core to work on
   many small images, transform them in one call where the function allows it (a
   stack of 2-D images with ``affine_transform``, the matrix leaving the stack axis
   unchanged), or call from several Python threads (the kernels release the GIL).
@@ -66,11 +69,11 @@ import math
 import operator
 import warnings
 
+import numba
 import numpy as np
 
 from . import _ndimage as D
-from ._compat import launch_guard
-from ._cpu import _threads_for
+from . import _pool
 from ._modes import ND_GRID_CONSTANT, ND_NEAREST, ndimage_mode_code
 
 __all__ = [
@@ -237,14 +240,17 @@ def _floats(values, name, given=None):
 # ----------------------------------------------------------------------------
 
 
-def _launch(parallel, serial, work, *args):
-    """Run a driver on ``args``: its serial twin below :data:`D.PARALLEL_FROM` units
-    of ``work``, else on threads."""
-    if work < D.PARALLEL_FROM:
-        serial(*args)
+def _launch(driver, work, start, *args):
+    """Run ``driver(*args, part, parts)`` over every part: on the calling thread below
+    ``start`` units of ``work``, else on Numba's thread count of threads (one part per
+    thread, four for a call of 16 times that work or more, so that a thread slowed by
+    other work leaves its share to the others)."""
+    threads = numba.get_num_threads()
+    if work < start or threads == 1:
+        driver(*args, 0, 1)
     else:
-        with launch_guard(), _threads_for(work):
-            parallel(*args)
+        parts = threads * (4 if work >= 16 * start else 1)
+        _pool.run(driver, args, parts, threads)
 
 
 def _prefilter(src, order, boundary, axes):
@@ -266,8 +272,8 @@ def _prefilter(src, order, boundary, axes):
         block = D.COLUMN_BLOCK if inner > 1 else D.ROW_BLOCK
         _launch(
             D.prefilter_axis,
-            D.prefilter_axis_serial,
             c.size,
+            D.PREFILTER_PARALLEL_FROM,
             c.reshape(-1),
             first.reshape(-1),
             outer,
@@ -318,8 +324,6 @@ def _block(total, work):
     threaded call needs more segments to share (8 per thread)."""
     if work < D.PARALLEL_FROM:
         return _BLOCK
-    import numba
-
     return max(1, min(_BLOCK, total // (8 * numba.get_num_threads())))
 
 
@@ -354,8 +358,8 @@ def _sample(
     if source == D.TABLE:
         _launch(
             D.sample_separable,
-            D.sample_separable_serial,
             total * (orders[2] + 1),  # taps read (the other axes' are per row)
+            D.PARALLEL_FROM,
             coef,
             flat,
             shape3,
@@ -371,8 +375,8 @@ def _sample(
     work = total * math.prod(o + 1 for o in orders)  # taps read
     _launch(
         D.sample,
-        D.sample_serial,
         work,
+        D.PARALLEL_FROM,
         coef,
         flat,
         shape3,
@@ -997,18 +1001,20 @@ def geometric_transform(
         total = o.size
         flat = np.empty(total)
         try:
-            with launch_guard(), _threads_for(total):
-                fn(
-                    coef,
-                    flat,
-                    shape3,
-                    orders,
-                    npads,
-                    code,
-                    float(cv),
-                    _block(total, D.PARALLEL_FROM),
-                    extra_arguments,
-                )
+            _launch(
+                fn,
+                total * math.prod(o + 1 for o in orders),  # taps read
+                D.PARALLEL_FROM,
+                coef,
+                flat,
+                shape3,
+                orders,
+                npads,
+                code,
+                float(cv),
+                _block(total, D.PARALLEL_FROM),
+                extra_arguments,
+            )
         except TypingError as exc:
             raise TypeError(
                 f"mapping must compile as mapping(tuple of {len(oshape)} ints, "

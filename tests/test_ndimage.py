@@ -20,6 +20,7 @@ import scipy.ndimage as ndi
 from conftest import tol
 
 from stn_numba import _bspline as B
+from stn_numba import _pool
 from stn_numba import ndimage as nd
 
 MODES = ["constant", "grid-constant", "nearest", "mirror", "reflect", "grid-mirror", "wrap"]
@@ -49,42 +50,82 @@ def test_map_coordinates_matches_scipy_every_mode(ndim, order, rng):
 
 
 _THREADED_SCRIPT = """
-import concurrent.futures as cf
+import concurrent.futures as cf, os, threading
 import numba, numpy as np, scipy.ndimage as ndi
-from stn_numba import _ndimage, ndimage as nd
-_ndimage.PARALLEL_FROM = 0  # every call runs the threaded drivers, however small
+from stn_numba import _ndimage, _pool, ndimage as nd
+# every call runs on threads, however small
+_ndimage.PARALLEL_FROM = _ndimage.PREFILTER_PARALLEL_FROM = 0
 rng = np.random.default_rng(0)
 a = rng.standard_normal((41, 43))
 m = np.array([[0.9, -0.25], [0.3, 1.1]])
 x = rng.uniform(-3, 46, (2, 37, 39))
+
+
+@numba.njit
+def half(o):
+    return (o[0] * 0.5 + 1.0, o[1] * 0.75 - 2.0)
+
+
 calls = [
     lambda f: f.affine_transform(a, m, (4.0, -7.0), order=3, cval=0.5),
     lambda f: f.map_coordinates(a, x, order=1, mode="mirror"),
     lambda f: f.zoom(a, 1.3, order=1),
+    lambda f: f.spline_filter(a, 5, mode="grid-wrap"),
+    lambda f: f.geometric_transform(a, half, order=3, mode="nearest"),
 ]
 ours = [c(nd) for c in calls]
+def helpers():
+    return sum(t.name == "stn_numba-ndimage" for t in threading.enumerate())
+assert helpers() == _pool._helpers.count == 1, _pool._helpers.count  # 2 threads
 for got, want in zip(ours, [c(ndi) for c in calls]):
     scale = max(1.0, float(np.abs(want).max()))
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * scale)
-assert numba.threading_layer() == "workqueue", numba.threading_layer()
 with cf.ThreadPoolExecutor(max_workers=4) as pool:
     runs = list(pool.map(lambda i: [c(nd) for c in calls], range(48)))
 assert all(np.array_equal(g, w) for run in runs for g, w in zip(run, ours))
+pid = os.fork()  # the child starts a helper of its own
+if pid == 0:
+    same = all(np.array_equal(c(nd), w) for c, w in zip(calls, ours))
+    os._exit(0 if same and helpers() == 1 else 3)
+assert os.waitpid(pid, 0)[1] == 0
 print("ok")
 """
 
 
-def test_threaded_drivers_match_scipy_and_run_from_several_threads():
-    """Calls of at least PARALLEL_FROM units of work run the threaded drivers (the
-    small inputs of the other tests run their serial twins). With the threshold at 0,
-    in a new process under Numba's ``workqueue`` layer (which aborts the process when
-    two Python threads launch parallel code at once): scipy's numbers, near the
-    edges and beyond them too, and the same bits from 4 Python threads at once."""
-    env = dict(os.environ, NUMBA_THREADING_LAYER="workqueue", NUMBA_NUM_THREADS="2")
+def test_threaded_calls_match_scipy_from_several_threads_and_after_fork():
+    """Calls of at least PARALLEL_FROM units of work run in parts on threads (the
+    small inputs of the other tests run on the calling thread). With the thresholds
+    at 0, in a new process: scipy's numbers, near the edges and beyond them too; the
+    same bits from 4 Python threads at once, and in a child forked after the helper
+    thread started."""
+    env = dict(os.environ, NUMBA_NUM_THREADS="2")
     run = subprocess.run(
-        [sys.executable, "-c", _THREADED_SCRIPT], env=env, capture_output=True, text=True
+        [sys.executable, "-c", _THREADED_SCRIPT],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr[-3000:]
+
+
+def test_pool_runs_every_part_once_and_raises_a_parts_error():
+    seen = []
+
+    def record(tag, part, parts):
+        seen.append((tag, part, parts))
+        if tag == "bad" and part == 5:
+            raise ValueError("part 5")
+
+    _pool.run(record, ("ok",), 7, 3)
+    assert sorted(seen) == [("ok", p, 7) for p in range(7)]
+    seen.clear()
+    with pytest.raises(ValueError, match="part 5"):
+        _pool.run(record, ("bad",), 7, 2)
+    assert sorted(seen) == [("bad", p, 7) for p in range(7)]  # the others still ran
+    seen.clear()
+    _pool.run(record, ("one",), 3, 1)  # one thread: in order, on this thread
+    assert seen == [("one", p, 3) for p in range(3)]
 
 
 @pytest.mark.parametrize("ndim", [2, 3])
