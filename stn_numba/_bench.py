@@ -61,7 +61,11 @@ IMPLEMENTATIONS = ("stn_numba", "torch", "opencv", "scipy")
 #: channels of a sample in one 3-D call (2-D images; identity on the channel axis: read
 #: at its integers, as a user of a stack would); scipy one call per plane, as its users do
 #: (its 3-D call would interpolate along the channels too). map_coordinates and zoom
-#: run per plane for both. zoom ×2 runs on W3 only.
+#: run per plane for both. zoom ×2 runs on W3 only. Where a job has many calls (at
+#: least 4 per thread: W2's), stn_numba makes them from ``numba.get_num_threads()``
+#: Python threads, one Numba thread each, as its docs advise for many small images
+#: (its calls release the GIL; a call that small runs on one thread); scipy's run in
+#: turn on one thread, as the targets are set (2 threads against scipy's one).
 ND_OPERATIONS = ("nd_affine_o1", "nd_affine_o3", "nd_mapcoord_o1", "nd_mapcoord_o3", "nd_zoom2_o3")
 ND_WORKLOADS = ("W2", "W3", "W5")
 
@@ -184,42 +188,73 @@ def _ndimage(module, op, data):
             return [module.zoom(x[n, c], 2, order=order) for n in range(N) for c in range(C)]
 
         return zoom
+    out = np.empty_like(x)
     if op.startswith("nd_affine"):
         mats = [_pixel_matrix(data["theta"][n], spatial, spatial) for n in range(N)]
-        stack = np.eye(d + 2)
         if ours and d == 2:  # 4-D stacks are beyond stn_numba.ndimage (1-3-D)
-
-            def affine_stack():
-                out = np.empty_like(x)
-                for n in range(N):
-                    stack[1:, 1:] = mats[n]
-                    out[n] = module.affine_transform(x[n], stack, order=order)
-                return out
-
-            return affine_stack
-
-        def affine():
-            out = np.empty_like(x)
+            stacks = [np.eye(d + 2) for _ in range(N)]
             for n in range(N):
-                for c in range(C):
-                    out[n, c] = module.affine_transform(x[n, c], mats[n], order=order)
-            return out
+                stacks[n][1:, 1:] = mats[n]
 
-        return affine
+            def sample(n):
+                out[n] = module.affine_transform(x[n], stacks[n], order=order)
+
+            return _calls(sample, N, out, ours)
+
+        def affine(i):
+            n, c = divmod(i, C)
+            out[n, c] = module.affine_transform(x[n, c], mats[n], order=order)
+
+        return _calls(affine, N * C, out, ours)
     grid = data["grid"]
     coords = [
         np.stack([_pixel(grid[n, ..., k], spatial[d - 1 - k]) for k in range(d - 1, -1, -1)])
         for n in range(N)
     ]
 
-    def mapc():
-        out = np.empty_like(x)
-        for n in range(N):
-            for c in range(C):
-                out[n, c] = module.map_coordinates(x[n, c], coords[n], order=order)
+    def plane(i):
+        n, c = divmod(i, C)
+        out[n, c] = module.map_coordinates(x[n, c], coords[n], order=order)
+
+    return _calls(plane, N * C, out, ours)
+
+
+def _calls(call, count, out, ours):
+    """The timed job of ``count`` calls ``call(i)``, returning ``out``: in turn on
+    this thread, or, for stn_numba with at least 4 calls per thread, from
+    ``numba.get_num_threads()`` Python threads (one Numba thread each), each taking
+    the next call in turn."""
+    import concurrent.futures
+    import itertools
+
+    import numba
+
+    threads = numba.get_num_threads() if ours else 1
+    if count < 4 * threads or threads == 1:
+
+        def in_turn():
+            for i in range(count):
+                call(i)
+            return out
+
+        return in_turn
+    pool = concurrent.futures.ThreadPoolExecutor(
+        threads, initializer=numba.set_num_threads, initargs=(1,)
+    )
+
+    def take(calls):
+        for i in calls:
+            if i >= count:
+                return
+            call(i)
+
+    def from_threads():
+        calls = itertools.count()  # next() is atomic: each call is taken once
+        for f in [pool.submit(take, calls) for _ in range(threads)]:
+            f.result()
         return out
 
-    return mapc
+    return from_threads
 
 
 def _stn(op, data):

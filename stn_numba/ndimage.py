@@ -245,8 +245,8 @@ def _launch(driver, work, start, *args):
     ``start`` units of ``work``, else on Numba's thread count of threads (one part per
     thread, four for a call of 16 times that work or more, so that a thread slowed by
     other work leaves its share to the others)."""
-    threads = numba.get_num_threads()
-    if work < start or threads == 1:
+    threads = 1 if work < start else numba.get_num_threads()
+    if threads == 1:
         driver(*args, 0, 1)
     else:
         parts = threads * (4 if work >= 16 * start else 1)
@@ -504,7 +504,7 @@ def _affine_parts(matrix, offset, nd, orank):
     if m.ndim == 2 and m.shape[1] == nd + 1 and m.shape[0] in (nd, nd + 1):
         if m.shape[0] == nd + 1:
             expected = [0.0] * nd + [1.0]
-            if not np.all(m[nd] == expected):
+            if m[nd].tolist() != expected:
                 raise ValueError(
                     f"matrix of shape {m.shape} must be homogeneous: its bottom row "
                     f"must be {expected}; got {m[nd].tolist()}"
@@ -619,13 +619,14 @@ def _moved_axes(m, off, ishape, oshape, order, code):
         return None
     if order > 1 and D.prefilter_boundary(code) not in (D.B.MIRROR, D.B.PERIODIC):
         return None
+    rows = m.tolist()  # a few Python floats: cheaper to compare than arrays
     axes = []
     for k in range(nd):
-        unit = np.zeros(nd)
+        unit = [0.0] * nd
         unit[k] = 1.0
         same = (
-            np.array_equal(m[k], unit)
-            and np.array_equal(m[:, k], unit)
+            rows[k] == unit
+            and [row[k] for row in rows] == unit
             and off[k] == 0.0
             and oshape[k] == ishape[k]
         )

@@ -7,17 +7,22 @@ pixel matrices, OpenCV's maps and inverse matrices, torch's calls — not speed.
 
 import importlib.util
 
+import numba
 import numpy as np
 import pytest
+import scipy.ndimage as ndi
 
 from stn_numba import _bench as B
+from stn_numba import ndimage as nd
 
 TINY = {"T2": (3, 2, 9, 11), "T3": (2, 1, 5, 6, 7)}
+#: Many small images: stn_numba.ndimage's calls are made from several threads.
+MANY = {"T2many": (17, 2, 9, 11)}
 
 
 @pytest.fixture(autouse=True)
 def tiny_workloads(monkeypatch):
-    monkeypatch.setattr(B, "WORKLOADS", dict(B.WORKLOADS, **TINY))
+    monkeypatch.setattr(B, "WORKLOADS", dict(B.WORKLOADS, **TINY, **MANY))
 
 
 def _available(impl):
@@ -49,7 +54,7 @@ def test_prepare_agrees_or_skips(workload, op, impl):
 
 
 @pytest.mark.parametrize("op", B.ND_OPERATIONS)
-@pytest.mark.parametrize("workload", list(TINY))
+@pytest.mark.parametrize("workload", [*TINY, *MANY])
 def test_ndimage_rows_agree_with_scipy(workload, op):
     data = B.make_data(workload)
     if op.startswith("nd_zoom"):  # timed on W3 only
@@ -58,6 +63,18 @@ def test_ndimage_rows_agree_with_scipy(workload, op):
         return
     fn = B.prepare("scipy", op, data)  # raises AssertionError if it disagrees
     assert np.asarray(fn()).shape == data["x"].shape
+
+
+def test_many_ndimage_calls_run_from_threads_and_fill_every_image():
+    data = B.make_data("T2many")
+    ours = B._ndimage(nd, "nd_mapcoord_o1", data)
+    threaded = numba.get_num_threads() > 1  # 34 calls: at least 4 per thread
+    assert ours.__name__ == ("from_threads" if threaded else "in_turn")
+    out = ours()
+    out.fill(np.nan)  # every call must write its plane again
+    out = ours()
+    want = B._ndimage(ndi, "nd_mapcoord_o1", data)()
+    np.testing.assert_allclose(out, want, rtol=1e-6, atol=1e-6)
 
 
 def test_check_catches_a_wrong_implementation(monkeypatch):
