@@ -3,7 +3,8 @@
 The calls of ``python -m stn_numba bench``'s ``nd_*`` rows (``stn_numba._bench``:
 float32 in and out, mode 'constant', order 3 with its prefilter; W2 and W3: stn_numba
 transforms a sample's channels in one 3-D affine_transform call, scipy one call per
-plane; map_coordinates and zoom one call per plane for both), timed in turn (scipy,
+plane; map_coordinates and zoom one call per plane for both; stn_numba makes W2's many
+small calls from ``numba.get_num_threads()`` Python threads), timed in turn (scipy,
 then stn_numba, ``repeats`` times) so that a busy moment of a shared machine hits both;
 medians in ms, and the largest difference between the two results.
 

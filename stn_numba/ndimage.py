@@ -58,11 +58,12 @@ What differs:
   thread and helper threads of stn_numba's own, which run the compiled loops
   without the GIL); a smaller call runs on the calling thread alone, because
   handing a part to another thread would cost more than it saves. The numbers are
-  the same either way. To put every core to work on
-  many small images, transform them in one call where the function allows it (a
-  stack of 2-D images with ``affine_transform``, the matrix leaving the stack axis
-  unchanged), or call from several Python threads (the kernels release the GIL).
-  See the benchmark page for the measured ratios against scipy.
+  the same either way. To put every core to work on many small images, transform
+  them in one call where the function allows it (a stack of 2-D images with
+  ``affine_transform``, the matrix leaving the stack axis unchanged), or make the
+  calls from ``numba.get_num_threads()`` Python threads, each with
+  ``numba.set_num_threads(1)`` (the loops release the GIL). See the benchmark page
+  for the measured ratios against scipy.
 """
 
 import math
