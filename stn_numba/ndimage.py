@@ -155,11 +155,12 @@ def _check_out_dtype(dtype, complex_output):
 
 
 def _output(output, input, shape, complex_output=None):
-    """The output array (new or the given one), as scipy's ``_get_output``."""
+    """The output array (new or the given one), as scipy's ``_get_output`` (a new one
+    is left uninitialised: every point of it is written)."""
     if complex_output is None:
         complex_output = input.dtype.kind == "c"
     if output is None:
-        return np.zeros(shape, dtype=input.dtype)
+        return np.empty(shape, dtype=input.dtype)
     if isinstance(output, (type, np.dtype, str)):
         try:
             dtype = np.dtype(output)
@@ -168,7 +169,7 @@ def _output(output, input, shape, complex_output=None):
         if complex_output and dtype.kind != "c":
             warnings.warn("promoting specified output dtype to complex", stacklevel=3)
             dtype = np.promote_types(dtype, np.complex64)
-        return np.zeros(shape, dtype=_check_out_dtype(dtype, complex_output))
+        return np.empty(shape, dtype=_check_out_dtype(dtype, complex_output))
     if not isinstance(output, np.ndarray):
         raise TypeError(
             f"output must be None, a dtype or a numpy array; got {type(output).__name__}"

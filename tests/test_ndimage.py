@@ -109,6 +109,38 @@ def test_threaded_calls_match_scipy_from_several_threads_and_after_fork():
     assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr[-3000:]
 
 
+@numba.njit
+def _tilt(o):
+    return (o[0] * 0.8 + 0.3 * o[1] - 1.0, o[1] * 1.1 - 2.5)
+
+
+@pytest.mark.parametrize("order", [0, 1, 3])
+def test_every_output_point_is_written(order, rng):
+    """The given output is NaN first: a point that the drivers skip stays NaN (a new
+    output is left uninitialised, so this is what guards it)."""
+    a = rng.standard_normal((9, 11))
+    stack = np.eye(3)
+    stack[1:, 1:] = [[0.9, -0.3], [0.4, 1.1]]
+    x = rng.uniform(-4, 14, (2, 7, 8))
+    cases = [
+        ("map_coordinates", (a, x)),
+        ("affine_transform", (a, stack[1:, 1:], (1.5, -2.0))),
+        ("affine_transform", (a, [1.3, 0.7], (1.5, -2.0))),
+        ("affine_transform", (np.stack([a, -a, 2 * a]), stack)),
+        ("shift", (a, (2.3, -1.7))),
+        ("zoom", (a, 1.6)),
+        ("rotate", (a, 25)),
+        ("geometric_transform", (a, _tilt)),
+    ]
+    for name, args in cases:
+        for mode in ("constant", "grid-constant", "mirror", "nearest"):
+            kw = dict(order=order, mode=mode, cval=0.5)
+            want = getattr(ndi, name)(*args, **kw)
+            out = np.full(want.shape, np.nan)
+            getattr(nd, name)(*args, output=out, **kw)
+            close(out, want, err_msg=f"{name} {mode}")
+
+
 def test_pool_runs_every_part_once_and_raises_a_parts_error():
     seen = []
 
