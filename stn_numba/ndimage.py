@@ -43,6 +43,9 @@ What differs:
   (one per output axis, as scipy passes it) and ``in_coords`` a tuple (or array) of
   floats, one per input axis; ``extra_arguments`` follow ``out_index``;
   ``extra_keywords`` is not supported (``TypeError``).
+* An ``output`` array that shares memory with ``input`` (or with
+  ``coordinates``), e.g. ``output=input``, gets the same numbers as a new output:
+  what it overlaps is copied first (scipy reads it after writing it there).
 * Non-finite coordinates give ``cval`` in every mode (scipy's result is undefined
   for most); integer outputs of NaN values are 0. float16 outputs are refused, as
   scipy does.
@@ -182,6 +185,13 @@ def _output(output, input, shape, complex_output=None):
     if not output.flags.writeable:
         raise ValueError("output must be writeable; got a read-only array")
     return output
+
+
+def _unshared(a, out):
+    """``a``, or a copy of it where it may share memory with ``out``: an output that
+    overlaps what a call reads would be read after it is written (scipy gives such a
+    call wrong numbers)."""
+    return a.copy() if np.may_share_memory(a, out) else a
 
 
 def _store(values, out):
@@ -483,7 +493,8 @@ def map_coordinates(
     complex_input = arr.dtype.kind == "c"
     cval = _cval(cval, complex_input)
     out = _output(output, arr, coords.shape[1:])
-    flat = np.ascontiguousarray(coords.reshape(arr.ndim, -1), dtype=np.float64)
+    arr = _unshared(arr, out)
+    flat = _unshared(np.ascontiguousarray(coords.reshape(arr.ndim, -1), dtype=np.float64), out)
     total = flat.shape[1]
 
     def run(a, o, c):
@@ -595,6 +606,7 @@ def affine_transform(
     complex_input = arr.dtype.kind == "c"
     cval = _cval(cval, complex_input)
     out = _output(output, arr, oshape)
+    arr = _unshared(arr, out)
     m, off = _affine_parts(matrix, offset, arr.ndim, len(oshape))
     kwargs = _affine_kwargs(m, off, arr.ndim, oshape)
     kwargs["axes"] = _moved_axes(m, off, arr.shape, oshape, order, code)
@@ -699,6 +711,7 @@ def shift(input, shift, output=None, order=3, mode="constant", cval=0.0, prefilt
     cval = _cval(cval, complex_input)
     s = _floats(_normalize(shift, arr.ndim, "shift"), "shift", shift)
     out = _output(output, arr, arr.shape)
+    arr = _unshared(arr, out)
     rows = [np.arange(n, dtype=np.float64) + (-s[k]) for k, n in enumerate(arr.shape)]
     table = _table(rows)
 
@@ -767,6 +780,7 @@ def zoom(
             f"for input of shape {arr.shape}, an output of shape {oshape}"
         )
     out = _output(output, arr, oshape)
+    arr = _unshared(arr, out)
     if all(z == 1 for z in factors) and prefilter:
         out[...] = arr  # scipy returns the input unchanged (numpy's cast)
         return out
@@ -890,6 +904,7 @@ def rotate(
     oshape[axes] = out_plane
     oshape = tuple(int(n) for n in oshape)
     out = _output(output, arr, oshape)
+    arr = _unshared(arr, out)
     if min(oshape) < 1:
         return out
     # the plane's matrix, identity along the other axis: that axis is read at its
@@ -996,6 +1011,7 @@ def geometric_transform(
     complex_input = arr.dtype.kind == "c"
     cval = _cval(cval, complex_input)
     out = _output(output, arr, oshape)
+    arr = _unshared(arr, out)
     fn = D.geometric_driver(mapping, len(oshape), arr.ndim)
     shape3 = (1,) * (3 - len(oshape)) + oshape
 

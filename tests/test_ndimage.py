@@ -141,6 +141,33 @@ def test_every_output_point_is_written(order, rng):
             close(out, want, err_msg=f"{name} {mode}")
 
 
+def test_an_output_sharing_the_inputs_memory_gets_the_same_numbers(rng):
+    a = rng.standard_normal((12, 12))
+    m = np.array([[0.2, 1.0], [1.0, -0.1]])  # a transpose: reads far from the write
+    calls = {
+        "affine_transform": lambda src, **kw: nd.affine_transform(src, m, (0.5, 0.0), **kw),
+        "shift": lambda src, **kw: nd.shift(src, (3.5, -2.0), **kw),
+        "zoom": lambda src, **kw: nd.zoom(src, 1.0, **kw),
+        "rotate": lambda src, **kw: nd.rotate(src, 90, reshape=False, **kw),
+        "geometric_transform": lambda src, **kw: nd.geometric_transform(src, _tilt, **kw),
+    }
+    for name, call in calls.items():
+        for order in (1, 3):
+            want = call(a, order=order)
+            b = a.copy()
+            call(b, order=order, output=b)
+            close(b, want, err_msg=f"{name} order {order}")
+    # map_coordinates: into the input, and into the coordinates' own buffer
+    x = rng.uniform(0, 11, (2, 12, 12))
+    want = nd.map_coordinates(a, x, order=1)
+    b = a.copy()
+    nd.map_coordinates(b, x, order=1, output=b)
+    close(b, want)
+    y = x.copy()
+    nd.map_coordinates(a, y, order=1, output=y[1])
+    close(y[1], want)
+
+
 def test_pool_runs_every_part_once_and_raises_a_parts_error():
     seen = []
 
