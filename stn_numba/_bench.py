@@ -558,7 +558,9 @@ def prepare(impl, op, data):
             # bilinear) may fall on the other side of it in torch's float32 coordinate
             # math: its grid gradient legitimately differs, so allow 1 in 10^4 such points.
             tol = max(CHECK_ATOL[impl], 2e-3) if op == "backward" else CHECK_ATOL[impl]
-            if impl == "torch":  # torch's float32 coordinates err by ~size·2⁻²⁴ px
+            # float32 coordinates (torch's; ours against scipy's float64 ones) err by
+            # ~size·2⁻²⁴ px: 114 points of W3's grid_sample differ from scipy by 1.2e-4
+            if impl == "torch" or (impl == "scipy" and data["x"].dtype == np.float32):
                 tol = max(tol, 2.0**-22 * max(data["x"].shape[2:]))
             bad = np.count_nonzero(err > tol)
             if bad > (err.size // 10_000 if op == "backward" else 0):
