@@ -219,6 +219,9 @@ def _ndimage(module, op, data):
     return _calls(plane, N * C, out, ours)
 
 
+_POOLS = {}
+
+
 def _calls(call, count, out, ours):
     """The timed job of ``count`` calls ``call(i)``, returning ``out``: in turn on
     this thread, or, for stn_numba with at least 4 calls per thread, from
@@ -238,9 +241,11 @@ def _calls(call, count, out, ours):
             return out
 
         return in_turn
-    pool = concurrent.futures.ThreadPoolExecutor(
-        threads, initializer=numba.set_num_threads, initargs=(1,)
-    )
+    pool = _POOLS.get(threads)
+    if pool is None:  # one per thread count, shared by the jobs of a run
+        pool = _POOLS[threads] = concurrent.futures.ThreadPoolExecutor(
+            threads, initializer=numba.set_num_threads, initargs=(1,)
+        )
 
     def take(calls):
         for i in calls:

@@ -63,22 +63,6 @@ driver = numba.njit(parallel=True, **JIT_OPTIONS)
 pooled = numba.njit(**JIT_OPTIONS)
 
 
-def _copy(fn, globals_=None, suffix=""):
-    """A new function object of ``fn``'s code, with ``globals_`` (default: fn's) and
-    ``suffix`` appended to its names."""
-    new = types.FunctionType(
-        fn.__code__,
-        fn.__globals__ if globals_ is None else globals_,
-        fn.__name__ + suffix,
-        fn.__defaults__,
-        fn.__closure__,
-    )
-    new.__qualname__ = fn.__qualname__ + suffix
-    new.__doc__ = fn.__doc__
-    new.__module__ = fn.__module__
-    return new
-
-
 def specialise(jit):
     """Decorate a factory of specialised functions, compiled with ``jit``.
 
@@ -128,7 +112,11 @@ def bind(fn, **specialised):
     """
     glb = dict(fn.__globals__)
     glb.update(specialised)
-    return _copy(fn, glb)
+    new = types.FunctionType(fn.__code__, glb, fn.__name__, fn.__defaults__, fn.__closure__)
+    new.__qualname__ = fn.__qualname__
+    new.__doc__ = fn.__doc__
+    new.__module__ = fn.__module__
+    return new
 
 
 def accumulate(arr, index, value, scale):

@@ -70,6 +70,13 @@ PARALLEL_FROM = 1 << 18
 PREFILTER_PARALLEL_FROM = 1 << 19
 
 
+@kernel
+def share(n, part, parts):
+    """The tasks ``lo .. hi - 1`` of part ``part`` of ``parts`` of ``n`` tasks (the
+    parts split them evenly and cover each once)."""
+    return part * n // parts, (part + 1) * n // parts
+
+
 def prefilter_boundary(mode):
     """The :mod:`stn_numba._bspline` boundary of scipy's prefilter for ``mode``."""
     if mode == ND_GRID_WRAP:
@@ -528,7 +535,8 @@ def sample(
     # several segments per task, so that a task allocates its scratch arrays once
     per_task = max(1, TASK_POINTS // min(block, w))
     ntasks = (nsegs + per_task - 1) // per_task
-    for task in range(part * ntasks // parts, (part + 1) * ntasks // parts):
+    lo, hi = share(ntasks, part, parts)
+    for task in range(lo, hi):
         idx = np.empty((3, block), np.int64)
         wts = np.empty((3, 4, block))
         inside = np.empty(block, np.bool_)
@@ -625,7 +633,8 @@ def sample_separable(coef, out, shape, table, orders, npads, mode, cval, part, p
     nt1 = orders[1] + 1
     nt2 = orders[2] + 1
     rows = shape[0] * shape[1]
-    for r in range(part * rows // parts, (part + 1) * rows // parts):
+    lo, hi = share(rows, part, parts)
+    for r in range(lo, hi):
         a = r // shape[1]
         b = r - a * shape[1]
         p0 = r * w
@@ -788,14 +797,15 @@ def prefilter_axis(c, src, outer, n, inner, order, boundary, block, part, parts)
     of the (outer, n) rows. Runs the tasks of part ``part`` of ``parts``."""
     if inner > 1:
         nb = (inner + block - 1) // block
-        for task in range(part * outer * nb // parts, (part + 1) * outer * nb // parts):
+        lo, hi = share(outer * nb, part, parts)
+        for task in range(lo, hi):
             o = task // nb
             k0 = (task - o * nb) * block
             k1 = min(k0 + block, inner)
             _filter_lines(c, src, o * n * inner, inner, 1, k0, k1, n, order, boundary)
     else:
-        ntasks = (outer + block - 1) // block
-        for task in range(part * ntasks // parts, (part + 1) * ntasks // parts):
+        lo, hi = share((outer + block - 1) // block, part, parts)
+        for task in range(lo, hi):
             k0 = task * block
             k1 = min(k0 + block, outer)
             _filter_lines(c, src, 0, 1, n, k0, k1, n, order, boundary)
@@ -816,8 +826,8 @@ def geometric_driver(mapping, orank, irank):
     def run(coef, out, shape, orders, npads, mode, cval, block, extra, part, parts):
         sb = shape[1] * shape[2]
         total = out.shape[0]
-        ntasks = (total + block - 1) // block
-        for task in range(part * ntasks // parts, (part + 1) * ntasks // parts):
+        lo, hi = share((total + block - 1) // block, part, parts)
+        for task in range(lo, hi):
             start = task * block
             stop = min(start + block, total)
             oa = start // sb

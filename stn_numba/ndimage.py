@@ -1019,10 +1019,11 @@ def geometric_transform(
         coef, orders, npads = _coefficients(a, order, code, cv, prefilter, tuple(range(a.ndim)))
         total = o.size
         flat = np.empty(total)
+        work = total * math.prod(k + 1 for k in orders)  # taps read
         try:
             _launch(
                 fn,
-                total * math.prod(o + 1 for o in orders),  # taps read
+                work,
                 D.PARALLEL_FROM,
                 coef,
                 flat,
@@ -1031,7 +1032,7 @@ def geometric_transform(
                 npads,
                 code,
                 float(cv),
-                _block(total, D.PARALLEL_FROM),
+                _block(total, work),
                 extra_arguments,
             )
         except TypingError as exc:
