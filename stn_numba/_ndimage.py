@@ -62,6 +62,10 @@ ROW_BLOCK = 8
 #: segments of a row; a task allocates its scratch arrays once).
 TASK_POINTS = 4096
 
+#: Coefficients up to this size that a call on one thread reads in order first
+#: (:func:`warm`): within a core's L2 cache on current CPUs.
+WARM_BYTES = 1 << 19
+
 #: Work from which a call runs on threads: taps read by the sampling drivers
 #: (a 256×256 image at order 1), samples per axis for the prefilter (a 724×724
 #: image). A smaller call runs on the calling thread, because handing a part to
@@ -75,6 +79,20 @@ def share(n, part, parts):
     """The tasks ``lo .. hi - 1`` of part ``part`` of ``parts`` of ``n`` tasks (the
     parts split them evenly and cover each once)."""
     return part * n // parts, (part + 1) * n // parts
+
+
+@scalar
+def warm(a, sink):
+    """Read one value per 64-byte line of C-contiguous ``a``, in order, and store
+    their sum in ``sink[0]`` (so that the reads are kept). The hardware prefetcher
+    follows such a pass, where it cannot follow the rows that a rotation or a
+    coordinate array reads: a cold image costs one miss per line otherwise."""
+    flat = a.reshape(a.size)
+    step = max(1, 64 // flat.itemsize)
+    t = 0.0
+    for i in range(0, flat.size, step):
+        t += flat[i]
+    sink[0] = t
 
 
 def prefilter_boundary(mode):
@@ -261,41 +279,18 @@ def _stage_weights(cc, n, order):
 
 
 @scalar
-def _segment_body(
-    coef,
-    out,
-    source,
-    coords,
-    off,
-    p0,
-    c0,
-    c1,
-    bases,
-    steps,
-    npads,
-    order,
-    three,
-    a0,
-    idx,
-    wts,
-    inside,
-    far,
-    xs,
-    mode,
-    cval,
-):
-    """Points ``c0 .. c1 - 1`` of one output row (flat ``p0 + oc``), for a literal
-    ``order`` (1 or 3) and dimensionality. First the taps and weights of every point
-    along each axis (a loop that vectorises); then each point whose taps are all
-    inside sums them: per column of taps ``j``, ``v_j`` is the sum over the rows of
-    taps of the row's weight times the tap, and the value is the sum over ``j`` of
-    ``w_j * v_j`` (the same terms as scipy's, grouped by column: equal to float64
-    rounding, with independent sums that the core overlaps). The points of scipy's
-    ``'constant'`` beyond the image are cval. ``inside`` is left False for the other
-    points, which are the caller's (near an edge, or another mode beyond it)."""
+def _segment_weights(
+    coef, source, coords, off, p0, c0, c1, bases, steps, npads, order, three, idx, wts,
+    inside, far, xs, mode,
+):  # fmt: skip
+    """The taps and weights along each interpolated axis of points ``c0 .. c1 - 1``
+    of one output row (flat ``p0 + oc``), for a literal ``order`` (1 or 3) and
+    dimensionality, in a loop that vectorises: ``idx[k, q]`` the first tap and
+    ``wts[k, :, q]`` the weights along axis ``k`` of point ``q``, ``inside[q]`` whether
+    all its taps are in the array, ``far[q]`` whether it is one of scipy's
+    ``'constant'`` points beyond the image (cval)."""
     m = c1 - c0
     first = 0 if three else 1
-    nt = order + 1
     constant = mode == ND_CONSTANT
     # written so that it vectorises: weights as (axis, tap, point), no calls taking
     # arrays, no short-circuit operators
@@ -330,6 +325,18 @@ def _segment_body(
             if order == 3:
                 wts[k, 2, q] = w2
                 wts[k, 3, q] = w3
+
+
+@scalar
+def _segment_sums(coef, out, p0, m, order, three, a0, idx, wts, inside, far, cval):
+    """Write the ``m`` points of :func:`_segment_weights` to flat ``out[p0 + q]``,
+    those whose taps are all inside (from plane ``a0`` of axis 0 unless ``three``),
+    and cval to scipy's ``'constant'`` points beyond the image; the others are the
+    caller's. Per column of taps ``j``, ``v_j`` is the sum over the rows of taps of
+    the row's weight times the tap, and the value is the sum over ``j`` of
+    ``w_j * v_j`` (the same terms as scipy's, grouped by column: equal to float64
+    rounding, with independent sums that the core overlaps)."""
+    nt = order + 1
     n1 = coef.shape[1]
     n2 = coef.shape[2]
     s0 = n1 * n2
@@ -360,135 +367,57 @@ def _segment_body(
                 )
             else:
                 t = wts[2, 0, q] * v0 + wts[2, 1, q] * v1
-            out[p0 + c0 + q] = t
+            out[p0 + q] = t
         elif far[q]:
-            out[p0 + c0 + q] = cval
-            inside[q] = True
+            out[p0 + q] = cval
 
 
 @kernel
 def _segment(
-    coef,
-    out,
-    source,
-    coords,
-    off,
-    p0,
-    c0,
-    c1,
-    bases,
-    steps,
-    npads,
-    order,
-    three,
-    a0,
-    idx,
-    wts,
-    inside,
-    far,
-    xs,
-    mode,
-    cval,
-):
-    """:func:`_segment_body` with ``order`` and ``three`` made constants: one loop
+    coef, out, source, coords, off, p0, c0, c1, bases, steps, npads, order, three, planes,
+    ostride, idx, wts, inside, far, xs, mode, cval,
+):  # fmt: skip
+    """Points ``c0 .. c1 - 1`` of one output row (flat ``p0 + oc``) whose taps are
+    all inside, and scipy's ``'constant'`` points beyond the image; ``inside`` and
+    ``far`` are left False for the others, which are the caller's (near an edge, or
+    another mode beyond it). The taps and weights serve each entry of ``planes``:
+    plane ``planes[ch]`` of axis 0 (unless it is interpolated) is written to flat
+    ``p0 + ch * ostride``. ``order`` and ``three`` are made constants here: one loop
     per case, so that none of them branches on them per point."""
+    m = c1 - c0
     if three:
         if order == 1:
-            _segment_body(
-                coef,
-                out,
-                source,
-                coords,
-                off,
-                p0,
-                c0,
-                c1,
-                bases,
-                steps,
-                npads,
-                1,
-                True,
-                a0,
-                idx,
-                wts,
-                inside,
-                far,
-                xs,
-                mode,
-                cval,
-            )
+            _segment_weights(
+                coef, source, coords, off, p0, c0, c1, bases, steps, npads, 1, True, idx,
+                wts, inside, far, xs, mode,
+            )  # fmt: skip
+            _segment_sums(coef, out, p0 + c0, m, 1, True, 0, idx, wts, inside, far, cval)
         else:
-            _segment_body(
-                coef,
-                out,
-                source,
-                coords,
-                off,
-                p0,
-                c0,
-                c1,
-                bases,
-                steps,
-                npads,
-                3,
-                True,
-                a0,
-                idx,
-                wts,
-                inside,
-                far,
-                xs,
-                mode,
-                cval,
-            )
+            _segment_weights(
+                coef, source, coords, off, p0, c0, c1, bases, steps, npads, 3, True, idx,
+                wts, inside, far, xs, mode,
+            )  # fmt: skip
+            _segment_sums(coef, out, p0 + c0, m, 3, True, 0, idx, wts, inside, far, cval)
     elif order == 1:
-        _segment_body(
-            coef,
-            out,
-            source,
-            coords,
-            off,
-            p0,
-            c0,
-            c1,
-            bases,
-            steps,
-            npads,
-            1,
-            False,
-            a0,
-            idx,
-            wts,
-            inside,
-            far,
-            xs,
-            mode,
-            cval,
-        )
+        _segment_weights(
+            coef, source, coords, off, p0, c0, c1, bases, steps, npads, 1, False, idx, wts,
+            inside, far, xs, mode,
+        )  # fmt: skip
+        for ch in range(planes.shape[0]):
+            _segment_sums(
+                coef, out, p0 + ch * ostride + c0, m, 1, False, planes[ch], idx, wts, inside,
+                far, cval,
+            )  # fmt: skip
     else:
-        _segment_body(
-            coef,
-            out,
-            source,
-            coords,
-            off,
-            p0,
-            c0,
-            c1,
-            bases,
-            steps,
-            npads,
-            3,
-            False,
-            a0,
-            idx,
-            wts,
-            inside,
-            far,
-            xs,
-            mode,
-            cval,
-        )
+        _segment_weights(
+            coef, source, coords, off, p0, c0, c1, bases, steps, npads, 3, False, idx, wts,
+            inside, far, xs, mode,
+        )  # fmt: skip
+        for ch in range(planes.shape[0]):
+            _segment_sums(
+                coef, out, p0 + ch * ostride + c0, m, 3, False, planes[ch], idx, wts, inside,
+                far, cval,
+            )  # fmt: skip
 
 
 @pooled
@@ -514,7 +443,6 @@ def sample(
     ``part`` of ``parts``, a task being a few segments of at most ``block`` points of
     one output row."""
     w = shape[2]
-    rows = shape[0] * shape[1]
     nseg = (w + block - 1) // block
     off = 3 - coords.shape[0]
     o = orders[2]
@@ -531,17 +459,44 @@ def sample(
         and coef.shape[1] > o
         and (two_d or coef.shape[0] > o)
     )
+    # A stack of 2-D images transformed alike (axis 0 maps to itself, its plane
+    # index independent of the row and column, and the plane's map independent of
+    # the plane): each point's taps and weights serve every plane, so a task covers
+    # a row of every plane.
+    nplanes = 1
+    stack = np.zeros(1, np.int64)
+    if (
+        fast
+        and two_d
+        and source == MATRIX
+        and shape[0] > 1
+        and matrix[0, 1] == 0.0
+        and matrix[1, 0] == 0.0
+        and matrix[2, 0] == 0.0
+    ):
+        stack = np.empty(shape[0], np.int64)
+        nplanes = shape[0]
+        for oa in range(shape[0]):
+            ok0, t0, _ = axis_taps(shift[0] + oa * matrix[0, 0], coef.shape[0], 0, mode, npads[0])
+            stack[oa] = t0[0]
+            if not ok0:
+                nplanes = 1  # a plane beyond the image: cval, per plane
+    rows = shape[0] * shape[1] // nplanes
+    ostride = shape[1] * w
     nsegs = rows * nseg
     # several segments per task, so that a task allocates its scratch arrays once
-    per_task = max(1, TASK_POINTS // min(block, w))
+    per_task = max(1, TASK_POINTS // (min(block, w) * nplanes))
     ntasks = (nsegs + per_task - 1) // per_task
     lo, hi = share(ntasks, part, parts)
+    if parts == 1 and coef.size * coef.itemsize <= WARM_BYTES:
+        warm(coef, np.empty(1))
     for task in range(lo, hi):
         idx = np.empty((3, block), np.int64)
         wts = np.empty((3, 4, block))
         inside = np.empty(block, np.bool_)
         far = np.empty(block, np.bool_)
         xs = np.empty(block)
+        planes = stack if nplanes > 1 else np.zeros(1, np.int64)  # read only if shared
         for seg in range(task * per_task, min(task * per_task + per_task, nsegs)):
             r = seg // nseg
             c0 = (seg - r * nseg) * block
@@ -559,31 +514,35 @@ def sample(
                 )
                 steps = (matrix[0, 2], matrix[1, 2], matrix[2, 2])
                 m = c1 - c0
-                a0 = 0
-                if two_d and coef.shape[0] > 1:
+                if nplanes == 1 and two_d and coef.shape[0] > 1:
                     ok0, t0, _ = axis_taps(bases[0], coef.shape[0], 0, mode, npads[0])
-                    a0 = t0[0] if ok0 else -1
-                if a0 >= 0:
+                    planes[0] = t0[0] if ok0 else -1
+                if planes[0] >= 0:
                     _segment(
                         coef, out, source, coords, off, p0, c0, c1, bases, steps, npads, o,
-                        not two_d, a0, idx, wts, inside, far, xs, mode, cval,
+                        not two_d, planes, ostride, idx, wts, inside, far, xs, mode, cval,
                     )  # fmt: skip
+                    for q in range(m):
+                        inside[q] |= far[q]
                 else:
                     inside[:m] = False
-                for q in range(m):
-                    if not inside[q]:
-                        oc = c0 + q
-                        p = p0 + oc
-                        x0 = _input_coord(
-                            0, source, p, oa, ob, oc, coords, off, matrix, shift, table
-                        )
-                        x1 = _input_coord(
-                            1, source, p, oa, ob, oc, coords, off, matrix, shift, table
-                        )
-                        x2 = _input_coord(
-                            2, source, p, oa, ob, oc, coords, off, matrix, shift, table
-                        )
-                        out[p] = point_value(coef, x0, x1, x2, orders, npads, mode, cval)
+                for ch in range(nplanes):
+                    pc = p0 + ch * ostride
+                    ac = oa + ch
+                    for q in range(m):
+                        if not inside[q]:
+                            oc = c0 + q
+                            p = pc + oc
+                            x0 = _input_coord(
+                                0, source, p, ac, ob, oc, coords, off, matrix, shift, table
+                            )
+                            x1 = _input_coord(
+                                1, source, p, ac, ob, oc, coords, off, matrix, shift, table
+                            )
+                            x2 = _input_coord(
+                                2, source, p, ac, ob, oc, coords, off, matrix, shift, table
+                            )
+                            out[p] = point_value(coef, x0, x1, x2, orders, npads, mode, cval)
             else:
                 for oc in range(c0, c1):
                     p = p0 + oc

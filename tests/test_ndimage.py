@@ -141,6 +141,28 @@ def test_every_output_point_is_written(order, rng):
             close(out, want, err_msg=f"{name} {mode}")
 
 
+@pytest.mark.parametrize("order", [1, 3])
+def test_a_stack_of_planes_transformed_alike_is_scipys_per_plane(order, rng):
+    """A 3-D affine that leaves axis 0 as it is: scipy's 2-D transform of each plane
+    (the driver computes each point's taps once for every plane), near the edges and
+    beyond them too, and with an output of its own strides."""
+    a = rng.standard_normal((4, 9, 11))
+    m = np.eye(3)
+    m[1:, 1:] = [[0.9, -0.3], [0.4, 1.1]]
+    off = (0.0, 1.5, -2.0)
+    for mode in ("constant", "grid-constant", "mirror", "wrap"):
+        kw = dict(order=order, mode=mode, cval=0.5)
+        want = np.stack([ndi.affine_transform(p, m[1:, 1:], off[1:], **kw) for p in a])
+        close(nd.affine_transform(a, m, off, **kw), want, err_msg=mode)
+        a32 = a.astype(np.float32)
+        want = np.stack(
+            [ndi.affine_transform(p, m[1:, 1:], off[1:], output=float, **kw) for p in a32]
+        )
+        out = np.full((11, 9, 4), np.nan).transpose(2, 1, 0)  # not C-contiguous
+        nd.affine_transform(a32, m, off, output=out, **kw)
+        close(out, want, err_msg=mode)
+
+
 def test_an_output_sharing_the_inputs_memory_gets_the_same_numbers(rng):
     a = rng.standard_normal((12, 12))
     m = np.array([[0.2, 1.0], [1.0, -0.1]])  # a transpose: reads far from the write
