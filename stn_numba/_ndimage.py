@@ -438,10 +438,10 @@ def sample(
     part,
     parts,
 ):
-    """Fill ``out`` (flat float64, the C-order points of an output of 3-D ``shape``)
-    with the interpolated values of the points of ``source``: the tasks of part
-    ``part`` of ``parts``, a task being a few segments of at most ``block`` points of
-    one output row."""
+    """Fill ``out`` (flat float64 or float32, the C-order points of an output of 3-D
+    ``shape``) with the interpolated values of the points of ``source``: the tasks of
+    part ``part`` of ``parts``, a task being a few segments of at most ``block`` points
+    of one output row (of each plane, for a stack of planes transformed alike)."""
     w = shape[2]
     nseg = (w + block - 1) // block
     off = 3 - coords.shape[0]
