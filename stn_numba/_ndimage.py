@@ -471,6 +471,7 @@ def sample(
         and source == MATRIX
         and shape[0] > 1
         and matrix[0, 1] == 0.0
+        and matrix[0, 2] == 0.0
         and matrix[1, 0] == 0.0
         and matrix[2, 0] == 0.0
     ):
