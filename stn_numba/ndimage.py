@@ -323,9 +323,12 @@ def _coefficients(arr, order, mode, cval, prefilter, axes):
         c = np.ascontiguousarray(arr, dtype=np.float64)
     off = 3 - nd
     coef = c.reshape((1,) * off + c.shape)
-    orders = tuple(order if k >= off and (k - off) in axes else 0 for k in range(3))
-    npads = tuple(npad if k >= off and (k - off) in axes else 0 for k in range(3))
-    return coef, orders, npads
+    orders = [0, 0, 0]
+    npads = [0, 0, 0]
+    for ax in axes:
+        orders[off + ax] = order
+        npads[off + ax] = npad
+    return coef, tuple(orders), tuple(npads)
 
 
 _EMPTY2 = np.zeros((3, 0))
@@ -363,7 +366,7 @@ def _sample(
     total = out.size
     if total == 0:
         return out
-    shape3 = tuple(int(s) for s in ((1,) * (3 - len(shape)) + tuple(shape)))
+    shape3 = (1,) * (3 - len(shape)) + tuple(map(int, shape))
     # float32 outputs are written by the driver (rounded to nearest, as numpy's cast)
     direct = out.dtype in (np.float64, np.float32) and out.flags.c_contiguous
     if coef.dtype == np.float32 and out.dtype != np.float32:
@@ -386,7 +389,7 @@ def _sample(
         if not direct:
             _store(flat.reshape(out.shape), out)
         return out
-    work = total * math.prod(o + 1 for o in orders)  # taps read
+    work = total * (orders[0] + 1) * (orders[1] + 1) * (orders[2] + 1)  # taps read
     _launch(
         D.sample,
         work,
