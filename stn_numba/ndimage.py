@@ -336,6 +336,11 @@ _ZERO33 = np.zeros((3, 3))
 _ZERO3 = np.zeros(3)
 
 
+def _taps(orders):
+    """Taps read per output point with the per-axis ``orders`` (of 3 axes)."""
+    return (orders[0] + 1) * (orders[1] + 1) * (orders[2] + 1)
+
+
 def _block(total, work):
     """Points per segment of the sampling driver: :data:`_BLOCK`, or fewer where a
     threaded call needs more segments to share (8 per thread)."""
@@ -389,7 +394,7 @@ def _sample(
         if not direct:
             _store(flat.reshape(out.shape), out)
         return out
-    work = total * (orders[0] + 1) * (orders[1] + 1) * (orders[2] + 1)  # taps read
+    work = total * _taps(orders)
     _launch(
         D.sample,
         work,
@@ -1024,7 +1029,7 @@ def geometric_transform(
         coef, orders, npads = _coefficients(a, order, code, cv, prefilter, tuple(range(a.ndim)))
         total = o.size
         flat = np.empty(total)
-        work = total * math.prod(k + 1 for k in orders)  # taps read
+        work = total * _taps(orders)
         try:
             _launch(
                 fn,
