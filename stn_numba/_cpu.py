@@ -1311,7 +1311,9 @@ def run_sample(inp, grid, theta, out, mode, padding_mode, align_corners, source=
             inp = spline_coefficients(inp, mode, padding_mode, ct)
         tasks = 4 * numba.get_num_threads()  # chunks of rows: a few per thread
         sample = sample_2d_cpu if dims == 2 else sample_3d_cpu
-        channels_last = inp.strides[1] < inp.strides[-1]
+        # one channel: either loop order reads the same pixels, so the common
+        # (channels-first) driver serves it, whatever stride the channel axis has
+        channels_last = inp.shape[1] > 1 and inp.strides[1] < inp.strides[-1]
         sample(source, mode, padding_mode, channels_last)(
             inp, grid, theta, out, align_corners, tasks
         )

@@ -463,6 +463,8 @@ def sample(
     # index independent of the row and column, and the plane's map independent of
     # the plane): each point's taps and weights serve every plane, so a task covers
     # a row of every plane.
+    # (orders[0], which is 0 there, not a literal 0: the one compilation of axis_taps
+    # serves these calls and point_value's)
     nplanes = 1
     stack = np.zeros(1, np.int64)
     if (
@@ -478,7 +480,9 @@ def sample(
         stack = np.empty(shape[0], np.int64)
         nplanes = shape[0]
         for oa in range(shape[0]):
-            ok0, t0, _ = axis_taps(shift[0] + oa * matrix[0, 0], coef.shape[0], 0, mode, npads[0])
+            ok0, t0, _ = axis_taps(
+                shift[0] + oa * matrix[0, 0], coef.shape[0], orders[0], mode, npads[0]
+            )
             stack[oa] = t0[0]
             if not ok0:
                 nplanes = 1  # a plane beyond the image: cval, per plane
@@ -516,7 +520,7 @@ def sample(
                 steps = (matrix[0, 2], matrix[1, 2], matrix[2, 2])
                 m = c1 - c0
                 if nplanes == 1 and two_d and coef.shape[0] > 1:
-                    ok0, t0, _ = axis_taps(bases[0], coef.shape[0], 0, mode, npads[0])
+                    ok0, t0, _ = axis_taps(bases[0], coef.shape[0], orders[0], mode, npads[0])
                     planes[0] = t0[0] if ok0 else -1
                 if planes[0] >= 0:
                     _segment(
