@@ -189,10 +189,13 @@ def _output(output, input, shape, complex_output=None):
     return output
 
 
-def _unshared(a, out):
+def _unshared(a, out, output):
     """``a``, or a copy of it where it may share memory with ``out``: an output that
     overlaps what a call reads would be read after it is written (scipy gives such a
-    call wrong numbers)."""
+    call wrong numbers). ``output`` is the caller's argument: an output that is not
+    the caller's array was made by the call and shares nothing."""
+    if not isinstance(output, np.ndarray):
+        return a
     return a.copy() if np.may_share_memory(a, out) else a
 
 
@@ -373,7 +376,7 @@ def _sample(
         return out
     shape3 = (1,) * (3 - len(shape)) + tuple(map(int, shape))
     # float32 outputs are written by the driver (rounded to nearest, as numpy's cast)
-    direct = out.dtype in (np.float64, np.float32) and out.flags.c_contiguous
+    direct = out.dtype.char in "fd" and out.flags.c_contiguous
     if coef.dtype == np.float32 and out.dtype != np.float32:
         coef = coef.astype(np.float64)  # one float32 driver: float32 in, float32 out
     flat = out.reshape(-1) if direct else np.empty(total)
@@ -503,8 +506,11 @@ def map_coordinates(
     complex_input = arr.dtype.kind == "c"
     cval = _cval(cval, complex_input)
     out = _output(output, arr, coords.shape[1:])
-    arr = _unshared(arr, out)
-    flat = _unshared(np.ascontiguousarray(coords.reshape(arr.ndim, -1), dtype=np.float64), out)
+    arr = _unshared(arr, out, output)
+    flat = coords.reshape(arr.ndim, -1)
+    if flat.dtype != np.float64 or not flat.flags.c_contiguous:
+        flat = np.ascontiguousarray(flat, dtype=np.float64)
+    flat = _unshared(flat, out, output)
     total = flat.shape[1]
 
     def run(a, o, c):
@@ -616,7 +622,7 @@ def affine_transform(
     complex_input = arr.dtype.kind == "c"
     cval = _cval(cval, complex_input)
     out = _output(output, arr, oshape)
-    arr = _unshared(arr, out)
+    arr = _unshared(arr, out, output)
     m, off = _affine_parts(matrix, offset, arr.ndim, len(oshape))
     kwargs = _affine_kwargs(m, off, arr.ndim, oshape)
     kwargs["axes"] = _moved_axes(m, off, arr.shape, oshape, order, code)
@@ -721,7 +727,7 @@ def shift(input, shift, output=None, order=3, mode="constant", cval=0.0, prefilt
     cval = _cval(cval, complex_input)
     s = _floats(_normalize(shift, arr.ndim, "shift"), "shift", shift)
     out = _output(output, arr, arr.shape)
-    arr = _unshared(arr, out)
+    arr = _unshared(arr, out, output)
     rows = [np.arange(n, dtype=np.float64) + (-s[k]) for k, n in enumerate(arr.shape)]
     table = _table(rows)
 
@@ -790,7 +796,7 @@ def zoom(
             f"for input of shape {arr.shape}, an output of shape {oshape}"
         )
     out = _output(output, arr, oshape)
-    arr = _unshared(arr, out)
+    arr = _unshared(arr, out, output)
     if all(z == 1 for z in factors) and prefilter:
         out[...] = arr  # scipy returns the input unchanged (numpy's cast)
         return out
@@ -914,7 +920,7 @@ def rotate(
     oshape[axes] = out_plane
     oshape = tuple(int(n) for n in oshape)
     out = _output(output, arr, oshape)
-    arr = _unshared(arr, out)
+    arr = _unshared(arr, out, output)
     if min(oshape) < 1:
         return out
     # the plane's matrix, identity along the other axis: that axis is read at its
@@ -1021,7 +1027,7 @@ def geometric_transform(
     complex_input = arr.dtype.kind == "c"
     cval = _cval(cval, complex_input)
     out = _output(output, arr, oshape)
-    arr = _unshared(arr, out)
+    arr = _unshared(arr, out, output)
     fn = D.geometric_driver(mapping, len(oshape), arr.ndim)
     shape3 = (1,) * (3 - len(oshape)) + oshape
 

@@ -320,6 +320,24 @@ def test_inputs_are_not_mutated(rng):
         np.testing.assert_array_equal(before, after)
 
 
+def test_an_output_that_overlaps_what_the_call_reads(rng):
+    """The input itself, or a view of the coordinates, as ``output``: the values are
+    those of a separate output (what is read is copied first), scipy's of copies."""
+    a = rng.standard_normal((6, 7))
+    want = ndi.shift(a.copy(), (0.5, -0.25), order=1)
+    b = a.copy()
+    assert nd.shift(b, (0.5, -0.25), output=b, order=1) is b
+    np.testing.assert_allclose(b, want, **TOL)
+    m = np.array([[0.9, 0.1], [-0.2, 1.1]])
+    c = a.copy()
+    nd.affine_transform(c, m, offset=(0.4, -0.3), output=c, order=1)
+    np.testing.assert_allclose(c, ndi.affine_transform(a, m, offset=(0.4, -0.3), order=1), **TOL)
+    x = rng.uniform(0, 5, (2, 9))
+    want = ndi.map_coordinates(a, x.copy(), order=1)
+    nd.map_coordinates(a, x, output=x[0], order=1)
+    np.testing.assert_allclose(x[0], want, **TOL)
+
+
 @numba.njit
 def _shear(o, k):
     return (o[0] * 0.9 + 0.25 * o[1] - k, o[1] * 1.1 - 0.5)
