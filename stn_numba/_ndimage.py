@@ -463,8 +463,6 @@ def sample(
     # index independent of the row and column, and the plane's map independent of
     # the plane): each point's taps and weights serve every plane, so a task covers
     # a row of every plane.
-    # (orders[0], which is 0 there, not a literal 0: the one compilation of axis_taps
-    # serves these calls and point_value's)
     nplanes = 1
     stack = np.zeros(1, np.int64)
     if (
@@ -480,6 +478,8 @@ def sample(
         stack = np.empty(shape[0], np.int64)
         nplanes = shape[0]
         for oa in range(shape[0]):
+            # orders[0] (0 here), not a literal 0: Numba would compile axis_taps once
+            # more for the literal; this way point_value's compilation serves it
             ok0, t0, _ = axis_taps(
                 shift[0] + oa * matrix[0, 0], coef.shape[0], orders[0], mode, npads[0]
             )

@@ -61,7 +61,7 @@ PARAMS = [
 
 
 def _warp_affine_cpu(x, theta, size, dims, **kw):
-    """The CPU's warp_affine and (as functions of grad_output) its input and θ gradients.
+    """The CPU's warp_affine, and its backward: grad_output -> (input, θ) gradients.
     Beyond the covering pairs, as grid_sample at affine_grid's points and affine_grid's
     backward, which tests/test_warp_affine.py shows equal to it: the CPU suite compiles
     those drivers, where the fused ones would be compiled for this test alone."""
@@ -80,7 +80,7 @@ def _warp_affine_cpu(x, theta, size, dims, **kw):
             gi, gg = stn.grid_sample_backward(gw, x, grid, **kw)
             return gi, stn.affine_grid_backward(gg, full, kw["align_corners"])
 
-    return out, lambda gw: backward(gw)[0], lambda gw: backward(gw)[1]
+    return out, backward
 
 
 @pytest.mark.parametrize("dims,mode,padding,align_corners,dtype", PARAMS)
@@ -102,10 +102,10 @@ def test_gpu_equals_cpu(rng, dims, mode, padding, align_corners, dtype):
         np.testing.assert_allclose(gg, gg_cpu, **g)
 
     # warp_affine forward and backward, output size != input size
-    w_cpu, wi_cpu, wt_cpu = _warp_affine_cpu(x, theta, size, dims, **kw)
+    w_cpu, backward_cpu = _warp_affine_cpu(x, theta, size, dims, **kw)
     np.testing.assert_allclose(stn.warp_affine(x, theta, size, device="cuda", **kw), w_cpu, **v)
     gw = rng.standard_normal(w_cpu.shape).astype(dtype)
-    wi_cpu, wt_cpu = wi_cpu(gw), wt_cpu(gw)
+    wi_cpu, wt_cpu = backward_cpu(gw)
     wi, wt = stn.warp_affine_backward(gw, x, theta, size, device="cuda", **kw)
     np.testing.assert_allclose(wi, wi_cpu, **g)
     np.testing.assert_allclose(wt, wt_cpu, **g)
