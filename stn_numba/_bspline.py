@@ -344,6 +344,8 @@ def prefilter_line_transpose(c, order, boundary):
 def fold_index(i, n, boundary):
     """Index ``i`` (any integer) of a line of ``n`` samples extended by ``boundary``,
     folded back into [0, n)."""
+    if 0 <= i < n:
+        return i
     if n == 1:
         return 0
     if boundary == PERIODIC:

@@ -59,7 +59,7 @@ COLUMN_BLOCK = 64
 ROW_BLOCK = 8
 
 #: Output points that one task of the sampling driver covers, at least (whole
-#: segments of a row; a task allocates its scratch arrays once).
+#: segments of a row; the unit that the parts of a call share).
 TASK_POINTS = 4096
 
 #: Coefficients up to this size that a call on one thread reads in order first
@@ -489,19 +489,21 @@ def sample(
     rows = shape[0] * shape[1] // nplanes
     ostride = shape[1] * w
     nsegs = rows * nseg
-    # several segments per task, so that a task allocates its scratch arrays once
+    # a task (the unit that the parts share) is a few segments, TASK_POINTS points at least
     per_task = max(1, TASK_POINTS // (min(block, w) * nplanes))
     ntasks = (nsegs + per_task - 1) // per_task
     lo, hi = share(ntasks, part, parts)
     if parts == 1 and coef.size * coef.itemsize <= WARM_BYTES:
         warm(coef, np.empty(1))
+    # scratch of the part's segments, allocated once (a new allocation of this size
+    # can cost page faults)
+    idx = np.empty((3, block), np.int64)
+    wts = np.empty((3, 4, block))
+    inside = np.empty(block, np.bool_)
+    far = np.empty(block, np.bool_)
+    xs = np.empty(block)
+    planes = stack if nplanes > 1 else np.zeros(1, np.int64)  # read only if shared
     for task in range(lo, hi):
-        idx = np.empty((3, block), np.int64)
-        wts = np.empty((3, 4, block))
-        inside = np.empty(block, np.bool_)
-        far = np.empty(block, np.bool_)
-        xs = np.empty(block)
-        planes = stack if nplanes > 1 else np.zeros(1, np.int64)  # read only if shared
         for seg in range(task * per_task, min(task * per_task + per_task, nsegs)):
             r = seg // nseg
             c0 = (seg - r * nseg) * block
@@ -527,11 +529,17 @@ def sample(
                         coef, out, source, coords, off, p0, c0, c1, bases, steps, npads, o,
                         not two_d, planes, ostride, idx, wts, inside, far, xs, mode, cval,
                     )  # fmt: skip
+                    # the points left to the per-point path, counted in a vector loop
+                    # (a scan for them costs ~5 % of a call that has none)
+                    left = 0
                     for q in range(m):
-                        inside[q] |= far[q]
+                        done = inside[q] | far[q]
+                        inside[q] = done
+                        left += not done
                 else:
                     inside[:m] = False
-                for ch in range(nplanes):
+                    left = m
+                for ch in range(nplanes if left > 0 else 0):
                     pc = p0 + ch * ostride
                     ac = oa + ch
                     for q in range(m):
