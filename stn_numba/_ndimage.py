@@ -22,7 +22,11 @@ few products differently).
 Shapes: the coefficients are always a 3-D C-contiguous float64 array (1-D and 2-D
 images get leading axes of length 1, sampled at coordinate 0 with order 0: one tap
 of weight 1.0, which changes no bit of the sum), so one compiled driver serves 1-, 2-
-and 3-D images, every order and every mode (all runtime arguments).
+and 3-D images, every order and every mode (all runtime arguments). Order-3
+coefficients of a small image carry two more at each end of the interpolated axes,
+folded as the mode's taps are (:func:`fold_pad`), so that the vectorised loop also
+takes the points near the edges; the arithmetic is on the image's coefficients
+(:func:`axis_taps`), so the bits are the same.
 """
 
 import math
@@ -172,10 +176,15 @@ def fold_tap(i, n, mode):
 
 
 @kernel
-def axis_taps(x, n, order, mode, npad):
+def axis_taps(x, n, order, mode, npad, cpad):
     """(inside, tap indices, tap weights) of coordinate ``x`` along an axis of ``n``
-    coefficients (``npad`` of them padding before the image); ``inside`` False means
-    the point is cval (scipy's 'constant' outside the image, or a non-finite x)."""
+    coefficients: ``npad`` of them the prefiltered padding of the image
+    (:data:`stn_numba.ndimage._NPAD`; ``x`` is shifted by it), ``cpad`` at each end
+    the coefficients folded by the mode (:func:`stn_numba.ndimage._fold_pad`; the
+    taps are read there, the arithmetic is on the ``n - 2 * cpad`` others).
+    ``inside`` False means the point is cval (scipy's 'constant' outside the image,
+    or a non-finite x)."""
+    n = n - 2 * cpad
     cc = x + npad
     if not math.isfinite(cc):
         return False, (0, 0, 0, 0, 0, 0), (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
@@ -197,26 +206,46 @@ def axis_taps(x, n, order, mode, npad):
         s if order == 4 else w[4],
         s if order == 5 else w[5],
     )
-    if i0 >= 0 and i0 + order < n:
-        return True, (i0, i0 + 1, i0 + 2, i0 + 3, i0 + 4, i0 + 5), w
+    if i0 >= -cpad and i0 + order < n + cpad:
+        i = i0 + cpad
+        return True, (i, i + 1, i + 2, i + 3, i + 4, i + 5), w
+    # cpad is 0 for 'grid-constant', whose fold gives -1 beyond the ends
     idx = (
-        fold_tap(i0, n, mode),
-        fold_tap(i0 + 1, n, mode),
-        fold_tap(i0 + 2, n, mode),
-        fold_tap(i0 + 3, n, mode),
-        fold_tap(i0 + 4, n, mode),
-        fold_tap(i0 + 5, n, mode),
+        fold_tap(i0, n, mode) + cpad,
+        fold_tap(i0 + 1, n, mode) + cpad,
+        fold_tap(i0 + 2, n, mode) + cpad,
+        fold_tap(i0 + 3, n, mode) + cpad,
+        fold_tap(i0 + 4, n, mode) + cpad,
+        fold_tap(i0 + 5, n, mode) + cpad,
     )
     return True, idx, w
 
 
 @kernel
-def point_value(coef, x0, x1, x2, orders, npads, mode, cval):
+def fold_pad(c, p, pads, mode):
+    """Fill ``p`` with the 3-D ``c`` and ``pads[k]`` more coefficients at each end of
+    axis ``k``, those folded back as ``mode``'s taps are (:func:`fold_tap`)."""
+    n0, n1, n2 = c.shape
+    k0, k1, k2 = pads
+    for a in range(n0 + 2 * k0):
+        sa = fold_tap(a - k0, n0, mode)
+        for b in range(n1 + 2 * k1):
+            sb = fold_tap(b - k1, n1, mode)
+            for j in range(k2):
+                p[a, b, j] = c[sa, sb, fold_tap(j - k2, n2, mode)]
+                p[a, b, k2 + n2 + j] = c[sa, sb, fold_tap(n2 + j, n2, mode)]
+            for j in range(n2):
+                p[a, b, k2 + j] = c[sa, sb, j]
+
+
+@kernel
+def point_value(coef, x0, x1, x2, orders, npads, cpads, mode, cval):
     """The interpolated value at input coordinates (x0, x1, x2) of the 3-D
-    coefficients ``coef``, with per-axis spline orders and padding."""
-    ok0, i0, w0 = axis_taps(x0, coef.shape[0], orders[0], mode, npads[0])
-    ok1, i1, w1 = axis_taps(x1, coef.shape[1], orders[1], mode, npads[1])
-    ok2, i2, w2 = axis_taps(x2, coef.shape[2], orders[2], mode, npads[2])
+    coefficients ``coef``, with per-axis spline orders and padding (both kinds:
+    :func:`axis_taps`)."""
+    ok0, i0, w0 = axis_taps(x0, coef.shape[0], orders[0], mode, npads[0], cpads[0])
+    ok1, i1, w1 = axis_taps(x1, coef.shape[1], orders[1], mode, npads[1], cpads[1])
+    ok2, i2, w2 = axis_taps(x2, coef.shape[2], orders[2], mode, npads[2], cpads[2])
     if not (ok0 and ok1 and ok2):
         return cval
     t = 0.0
@@ -254,34 +283,35 @@ def _input_coord(k, source, p, oa, ob, oc, coords, off, matrix, shift, table):
 
 
 @scalar
-def _stage_weights(cc, n, order):
+def _stage_weights(cc, n, order, cpad):
     """(inside, first tap, 4 weights) of coefficient coordinate ``cc`` for odd
-    ``order`` 1 or 3, written without calls or early exits so that a loop of them
-    vectorises: ``inside`` is False (and the rest meaningless but finite) when a tap
-    falls outside the line or ``cc`` is not finite. The weights are
-    :func:`_interior`'s (scipy's, the last one ``1 -`` the others)."""
+    ``order`` 1 or 3 on a line of ``n`` coefficients with ``cpad`` folded ones at
+    each end (:func:`axis_taps`), written without calls or early exits so that a
+    loop of them vectorises: ``inside`` is False (and the rest meaningless but
+    finite) when ``cc`` is beyond [0, n - 1] or not finite, or a tap falls outside
+    the padded line. The weights are scipy's (the last one ``1 -`` the others)."""
     inside = (cc >= 0.0) & (cc <= n - 1)
     c = cc if inside else 0.0
     f = math.floor(c)
     t = c - f
     if order == 1:
         i0 = int(f)
-        inside = inside & (i0 + 1 < n)
+        inside = inside & (i0 + 1 < n + cpad)
         w0 = 1.0 - t
-        return inside, i0, w0, 1.0 - w0, 0.0, 0.0
+        return inside, i0 + cpad, w0, 1.0 - w0, 0.0, 0.0
     i0 = int(f) - 1
-    inside = inside & (i0 >= 0) & (i0 + 3 < n)
+    inside = inside & (i0 >= -cpad) & (i0 + 3 < n + cpad)
     u = 1.0 - t
     w0 = u * u * u / 6.0
     w1 = (t * t * (t - 2.0) * 3.0 + 4.0) / 6.0
     w2 = (u * u * (u - 2.0) * 3.0 + 4.0) / 6.0
-    return inside, i0, w0, w1, w2, ((1.0 - w0) - w1) - w2
+    return inside, i0 + cpad, w0, w1, w2, ((1.0 - w0) - w1) - w2
 
 
 @scalar
 def _segment_weights(
-    coef, source, coords, off, p0, c0, c1, bases, steps, npads, order, three, idx, wts,
-    inside, far, xs, mode,
+    coef, source, coords, off, p0, c0, c1, bases, steps, npads, cpads, order, three, idx,
+    wts, inside, far, xs, mode,
 ):  # fmt: skip
     """The taps and weights along each interpolated axis of points ``c0 .. c1 - 1``
     of one output row (flat ``p0 + oc``), for a literal ``order`` (1 or 3) and
@@ -295,7 +325,8 @@ def _segment_weights(
     # written so that it vectorises: weights as (axis, tap, point), no calls taking
     # arrays, no short-circuit operators
     for k in range(first, 3):
-        nk = coef.shape[k]
+        cp = cpads[k]
+        nk = coef.shape[k] - 2 * cp
         hi = nk - 1
         b = bases[k]
         st = steps[k]
@@ -310,7 +341,7 @@ def _segment_weights(
                 xs[q] = seg[q]
         for q in range(m):
             x = xs[q]
-            ok, i0, w0, w1, w2, w3 = _stage_weights(x + pad, nk, order)
+            ok, i0, w0, w1, w2, w3 = _stage_weights(x + pad, nk, order, cp)
             # scipy's 'constant': a coordinate beyond [0, n - 1] (or not finite) is cval
             beyond = constant & (not ((x >= 0.0) & (x <= hi)))
             if k == first:
@@ -374,8 +405,8 @@ def _segment_sums(coef, out, p0, m, order, three, a0, idx, wts, inside, far, cva
 
 @kernel
 def _segment(
-    coef, out, source, coords, off, p0, c0, c1, bases, steps, npads, order, three, planes,
-    ostride, idx, wts, inside, far, xs, mode, cval,
+    coef, out, source, coords, off, p0, c0, c1, bases, steps, npads, cpads, order, three,
+    planes, ostride, idx, wts, inside, far, xs, mode, cval,
 ):  # fmt: skip
     """Points ``c0 .. c1 - 1`` of one output row (flat ``p0 + oc``) whose taps are
     all inside, and scipy's ``'constant'`` points beyond the image; ``inside`` and
@@ -388,20 +419,20 @@ def _segment(
     if three:
         if order == 1:
             _segment_weights(
-                coef, source, coords, off, p0, c0, c1, bases, steps, npads, 1, True, idx,
-                wts, inside, far, xs, mode,
+                coef, source, coords, off, p0, c0, c1, bases, steps, npads, cpads, 1, True,
+                idx, wts, inside, far, xs, mode,
             )  # fmt: skip
             _segment_sums(coef, out, p0 + c0, m, 1, True, 0, idx, wts, inside, far, cval)
         else:
             _segment_weights(
-                coef, source, coords, off, p0, c0, c1, bases, steps, npads, 3, True, idx,
-                wts, inside, far, xs, mode,
+                coef, source, coords, off, p0, c0, c1, bases, steps, npads, cpads, 3, True,
+                idx, wts, inside, far, xs, mode,
             )  # fmt: skip
             _segment_sums(coef, out, p0 + c0, m, 3, True, 0, idx, wts, inside, far, cval)
     elif order == 1:
         _segment_weights(
-            coef, source, coords, off, p0, c0, c1, bases, steps, npads, 1, False, idx, wts,
-            inside, far, xs, mode,
+            coef, source, coords, off, p0, c0, c1, bases, steps, npads, cpads, 1, False, idx,
+            wts, inside, far, xs, mode,
         )  # fmt: skip
         for ch in range(planes.shape[0]):
             _segment_sums(
@@ -410,8 +441,8 @@ def _segment(
             )  # fmt: skip
     else:
         _segment_weights(
-            coef, source, coords, off, p0, c0, c1, bases, steps, npads, 3, False, idx, wts,
-            inside, far, xs, mode,
+            coef, source, coords, off, p0, c0, c1, bases, steps, npads, cpads, 3, False, idx,
+            wts, inside, far, xs, mode,
         )  # fmt: skip
         for ch in range(planes.shape[0]):
             _segment_sums(
@@ -432,6 +463,7 @@ def sample(
     table,
     orders,
     npads,
+    cpads,
     mode,
     cval,
     block,
@@ -481,7 +513,7 @@ def sample(
             # orders[0] (0 here), not a literal 0: Numba would compile axis_taps once
             # more for the literal; this way point_value's compilation serves it
             ok0, t0, _ = axis_taps(
-                shift[0] + oa * matrix[0, 0], coef.shape[0], orders[0], mode, npads[0]
+                shift[0] + oa * matrix[0, 0], coef.shape[0], orders[0], mode, npads[0], cpads[0]
             )
             stack[oa] = t0[0]
             if not ok0:
@@ -493,7 +525,8 @@ def sample(
     per_task = max(1, TASK_POINTS // (min(block, w) * nplanes))
     ntasks = (nsegs + per_task - 1) // per_task
     lo, hi = share(ntasks, part, parts)
-    if parts == 1 and coef.size * coef.itemsize <= WARM_BYTES:
+    # (padded coefficients were just written: they are in the cache)
+    if parts == 1 and coef.size * coef.itemsize <= WARM_BYTES and cpads[1] + cpads[2] == 0:
         warm(coef, np.empty(1))
     # scratch of the part's segments, allocated once (a new allocation of this size
     # can cost page faults)
@@ -522,12 +555,15 @@ def sample(
                 steps = (matrix[0, 2], matrix[1, 2], matrix[2, 2])
                 m = c1 - c0
                 if nplanes == 1 and two_d and coef.shape[0] > 1:
-                    ok0, t0, _ = axis_taps(bases[0], coef.shape[0], orders[0], mode, npads[0])
+                    ok0, t0, _ = axis_taps(
+                        bases[0], coef.shape[0], orders[0], mode, npads[0], cpads[0]
+                    )
                     planes[0] = t0[0] if ok0 else -1
                 if planes[0] >= 0:
                     _segment(
-                        coef, out, source, coords, off, p0, c0, c1, bases, steps, npads, o,
-                        not two_d, planes, ostride, idx, wts, inside, far, xs, mode, cval,
+                        coef, out, source, coords, off, p0, c0, c1, bases, steps, npads,
+                        cpads, o, not two_d, planes, ostride, idx, wts, inside, far, xs, mode,
+                        cval,
                     )  # fmt: skip
                     # the points left to the per-point path, counted in a vector loop
                     # (a scan for them costs ~5 % of a call that has none)
@@ -555,25 +591,25 @@ def sample(
                             x2 = _input_coord(
                                 2, source, p, ac, ob, oc, coords, off, matrix, shift, table
                             )
-                            out[p] = point_value(coef, x0, x1, x2, orders, npads, mode, cval)
+                            out[p] = point_value(coef, x0, x1, x2, orders, npads, cpads, mode, cval)
             else:
                 for oc in range(c0, c1):
                     p = p0 + oc
                     x0 = _input_coord(0, source, p, oa, ob, oc, coords, off, matrix, shift, table)
                     x1 = _input_coord(1, source, p, oa, ob, oc, coords, off, matrix, shift, table)
                     x2 = _input_coord(2, source, p, oa, ob, oc, coords, off, matrix, shift, table)
-                    out[p] = point_value(coef, x0, x1, x2, orders, npads, mode, cval)
+                    out[p] = point_value(coef, x0, x1, x2, orders, npads, cpads, mode, cval)
 
 
 @kernel
-def _axis_table(table, k, n, count, order, mode, npad):
+def _axis_table(table, k, n, count, order, mode, npad, cpad):
     """(inside, tap indices, tap weights) of the first ``count`` coordinates of row
     ``k`` of ``table``: :func:`axis_taps` once per output index of one axis."""
     ok = np.empty(count, np.bool_)
     idx = np.empty((count, 6), np.int64)
     wts = np.empty((count, 6))
     for j in range(count):
-        inside, i, w = axis_taps(table[k, j], n, order, mode, npad)
+        inside, i, w = axis_taps(table[k, j], n, order, mode, npad, cpad)
         ok[j] = inside
         for t in range(6):
             idx[j, t] = i[t]
@@ -582,7 +618,7 @@ def _axis_table(table, k, n, count, order, mode, npad):
 
 
 @pooled
-def sample_separable(coef, out, shape, table, orders, npads, mode, cval, part, parts):
+def sample_separable(coef, out, shape, table, orders, npads, cpads, mode, cval, part, parts):
     """Fill ``out`` (flat, the C-order points of an output of 3-D ``shape``) with the
     values at the coordinates ``table[k, i_k]`` along each axis ``k`` (zoom, shift, a
     diagonal affine_transform), as scipy's ``NI_ZoomShift``: the taps and weights of
@@ -591,11 +627,16 @@ def sample_separable(coef, out, shape, table, orders, npads, mode, cval, part, p
     (``tmp``, with the sum of the weights times cval for the taps beyond the end of
     'grid-constant' in its last slot), then each point sums its axis-2 taps of that
     line: the same terms as scipy's, grouped by axis (so equal to float64 rounding).
+    ``cpads`` is (0, 0, 0): these coefficients are not padded (:func:`axis_taps`).
     Runs the output rows of part ``part`` of ``parts``."""
     n2 = coef.shape[2]
-    ok0, i0, w0 = _axis_table(table, 0, coef.shape[0], shape[0], orders[0], mode, npads[0])
-    ok1, i1, w1 = _axis_table(table, 1, coef.shape[1], shape[1], orders[1], mode, npads[1])
-    ok2, i2, w2 = _axis_table(table, 2, n2, shape[2], orders[2], mode, npads[2])
+    ok0, i0, w0 = _axis_table(
+        table, 0, coef.shape[0], shape[0], orders[0], mode, npads[0], cpads[0]
+    )
+    ok1, i1, w1 = _axis_table(
+        table, 1, coef.shape[1], shape[1], orders[1], mode, npads[1], cpads[1]
+    )
+    ok2, i2, w2 = _axis_table(table, 2, n2, shape[2], orders[2], mode, npads[2], cpads[2])
     for c in range(shape[2]):
         for j in range(6):
             if i2[c, j] < 0:
@@ -795,7 +836,7 @@ def geometric_driver(mapping, orank, irank):
     if fn is not None:
         return fn
 
-    def run(coef, out, shape, orders, npads, mode, cval, block, extra, part, parts):
+    def run(coef, out, shape, orders, npads, cpads, mode, cval, block, extra, part, parts):
         sb = shape[1] * shape[2]
         total = out.shape[0]
         lo, hi = share((total + block - 1) // block, part, parts)
@@ -819,7 +860,7 @@ def geometric_driver(mapping, orank, irank):
                     x0, x1, x2 = 0.0, float(r[0]), float(r[1])
                 else:
                     x0, x1, x2 = float(r[0]), float(r[1]), float(r[2])
-                out[p] = point_value(coef, x0, x1, x2, orders, npads, mode, cval)
+                out[p] = point_value(coef, x0, x1, x2, orders, npads, cpads, mode, cval)
                 oc += 1
                 if oc == shape[2]:
                     oc = 0
