@@ -26,7 +26,9 @@ and 3-D images, every order and every mode (all runtime arguments). Order-3
 coefficients of a small image carry two more at each end of the interpolated axes,
 folded as the mode's taps are (:func:`fold_pad`), so that the vectorised loop also
 takes the points near the edges; the arithmetic is on the image's coefficients
-(:func:`axis_taps`), so the bits are the same.
+(:func:`axis_taps`), so the bits are the same. The modes that map a point beyond the
+image back into it (mirror, reflect, wrap, grid-wrap) map a segment's points before
+that loop, which then takes them too.
 """
 
 import math
@@ -310,11 +312,11 @@ def _stage_weights(cc, n, order, cpad):
 
 @scalar
 def _segment_weights(
-    coef, source, coords, off, p0, c0, c1, bases, steps, npads, cpads, order, three, idx,
-    wts, inside, far, xs, mode,
+    coef, source, coords, off, cbase, c0, c1, bases, steps, npads, cpads, order, three,
+    idx, wts, inside, far, xs, mode,
 ):  # fmt: skip
     """The taps and weights along each interpolated axis of points ``c0 .. c1 - 1``
-    of one output row (flat ``p0 + oc``), for a literal ``order`` (1 or 3) and
+    of one output row (``coords[:, cbase + oc]``), for a literal ``order`` (1 or 3) and
     dimensionality, in a loop that vectorises: ``idx[k, q]`` the first tap and
     ``wts[k, :, q]`` the weights along axis ``k`` of point ``q``, ``inside[q]`` whether
     all its taps are in the array, ``far[q]`` whether it is one of scipy's
@@ -336,7 +338,7 @@ def _segment_weights(
             for q in range(m):
                 xs[q] = b + (c0 + q) * st
         else:
-            seg = coords[max(k - off, 0), p0 + c0 : p0 + c1]  # indexed from 0: in order
+            seg = coords[max(k - off, 0), cbase + c0 : cbase + c1]  # from 0: in order
             for q in range(m):
                 xs[q] = seg[q]
         for q in range(m):
@@ -405,10 +407,11 @@ def _segment_sums(coef, out, p0, m, order, three, a0, idx, wts, inside, far, cva
 
 @kernel
 def _segment(
-    coef, out, source, coords, off, p0, c0, c1, bases, steps, npads, cpads, order, three,
-    planes, ostride, idx, wts, inside, far, xs, mode, cval,
+    coef, out, source, coords, off, cbase, p0, c0, c1, bases, steps, npads, cpads, order,
+    three, planes, ostride, idx, wts, inside, far, xs, mode, cval,
 ):  # fmt: skip
-    """Points ``c0 .. c1 - 1`` of one output row (flat ``p0 + oc``) whose taps are
+    """Points ``c0 .. c1 - 1`` of one output row (flat ``p0 + oc``; coordinates
+    ``coords[:, cbase + oc]`` from a coordinate source) whose taps are
     all inside, and scipy's ``'constant'`` points beyond the image; ``inside`` and
     ``far`` are left False for the others, which are the caller's (near an edge, or
     another mode beyond it). The taps and weights serve each entry of ``planes``:
@@ -419,19 +422,19 @@ def _segment(
     if three:
         if order == 1:
             _segment_weights(
-                coef, source, coords, off, p0, c0, c1, bases, steps, npads, cpads, 1, True,
+                coef, source, coords, off, cbase, c0, c1, bases, steps, npads, cpads, 1, True,
                 idx, wts, inside, far, xs, mode,
             )  # fmt: skip
             _segment_sums(coef, out, p0 + c0, m, 1, True, 0, idx, wts, inside, far, cval)
         else:
             _segment_weights(
-                coef, source, coords, off, p0, c0, c1, bases, steps, npads, cpads, 3, True,
+                coef, source, coords, off, cbase, c0, c1, bases, steps, npads, cpads, 3, True,
                 idx, wts, inside, far, xs, mode,
             )  # fmt: skip
             _segment_sums(coef, out, p0 + c0, m, 3, True, 0, idx, wts, inside, far, cval)
     elif order == 1:
         _segment_weights(
-            coef, source, coords, off, p0, c0, c1, bases, steps, npads, cpads, 1, False, idx,
+            coef, source, coords, off, cbase, c0, c1, bases, steps, npads, cpads, 1, False, idx,
             wts, inside, far, xs, mode,
         )  # fmt: skip
         for ch in range(planes.shape[0]):
@@ -441,7 +444,7 @@ def _segment(
             )  # fmt: skip
     else:
         _segment_weights(
-            coef, source, coords, off, p0, c0, c1, bases, steps, npads, cpads, 3, False, idx,
+            coef, source, coords, off, cbase, c0, c1, bases, steps, npads, cpads, 3, False, idx,
             wts, inside, far, xs, mode,
         )  # fmt: skip
         for ch in range(planes.shape[0]):
@@ -535,6 +538,10 @@ def sample(
     inside = np.empty(block, np.bool_)
     far = np.empty(block, np.bool_)
     xs = np.empty(block)
+    # the modes that map a point beyond the image back into it (the segment's points
+    # are mapped first, into ``mapped``)
+    folds = mode != ND_CONSTANT and mode != ND_NEAREST and mode != ND_GRID_CONSTANT
+    mapped = np.empty((3, block if folds else 0))
     planes = stack if nplanes > 1 else np.zeros(1, np.int64)  # read only if shared
     for task in range(lo, hi):
         for seg in range(task * per_task, min(task * per_task + per_task, nsegs)):
@@ -559,12 +566,32 @@ def sample(
                         bases[0], coef.shape[0], orders[0], mode, npads[0], cpads[0]
                     )
                     planes[0] = t0[0] if ok0 else -1
-                if planes[0] >= 0:
+                if planes[0] >= 0 and folds:
+                    # the points' coordinates, those beyond the image mapped back into
+                    # it as axis_taps maps them, for the segment to read (mapped there,
+                    # its vector loops ran at half speed for every mode)
+                    for k in range(1 if two_d else 0, 3):
+                        nk = coef.shape[k] - 2 * cpads[k]
+                        for q in range(m):
+                            if source == MATRIX:
+                                x = bases[k] + (c0 + q) * steps[k]
+                            else:
+                                x = coords[k - off, p0 + c0 + q] if k >= off else 0.0
+                            if not ((x >= 0.0) & (x <= nk - 1)) and math.isfinite(x):
+                                x = map_point(min(max(x, -_FAR), _FAR), nk, mode)
+                            mapped[k, q] = x
                     _segment(
-                        coef, out, source, coords, off, p0, c0, c1, bases, steps, npads,
+                        coef, out, COORDS, mapped, 0, -c0, p0, c0, c1, bases, steps, npads,
                         cpads, o, not two_d, planes, ostride, idx, wts, inside, far, xs, mode,
                         cval,
                     )  # fmt: skip
+                elif planes[0] >= 0:
+                    _segment(
+                        coef, out, source, coords, off, p0, p0, c0, c1, bases, steps, npads,
+                        cpads, o, not two_d, planes, ostride, idx, wts, inside, far, xs, mode,
+                        cval,
+                    )  # fmt: skip
+                if planes[0] >= 0:
                     # the points left to the per-point path, counted in a vector loop
                     # (a scan for them costs ~5 % of a call that has none)
                     left = 0

@@ -50,23 +50,27 @@ def test_map_coordinates_matches_scipy_every_mode(ndim, order, rng):
             close(got, want, err_msg=f"{mode} {prefilter}")
 
 
-def test_order_3_points_near_the_edges_match_scipy_every_mode(rng):
-    # order 3 reads taps past the ends here: from coefficients padded by the mode's
-    # fold for the vectorised loop; only points whose taps all fall inside before
-    # the padding were checked by the loop alone
+@pytest.mark.parametrize("order", [1, 3])
+def test_points_near_the_edges_and_beyond_match_scipy_every_mode(order, rng):
+    # the vectorised loop takes these: at order 3 it reads taps past the ends from
+    # coefficients padded by the mode's fold, and the modes that map a point beyond
+    # the image back into it map it before that loop
     for shape in [(9, 10), (6, 7, 8)]:
         a = rng.standard_normal(shape)
-        bands = [np.r_[rng.uniform(-0.5, 1.5, 12), rng.uniform(n - 2.5, n - 0.5, 12), 0, n - 1]
-                 for n in shape]  # fmt: skip
+        bands = [
+            np.r_[rng.uniform(-0.5, 1.5, 8), rng.uniform(n - 2.5, n - 0.5, 8), 0, n - 1,
+                  rng.uniform(-3 * n, 4 * n, 8)]
+            for n in shape
+        ]  # fmt: skip
         x = np.stack(np.meshgrid(*bands, indexing="ij")).reshape(len(shape), -1)
         m = np.eye(len(shape))
-        m[:2, :2] = [[0.96, -0.28], [0.28, 0.96]]  # a rotation: points of every edge
+        m[:2, :2] = [[1.9, -0.55], [0.55, 1.9]]  # rotated and scaled: the image twice over
         for mode in MODES:
-            got = nd.map_coordinates(a, x, order=3, mode=mode, cval=0.7)
-            want = ndi.map_coordinates(a, x, order=3, mode=mode, cval=0.7)
+            got = nd.map_coordinates(a, x, order=order, mode=mode, cval=0.7)
+            want = ndi.map_coordinates(a, x, order=order, mode=mode, cval=0.7)
             close(got, want, err_msg=f"{shape} {mode}")
-            got = nd.affine_transform(a, m, 0.4, order=3, mode=mode, cval=0.7)
-            want = ndi.affine_transform(a, m, 0.4, order=3, mode=mode, cval=0.7)
+            got = nd.affine_transform(a, m, -3.0, order=order, mode=mode, cval=0.7)
+            want = ndi.affine_transform(a, m, -3.0, order=order, mode=mode, cval=0.7)
             close(got, want, err_msg=f"affine {shape} {mode}")
 
 
