@@ -288,7 +288,7 @@ def _input_coord(k, source, p, oa, ob, oc, coords, off, matrix, shift, table):
 def _stage_weights(cc, n, order, cpad):
     """(inside, first tap, 4 weights) of coefficient coordinate ``cc`` for odd
     ``order`` 1 or 3 on a line of ``n`` coefficients with ``cpad`` folded ones at
-    each end (:func:`axis_taps`), written without calls or early exits so that a
+    each end (:func:`axis_taps`; order 3 only), written without calls or early exits so that a
     loop of them vectorises: ``inside`` is False (and the rest meaningless but
     finite) when ``cc`` is beyond [0, n - 1] or not finite, or a tap falls outside
     the padded line. The weights are scipy's (the last one ``1 -`` the others)."""
@@ -297,10 +297,12 @@ def _stage_weights(cc, n, order, cpad):
     f = math.floor(c)
     t = c - f
     if order == 1:
+        # never padded (cpad is 0): with cpad in these two lines, the trilinear loop
+        # ran at half speed
         i0 = int(f)
-        inside = inside & (i0 + 1 < n + cpad)
+        inside = inside & (i0 + 1 < n)
         w0 = 1.0 - t
-        return inside, i0 + cpad, w0, 1.0 - w0, 0.0, 0.0
+        return inside, i0, w0, 1.0 - w0, 0.0, 0.0
     i0 = int(f) - 1
     inside = inside & (i0 >= -cpad) & (i0 + 3 < n + cpad)
     u = 1.0 - t
