@@ -211,14 +211,15 @@ def axis_taps(x, n, order, mode, npad, cpad):
     if i0 >= -cpad and i0 + order < n + cpad:
         i = i0 + cpad
         return True, (i, i + 1, i + 2, i + 3, i + 4, i + 5), w
-    # cpad is 0 for 'grid-constant', whose fold gives -1 beyond the ends
+    # cpad is 0 for 'grid-constant', whose fold gives -1 beyond the ends; the taps
+    # past ``order`` are never read (a fold costs a division)
     idx = (
         fold_tap(i0, n, mode) + cpad,
-        fold_tap(i0 + 1, n, mode) + cpad,
-        fold_tap(i0 + 2, n, mode) + cpad,
-        fold_tap(i0 + 3, n, mode) + cpad,
-        fold_tap(i0 + 4, n, mode) + cpad,
-        fold_tap(i0 + 5, n, mode) + cpad,
+        fold_tap(i0 + 1, n, mode) + cpad if order >= 1 else 0,
+        fold_tap(i0 + 2, n, mode) + cpad if order >= 2 else 0,
+        fold_tap(i0 + 3, n, mode) + cpad if order >= 3 else 0,
+        fold_tap(i0 + 4, n, mode) + cpad if order >= 4 else 0,
+        fold_tap(i0 + 5, n, mode) + cpad if order >= 5 else 0,
     )
     return True, idx, w
 
@@ -310,6 +311,17 @@ def _stage_weights(cc, n, order, cpad):
     w1 = (t * t * (t - 2.0) * 3.0 + 4.0) / 6.0
     w2 = (u * u * (u - 2.0) * 3.0 + 4.0) / 6.0
     return inside, i0 + cpad, w0, w1, w2, ((1.0 - w0) - w1) - w2
+
+
+@scalar
+def _gone(x, n, order, npad):
+    """Whether every tap of coordinate ``x`` is beyond a line of ``n`` coefficients
+    (``npad`` of them padding): ``x + npad < -(order + 1) / 2`` or
+    ``>= n + (order - 1) / 2``. A point of 'grid-constant' with such an axis is cval
+    (scipy's sum of cval times the weights, to rounding) without the per-point
+    path."""
+    cc = x + npad
+    return (cc < -0.5 * (order + 1)) | (cc >= n + 0.5 * (order - 1))
 
 
 @scalar
@@ -543,7 +555,9 @@ def sample(
     # the modes that map a point beyond the image back into it (the segment's points
     # are mapped first, into ``mapped``)
     folds = mode != ND_CONSTANT and mode != ND_NEAREST and mode != ND_GRID_CONSTANT
-    mapped = np.empty((3, block if folds else 0))
+    gconst = mode == ND_GRID_CONSTANT
+    mapped = np.empty((3, block if folds or gconst else 0))
+    gone = np.zeros(block, np.bool_)  # stays False but for 'grid-constant'
     planes = stack if nplanes > 1 else np.zeros(1, np.int64)  # read only if shared
     for task in range(lo, hi):
         for seg in range(task * per_task, min(task * per_task + per_task, nsegs)):
@@ -568,10 +582,12 @@ def sample(
                         bases[0], coef.shape[0], orders[0], mode, npads[0], cpads[0]
                     )
                     planes[0] = t0[0] if ok0 else -1
-                if planes[0] >= 0 and folds:
-                    # the points' coordinates, those beyond the image mapped back into
-                    # it as axis_taps maps them, for the segment to read (mapped there,
-                    # its vector loops ran at half speed for every mode)
+                if planes[0] >= 0 and (folds or gconst):
+                    # the points' coordinates for the segment to read: those beyond the
+                    # image mapped back into it as axis_taps maps them; for
+                    # 'grid-constant', whether every tap along an axis is beyond it
+                    # (done there, it slowed the segment's vector loops for every mode)
+                    gone[:m] = False
                     for k in range(1 if two_d else 0, 3):
                         nk = coef.shape[k] - 2 * cpads[k]
                         for q in range(m):
@@ -579,9 +595,16 @@ def sample(
                                 x = bases[k] + (c0 + q) * steps[k]
                             else:
                                 x = coords[k - off, p0 + c0 + q] if k >= off else 0.0
-                            if not ((x >= 0.0) & (x <= nk - 1)) and math.isfinite(x):
+                            if gconst:
+                                gone[q] |= _gone(x, nk, orders[k], npads[k])
+                            elif not ((x >= 0.0) & (x <= nk - 1)) and math.isfinite(x):
                                 x = map_point(min(max(x, -_FAR), _FAR), nk, mode)
                             mapped[k, q] = x
+                    if gconst:
+                        for q in range(m):
+                            if gone[q]:
+                                for ch in range(nplanes):
+                                    out[p0 + ch * ostride + c0 + q] = cval
                     _segment(
                         coef, out, COORDS, mapped, 0, -c0, p0, c0, c1, bases, steps, npads,
                         cpads, o, not two_d, planes, ostride, idx, wts, inside, far, xs, mode,
@@ -598,7 +621,7 @@ def sample(
                     # (a scan for them costs ~5 % of a call that has none)
                     left = 0
                     for q in range(m):
-                        done = inside[q] | far[q]
+                        done = inside[q] | far[q] | gone[q]
                         inside[q] = done
                         left += not done
                 else:
