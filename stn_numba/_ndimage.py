@@ -225,18 +225,24 @@ def axis_taps(x, n, order, mode, npad, cpad):
 
 
 @kernel
-def fold_pad(c, p, pads, mode):
-    """Fill ``p`` with the 3-D ``c`` and ``pads[k]`` more coefficients at each end of
-    axis ``k``, those folded back as ``mode``'s taps are (:func:`fold_tap`)."""
+def fold_pad(c, p, pads, mode, cval):
+    """Fill ``p`` with the 3-D ``c`` and ``pads[k]`` more values at each end of axis
+    ``k``, those folded back as ``mode``'s taps are (:func:`fold_tap`; cval for
+    'grid-constant')."""
     n0, n1, n2 = c.shape
     k0, k1, k2 = pads
     for a in range(n0 + 2 * k0):
         sa = fold_tap(a - k0, n0, mode)
         for b in range(n1 + 2 * k1):
             sb = fold_tap(b - k1, n1, mode)
+            if sa < 0 or sb < 0:
+                p[a, b, :] = cval
+                continue
             for j in range(k2):
-                p[a, b, j] = c[sa, sb, fold_tap(j - k2, n2, mode)]
-                p[a, b, k2 + n2 + j] = c[sa, sb, fold_tap(n2 + j, n2, mode)]
+                i = fold_tap(j - k2, n2, mode)
+                p[a, b, j] = c[sa, sb, i] if i >= 0 else cval
+                i = fold_tap(n2 + j, n2, mode)
+                p[a, b, k2 + n2 + j] = c[sa, sb, i] if i >= 0 else cval
             for j in range(n2):
                 p[a, b, k2 + j] = c[sa, sb, j]
 
@@ -311,17 +317,6 @@ def _stage_weights(cc, n, order, cpad):
     w1 = (t * t * (t - 2.0) * 3.0 + 4.0) / 6.0
     w2 = (u * u * (u - 2.0) * 3.0 + 4.0) / 6.0
     return inside, i0 + cpad, w0, w1, w2, ((1.0 - w0) - w1) - w2
-
-
-@scalar
-def _gone(x, n, order, npad):
-    """Whether every tap of coordinate ``x`` is beyond a line of ``n`` coefficients
-    (``npad`` of them padding): ``x + npad < -(order + 1) / 2`` or
-    ``>= n + (order - 1) / 2``. A point of 'grid-constant' with such an axis is cval
-    (scipy's sum of cval times the weights, to rounding) without the per-point
-    path."""
-    cc = x + npad
-    return (cc < -0.5 * (order + 1)) | (cc >= n + 0.5 * (order - 1))
 
 
 @scalar
@@ -556,7 +551,9 @@ def sample(
     # are mapped first, into ``mapped``)
     folds = mode != ND_CONSTANT and mode != ND_NEAREST and mode != ND_GRID_CONSTANT
     gconst = mode == ND_GRID_CONSTANT
-    mapped = np.empty((3, block if folds or gconst else 0))
+    # 'nearest' at order 1 with its padding of 2 (stn_numba.ndimage._NPAD1)
+    clamps = mode == ND_NEAREST and o == 1 and npads[1] >= 2 and npads[2] >= 2
+    mapped = np.empty((3, block if folds or gconst or clamps else 0))
     gone = np.zeros(block, np.bool_)  # stays False but for 'grid-constant'
     planes = stack if nplanes > 1 else np.zeros(1, np.int64)  # read only if shared
     for task in range(lo, hi):
@@ -582,7 +579,7 @@ def sample(
                         bases[0], coef.shape[0], orders[0], mode, npads[0], cpads[0]
                     )
                     planes[0] = t0[0] if ok0 else -1
-                if planes[0] >= 0 and (folds or gconst):
+                if planes[0] >= 0 and (folds or gconst or clamps):
                     # the points' coordinates for the segment to read: those beyond the
                     # image mapped back into it as axis_taps maps them; for
                     # 'grid-constant', whether every tap along an axis is beyond it
@@ -590,16 +587,36 @@ def sample(
                     gone[:m] = False
                     for k in range(1 if two_d else 0, 3):
                         nk = coef.shape[k] - 2 * cpads[k]
-                        for q in range(m):
-                            if source == MATRIX:
-                                x = bases[k] + (c0 + q) * steps[k]
-                            else:
-                                x = coords[k - off, p0 + c0 + q] if k >= off else 0.0
-                            if gconst:
-                                gone[q] |= _gone(x, nk, orders[k], npads[k])
-                            elif not ((x >= 0.0) & (x <= nk - 1)) and math.isfinite(x):
-                                x = map_point(min(max(x, -_FAR), _FAR), nk, mode)
-                            mapped[k, q] = x
+                        row = mapped[k]
+                        # one loop per case: simple loops vectorise
+                        if source == MATRIX:
+                            for q in range(m):
+                                row[q] = bases[k] + (c0 + q) * steps[k]
+                        elif k >= off:
+                            for q in range(m):
+                                row[q] = coords[k - off, p0 + c0 + q]
+                        else:
+                            row[:m] = 0.0
+                        if gconst:
+                            # every tap beyond the (padded) line: x + npad below
+                            # -(order + 1) / 2 or at least n + (order - 1) / 2
+                            lo = -0.5 * (orders[k] + 1) - npads[k]
+                            top = nk + 0.5 * (orders[k] - 1) - npads[k]
+                            for q in range(m):
+                                x = row[q]
+                                gone[q] = gone[q] | (x < lo) | (x >= top)
+                        elif clamps:
+                            # 'nearest' beyond the image is its edge, as at -1 and n
+                            # (whose taps are in the padding, copies of the edge)
+                            hi = float(nk - 2 * npads[k])
+                            for q in range(m):
+                                x = row[q]
+                                row[q] = -1.0 if x < -1.0 else (hi if x > hi else x)
+                        else:
+                            for q in range(m):
+                                x = row[q]
+                                if not ((x >= 0.0) & (x <= nk - 1)) and math.isfinite(x):
+                                    row[q] = map_point(min(max(x, -_FAR), _FAR), nk, mode)
                     if gconst:
                         for q in range(m):
                             if gone[q]:

@@ -101,6 +101,11 @@ __all__ = [
 #: 'grid-constant' (scipy's ``_prepad_for_spline_filter``).
 _NPAD = 12
 
+#: Samples of padding around the image at order 1 for 'nearest' and 'grid-constant',
+#: so that the sampling driver's vectorised loop takes every point (none needs a
+#: prefilter).
+_NPAD1 = 2
+
 #: Coefficients of order 3 up to this size are padded by :func:`_fold_pad` for the
 #: sampling driver: a point near the edge otherwise takes the per-point path (~190 ns
 #: instead of ~10), and a 128² image has ~300 such points of 16 384 after a rotation;
@@ -325,14 +330,15 @@ def _fold_pad(c, mode, axes):
     if not any(pad):
         return None
     p = np.empty(tuple(n + 2 * k for n, k in zip(c.shape, pad, strict=True)))
-    D.fold_pad(c, p, tuple(pad), mode)
+    D.fold_pad(c, p, tuple(pad), mode, 0.0)
     return p, tuple(pad)
 
 
 def _coefficients(arr, order, mode, cval, prefilter, axes, fold=False):
     """(3-D coefficients, per-axis orders, per-axis padding, per-axis folded padding)
     of the real array ``arr`` for interpolating along ``axes`` (the other axes are
-    read at integer points); ``fold``: pad order-3 coefficients (:func:`_fold_pad`)."""
+    read at integer points); ``fold``: pad order-3 coefficients (:func:`_fold_pad`)
+    and order-1 'nearest' and 'grid-constant' images (by :data:`_NPAD1`)."""
     nd = arr.ndim
     npad = 0
     if prefilter and order > 1:
@@ -352,14 +358,24 @@ def _coefficients(arr, order, mode, cval, prefilter, axes, fold=False):
         c = np.ascontiguousarray(arr, dtype=np.float64)
     off = 3 - nd
     coef = c.reshape((1,) * off + c.shape)
+    axes3 = [off + ax for ax in axes]
     orders = [0, 0, 0]
     npads = [0, 0, 0]
     for ax in axes:
         orders[off + ax] = order
         npads[off + ax] = npad
     cpads = _NO_PAD
-    if fold and order == 3:
-        padded = _fold_pad(coef, mode, [off + ax for ax in axes])
+    if fold and order == 1 and mode in (ND_NEAREST, ND_GRID_CONSTANT):
+        # the image with _NPAD1 more samples at each end of ``axes`` (copies of the edge,
+        # or cval), read as the order-3 calls read theirs: the vectorised loop then
+        # takes the points near and (mapped) beyond the edges
+        width = [_NPAD1 if k in axes3 else 0 for k in range(3)]
+        p = np.empty(tuple(n + 2 * k for n, k in zip(coef.shape, width, strict=True)))
+        D.fold_pad(coef, p, tuple(width), mode, float(cval))
+        coef = p
+        npads = tuple(width)
+    elif fold and order == 3:
+        padded = _fold_pad(coef, mode, axes3)
         if padded is not None:
             coef, cpads = padded
     return coef, tuple(orders), tuple(npads), cpads
