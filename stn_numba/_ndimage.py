@@ -231,18 +231,21 @@ def fold_pad(c, p, pads, mode, cval):
     'grid-constant')."""
     n0, n1, n2 = c.shape
     k0, k1, k2 = pads
+    if mode == ND_GRID_CONSTANT:
+        # a loop of its own: the tests of the one below kept its copy from vectorising
+        p[:] = cval
+        for a in range(n0):
+            for b in range(n1):
+                for j in range(n2):
+                    p[k0 + a, k1 + b, k2 + j] = c[a, b, j]
+        return
     for a in range(n0 + 2 * k0):
         sa = fold_tap(a - k0, n0, mode)
         for b in range(n1 + 2 * k1):
             sb = fold_tap(b - k1, n1, mode)
-            if sa < 0 or sb < 0:
-                p[a, b, :] = cval
-                continue
             for j in range(k2):
-                i = fold_tap(j - k2, n2, mode)
-                p[a, b, j] = c[sa, sb, i] if i >= 0 else cval
-                i = fold_tap(n2 + j, n2, mode)
-                p[a, b, k2 + n2 + j] = c[sa, sb, i] if i >= 0 else cval
+                p[a, b, j] = c[sa, sb, fold_tap(j - k2, n2, mode)]
+                p[a, b, k2 + n2 + j] = c[sa, sb, fold_tap(n2 + j, n2, mode)]
             for j in range(n2):
                 p[a, b, k2 + j] = c[sa, sb, j]
 
