@@ -625,18 +625,17 @@ def sample(
                             if gone[q]:
                                 for ch in range(nplanes):
                                     out[p0 + ch * ostride + c0 + q] = cval
-                    _segment(
-                        coef, out, COORDS, mapped, 0, -c0, p0, c0, c1, bases, steps, npads,
-                        cpads, o, not two_d, planes, ostride, idx, wts, inside, far, xs, mode,
-                        cval,
-                    )  # fmt: skip
-                elif planes[0] >= 0:
-                    _segment(
-                        coef, out, source, coords, off, p0, p0, c0, c1, bases, steps, npads,
-                        cpads, o, not two_d, planes, ostride, idx, wts, inside, far, xs, mode,
-                        cval,
-                    )  # fmt: skip
+                    seg_source, seg_coords, seg_off, seg_base = COORDS, mapped, 0, -c0
+                else:
+                    seg_source, seg_coords, seg_off, seg_base = source, coords, off, p0
                 if planes[0] >= 0:
+                    # one call, with the arguments of either case in variables of one
+                    # type: a call with the constants would compile _segment once more
+                    _segment(
+                        coef, out, seg_source, seg_coords, seg_off, seg_base, p0, c0, c1, bases,
+                        steps, npads, cpads, o, not two_d, planes, ostride, idx, wts, inside,
+                        far, xs, mode, cval,
+                    )  # fmt: skip
                     # the points left to the per-point path, counted in a vector loop
                     # (a scan for them costs ~5 % of a call that has none)
                     left = 0
