@@ -466,6 +466,52 @@ def _segment(
             )  # fmt: skip
 
 
+@kernel
+def _premap(
+    coef, source, coords, off, p0, c0, m, bases, steps, two_d, npads, cpads, orders, mode,
+    gconst, clamps, mapped, gone,
+):  # fmt: skip
+    """The coordinates of a segment's ``m`` points (output row ``p0``, from column
+    ``c0``) into ``mapped[k, :m]``, for the segment to read: those beyond the image
+    mapped back into it as :func:`axis_taps` maps them; 'nearest' at order 1 clamped
+    to -1 and n; for 'grid-constant', ``gone[q]``: whether every tap along an axis is
+    beyond it. Not part of the segment's loop: there, it slowed that loop for every
+    mode."""
+    gone[:m] = False
+    for k in range(1 if two_d else 0, 3):
+        nk = coef.shape[k] - 2 * cpads[k]
+        row = mapped[k]
+        # one loop per case: simple loops vectorise
+        if source == MATRIX:
+            for q in range(m):
+                row[q] = bases[k] + (c0 + q) * steps[k]
+        elif k >= off:
+            for q in range(m):
+                row[q] = coords[k - off, p0 + c0 + q]
+        else:
+            row[:m] = 0.0
+        if gconst:
+            # every tap beyond the (padded) line: x + npad below -(order + 1) / 2 or
+            # at least n + (order - 1) / 2
+            lo = -0.5 * (orders[k] + 1) - npads[k]
+            top = nk + 0.5 * (orders[k] - 1) - npads[k]
+            for q in range(m):
+                x = row[q]
+                gone[q] = gone[q] | (x < lo) | (x >= top)
+        elif clamps:
+            # 'nearest' beyond the image is its edge, as at -1 and n (whose taps are
+            # in the padding, copies of the edge)
+            hi = float(nk - 2 * npads[k])
+            for q in range(m):
+                x = row[q]
+                row[q] = -1.0 if x < -1.0 else (hi if x > hi else x)
+        else:
+            for q in range(m):
+                x = row[q]
+                if not ((x >= 0.0) & (x <= nk - 1)) and math.isfinite(x):
+                    row[q] = map_point(min(max(x, -_FAR), _FAR), nk, mode)
+
+
 @pooled
 def sample(
     coef,
@@ -587,39 +633,10 @@ def sample(
                     # image mapped back into it as axis_taps maps them; for
                     # 'grid-constant', whether every tap along an axis is beyond it
                     # (done there, it slowed the segment's vector loops for every mode)
-                    gone[:m] = False
-                    for k in range(1 if two_d else 0, 3):
-                        nk = coef.shape[k] - 2 * cpads[k]
-                        row = mapped[k]
-                        # one loop per case: simple loops vectorise
-                        if source == MATRIX:
-                            for q in range(m):
-                                row[q] = bases[k] + (c0 + q) * steps[k]
-                        elif k >= off:
-                            for q in range(m):
-                                row[q] = coords[k - off, p0 + c0 + q]
-                        else:
-                            row[:m] = 0.0
-                        if gconst:
-                            # every tap beyond the (padded) line: x + npad below
-                            # -(order + 1) / 2 or at least n + (order - 1) / 2
-                            lo = -0.5 * (orders[k] + 1) - npads[k]
-                            top = nk + 0.5 * (orders[k] - 1) - npads[k]
-                            for q in range(m):
-                                x = row[q]
-                                gone[q] = gone[q] | (x < lo) | (x >= top)
-                        elif clamps:
-                            # 'nearest' beyond the image is its edge, as at -1 and n
-                            # (whose taps are in the padding, copies of the edge)
-                            hi = float(nk - 2 * npads[k])
-                            for q in range(m):
-                                x = row[q]
-                                row[q] = -1.0 if x < -1.0 else (hi if x > hi else x)
-                        else:
-                            for q in range(m):
-                                x = row[q]
-                                if not ((x >= 0.0) & (x <= nk - 1)) and math.isfinite(x):
-                                    row[q] = map_point(min(max(x, -_FAR), _FAR), nk, mode)
+                    _premap(
+                        coef, source, coords, off, p0, c0, m, bases, steps, two_d, npads,
+                        cpads, orders, mode, gconst, clamps, mapped, gone,
+                    )  # fmt: skip
                     if gconst:
                         for q in range(m):
                             if gone[q]:
