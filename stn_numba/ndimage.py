@@ -329,9 +329,15 @@ def _fold_pad(c, mode, axes):
     pad = [2 if ax in axes and c.shape[ax] >= 4 else 0 for ax in range(3)]
     if not any(pad):
         return None
-    p = np.empty(tuple(n + 2 * k for n, k in zip(c.shape, pad, strict=True)))
-    D.fold_pad(c, p, tuple(pad), mode, 0.0)
-    return p, tuple(pad)
+    return _padded(c, pad, mode, 0.0), tuple(pad)
+
+
+def _padded(c, width, mode, cval):
+    """3-D ``c`` with ``width[k]`` more float64 values at each end of axis ``k``,
+    folded as ``mode``'s taps are (cval for 'grid-constant'): :func:`D.fold_pad`."""
+    p = np.empty(tuple(n + 2 * k for n, k in zip(c.shape, width, strict=True)))
+    D.fold_pad(c, p, tuple(width), mode, cval)
+    return p
 
 
 def _coefficients(arr, order, mode, cval, prefilter, axes, fold=False):
@@ -369,11 +375,8 @@ def _coefficients(arr, order, mode, cval, prefilter, axes, fold=False):
         # the image with _NPAD1 more samples at each end of ``axes`` (copies of the edge,
         # or cval), read as the order-3 calls read theirs: the vectorised loop then
         # takes the points near and (mapped) beyond the edges
-        width = [_NPAD1 if k in axes3 else 0 for k in range(3)]
-        p = np.empty(tuple(n + 2 * k for n, k in zip(coef.shape, width, strict=True)))
-        D.fold_pad(coef, p, tuple(width), mode, float(cval))
-        coef = p
-        npads = tuple(width)
+        npads = tuple(_NPAD1 if k in axes3 else 0 for k in range(3))
+        coef = _padded(coef, npads, mode, float(cval))
     elif fold and order == 3:
         padded = _fold_pad(coef, mode, axes3)
         if padded is not None:

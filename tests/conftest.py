@@ -2,6 +2,7 @@
 GPU tests' launch sizes."""
 
 import importlib.util
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -147,3 +148,24 @@ def random_theta(rng, n, dims, dtype=np.float64, strength=0.3):
     """Random affine θ near the identity: (n, 2, 3) or (n, 3, 4)."""
     eye = np.eye(dims, dims + 1)
     return (eye[None] + strength * rng.standard_normal((n, dims, dims + 1))).astype(dtype)
+
+
+def peak_extra(fn, tries=3):
+    """(result, peak bytes allocated during ``fn()`` beyond its results), the least of
+    ``tries`` measurements: tracemalloc sees every thread's allocations, and another
+    thread of the process (pytest-xdist's messaging) may allocate during one of them,
+    where the call's own allocations are the same each time."""
+    fn()  # compile and warm outside the measurement
+    best = None
+    for _ in range(tries):
+        tracemalloc.start()
+        try:
+            tracemalloc.reset_peak()
+            result = fn()
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        arrays = result if isinstance(result, tuple) else (result,)
+        extra = peak - sum(a.nbytes for a in arrays if a is not None)
+        best = extra if best is None else min(best, extra)
+    return result, best

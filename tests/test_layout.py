@@ -2,12 +2,10 @@
 NHWC / NDHWC equals the NCHW / NCDHW call on the transposed arrays, bit for bit, with no
 transposed copy of the image; errors name the layout."""
 
-import tracemalloc
-
 import numba
 import numpy as np
 import pytest
-from conftest import MODES_2D, MODES_3D, PADDINGS, random_theta
+from conftest import MODES_2D, MODES_3D, PADDINGS, peak_extra, random_theta
 
 import stn_numba as stn
 
@@ -171,16 +169,7 @@ def test_no_transposed_copy(rng):
     here; the bilinear forward's scratch rows are 64 B per output column per thread)."""
     x = rng.random((2, 64, 64, 4)).astype(DT)
     theta = random_theta(rng, 2, 2, DT)
-    run = lambda: stn.warp_affine(x, theta, layout="NHWC")  # noqa: E731
-    run()
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        y = run()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    extra = peak - y.nbytes
+    _, extra = peak_extra(lambda: stn.warp_affine(x, theta, layout="NHWC"))
     assert extra < min(4096 + 64 * 64 * numba.get_num_threads(), x.nbytes // 2), extra
 
 

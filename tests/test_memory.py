@@ -2,36 +2,14 @@
 extra memory is what its docstring states. Measured with tracemalloc, which sees every
 NumPy allocation (the kernels themselves allocate nothing)."""
 
-import tracemalloc
-
 import numba
 import numpy as np
 import pytest
+from conftest import peak_extra
 
 import stn_numba as stn
 
 N, C, H, W = 2, 1, 24, 20  # C = 1: a grid would be twice the output
-
-
-def peak_extra(fn, tries=3):
-    """(result, peak bytes allocated during ``fn()`` beyond its results), the least of
-    ``tries`` measurements: tracemalloc sees every thread's allocations, and another
-    thread of the process (pytest-xdist's messaging) may allocate during one of them,
-    where the call's own allocations are the same each time."""
-    fn()  # compile and warm outside the measurement
-    best = None
-    for _ in range(tries):
-        tracemalloc.start()
-        try:
-            tracemalloc.reset_peak()
-            result = fn()
-            _, peak = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
-        arrays = result if isinstance(result, tuple) else (result,)
-        extra = peak - sum(a.nbytes for a in arrays if a is not None)
-        best = extra if best is None else min(best, extra)
-    return result, best
 
 
 @pytest.fixture
